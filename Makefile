@@ -1,0 +1,46 @@
+# Front door: `make test`, `make demo`, `make bench`. Each installs its own dependencies.
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+ASHIATO_WERROR ?= OFF
+
+DEB_PACKAGES := g++ cmake make pkg-config libcurl4-openssl-dev nlohmann-json3-dev libspdlog-dev \
+  libfmt-dev libgtest-dev libgmock-dev libmicrohttpd-dev libyaml-cpp-dev libcli11-dev \
+  prometheus-cpp-dev zlib1g-dev libssl-dev libbenchmark-dev openssl curl jq
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps configure build test demo bench clean format
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@command -v kubectl >/dev/null || echo "note: kubectl not found; kubectl-driven tests will be skipped"
+
+configure: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DASHIATO_WERROR=$(ASHIATO_WERROR)
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+demo: build
+	bash tests/demo/run_demo.sh $(BUILD_DIR)
+
+bench: deps
+	$(MAKE) build BUILD_DIR=build/release BUILD_TYPE=Release
+	bash tests/bench/run_bench.sh build/release
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf $(BUILD_DIR)
