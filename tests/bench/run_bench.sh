@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `make bench`: runs every benchmark against real processes and writes
+# build/bench/results.json. BENCH_SCALE (default 1.0) shrinks the cluster
+# sizes for a quick look, e.g. BENCH_SCALE=0.1.
+set -euo pipefail
+BUILD="${1:-build/release}"
+BIN="$BUILD/bin"
+OUT="build/bench"
+SCALE="${BENCH_SCALE:-1.0}"
+mkdir -p "$OUT"
+RESULTS="$OUT/results.txt"
+: > "$RESULTS"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+scaled() { python3 -c "import sys; print(max(int(float(sys.argv[1]) * float(sys.argv[2])), int(sys.argv[3])))" "$1" "$SCALE" "${2:-1}"; }
+
+run() {  # run NAME COMMAND...: prints and records "name value unit" lines
+  local name="$1"; shift
+  echo "== $name: $*" >&2
+  local start=$SECONDS
+  if ! "$@" 2> "$OUT/$name.err" | tee -a "$RESULTS"; then
+    echo "bench.$name.failed 1 flag" | tee -a "$RESULTS"
+    tail -5 "$OUT/$name.err" >&2 || true
+  fi
+  echo "bench.$name.wall_seconds $((SECONDS - start)) s" | tee -a "$RESULTS"
+}
+
+TMP=$(mktemp -d /tmp/ashiato-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
+trap cleanup EXIT INT TERM
+
+# 1. Agent footprint: 110 pods on the node, timed changes.
+run agent "$BIN/agent_bench" --kubesim "$BIN/kubesim" --agent "$BIN/ashiato-agent" \
+  --pods 110 --changes "$(scaled 2000 100)" --rate 100 --idle-seconds 10 --workdir "$TMP"
+
+# 2. Aggregator ingest (load generator speaking the agent protocol).
+if [ -x "$BIN/ingest_bench" ]; then
+  run ingest "$BIN/ingest_bench" --aggregator "$BIN/ashiato-aggregator" \
+    --agents "$(scaled 5000 50)" --pods-per-agent 30 --workdir "$TMP"
+fi
+
+# 3. API server cost: kubesim with 5,000 nodes x 30 pods and 20 changes/s.
+NODES=$(scaled 5000 50)
+mkdir -p "$TMP/api"
+"$BIN/kubesim" --listen 127.0.0.1:0 --nodes "$NODES" --pods-per-node 30 --churn 20 --seed 7 \
+  --kubeconfig-out "$TMP/api/kubeconfig" > "$TMP/api/kubesim.out" 2> "$TMP/api/kubesim.err" &
+KS=$!; PIDS+=("$KS")
+for _ in $(seq 1 600); do [ -s "$TMP/api/kubeconfig" ] && break; sleep 0.2; done
+SERVER=$(kubectl --kubeconfig "$TMP/api/kubeconfig" config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')
+TOKEN=$(kubectl --kubeconfig "$TMP/api/kubeconfig" config view --raw --minify -o jsonpath='{.users[0].user.token}')
+run api_cost "$BIN/api_cost_bench" --server "$SERVER" --token "$TOKEN" --nodes "$NODES" \
+  --window-seconds "$(scaled 60 15)" --informer-sample 20
+echo "api_cost.kubesim_rss_peak $(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$KS/status) MiB" | tee -a "$RESULTS"
+kill "$KS" 2>/dev/null || true
+
+# 4. ConfigMap writer at 150,000 pods.
+if [ -x "$BIN/cm_bench" ]; then
+  run configmaps "$BIN/cm_bench" --pods "$(scaled 150000 1000)" --nodes "$NODES"
+fi
+
+# 5. Record codec (Google Benchmark).
+if [ -x "$BIN/codec_bench" ]; then
+  run codec "$BIN/codec_bench" --benchmark_min_time=0.2
+fi
+
+python3 - "$RESULTS" "$OUT/results.json" <<'PY'
+import json, sys
+rows = []
+for line in open(sys.argv[1]):
+    parts = line.split()
+    if len(parts) == 3:
+        try:
+            rows.append({"name": parts[0], "value": float(parts[1]), "unit": parts[2]})
+        except ValueError:
+            pass
+json.dump({"results": rows}, open(sys.argv[2], "w"), indent=1)
+print(f"wrote {sys.argv[2]} ({len(rows)} figures)")
+PY
