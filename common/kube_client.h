@@ -58,13 +58,24 @@ class TokenSource {
   std::string Token();
   // Forget a cached exec/file token (call after a 401).
   void Invalidate();
+  // The client certificate and key (PEM) an exec plugin returned, running
+  // it if needed. Returns false when the plugin gave none (or there is no plugin).
+  bool ExecClientCertificate(std::string* cert_pem, std::string* key_pem);
+  // The last exec plugin or token file error ("" if none), for diagnostics.
+  std::string LastError();
 
  private:
+  // Runs the exec plugin and caches its answer. Requires mu_.
+  void RunExecLocked();
+
   std::mutex mu_;
   KubeConfig config_;
   std::string cached_;
   std::chrono::system_clock::time_point expires_{};
   long long file_mtime_ns_ = -1;
+  bool exec_valid_ = false;
+  std::string exec_cert_pem_, exec_key_pem_;
+  std::string last_error_;
 };
 
 // Maps an HTTP answer from the API server to a Status: 2xx OK, 404 NotFound,

@@ -66,6 +66,14 @@ nlohmann::json PodRecordToLogJson(const PodRecord& record);
 // suffix rule ("web-7d4b9c8f6d" -> "web"); returns "" when the name has no
 // such suffix.
 std::string DeploymentFromReplicaSetName(const std::string& replicaset);
+// As above, but when `pod_template_hash` (the pod's label) is non-empty the
+// suffix must equal it exactly.
+std::string DeploymentFromReplicaSetName(const std::string& replicaset,
+                                         const std::string& pod_template_hash);
+
+// Parses a line in the PodRecordToLogJson schema back (extra fields such as
+// `event` are ignored). The inverse of PodRecordToLogJson.
+PodRecord PodRecordFromLogJson(const nlohmann::json& j);
 
 // Orders resource versions: negative, zero, positive like strcmp. Numeric
 // when both are decimal (etcd revisions, as every API server emits); else

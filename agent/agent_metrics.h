@@ -1,0 +1,49 @@
+// AgentMetrics: the agent's Prometheus metrics (prometheus-cpp core registry,
+// served as text by the health server). Thread-safe.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+namespace ashiato {
+
+class AgentMetrics {
+ public:
+  AgentMetrics();
+
+  void WatchRestart() { watch_restarts_->Increment(); }
+  void Relist() { relists_->Increment(); }
+  // `type`: SYNC, CREATED, UPDATED, DELETED.
+  void Event(const std::string& type);
+  // Labelled by HTTP status, or by the status code name when no HTTP answer.
+  void ApiError(const Status& status);
+  void SetPodsTracked(size_t n) { pods_tracked_->Set(static_cast<double>(n)); }
+  void SetWatchOpen(bool open) { watch_open_->Set(open ? 1 : 0); }
+
+  // The registry in Prometheus text format (last event age updated first).
+  std::string Serialize();
+  prometheus::Registry& registry() { return *registry_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Counter* watch_restarts_;
+  prometheus::Counter* relists_;
+  prometheus::Family<prometheus::Counter>* events_;
+  prometheus::Family<prometheus::Counter>* api_errors_;
+  prometheus::Gauge* pods_tracked_;
+  prometheus::Gauge* watch_open_;
+  prometheus::Gauge* last_event_age_;
+  std::atomic<int64_t> last_event_ms_{0};  // steady_clock, 0 = none yet.
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace ashiato

@@ -1,0 +1,73 @@
+// AgentOptions: everything ashiato-agent is configured with (flags and env,
+// parsed in agent/flags.cc). Plain struct, defaults here.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace ashiato {
+
+struct AgentOptions {
+  // --- Cluster access ---
+  // Kubeconfig path; "" = $KUBECONFIG, then in-cluster, then ~/.kube/config.
+  std::string kubeconfig;
+  // Kubeconfig context; "" = current-context.
+  std::string context;
+
+  // --- What to watch ---
+  // The node whose pods we watch (env NODE_NAME). Required unless
+  // oneshot && all_nodes.
+  std::string node;
+  // Debugging only, with --oneshot: list every node's pods.
+  bool all_nodes = false;
+  // Namespaces to keep, exact or glob ("*-system"); empty = all.
+  std::vector<std::string> namespaces;
+  // Keep pods whose name starts with this.
+  std::string name_prefix;
+  // Label selector, sent to the API server.
+  std::string label_selector;
+
+  // --- Modes ---
+  // List once, print every matching pod as SYNC, exit.
+  bool oneshot = false;
+  // How often the full view is pushed to the sinks (not a polling interval).
+  std::chrono::milliseconds interval{std::chrono::minutes(5)};
+  // Paginated quorum list (limit/continue, no resourceVersion=0) instead of
+  // a list from the API server's watch cache.
+  bool quorum_list = false;
+  // Page size for the quorum list.
+  int list_page_size = 500;
+  // Watch timeoutSeconds is drawn uniformly from [min, max].
+  int watch_timeout_min_seconds = 300;
+  int watch_timeout_max_seconds = 600;
+  // Backoff after API errors.
+  std::chrono::milliseconds backoff_initial{800};
+  std::chrono::milliseconds backoff_max{30000};
+  // Request timeout for list calls.
+  std::chrono::milliseconds request_timeout{60000};
+
+  // --- Serving ---
+  // "host:port" for /healthz, /readyz, /metrics; "" = off.
+  std::string listen_health;
+  // Time allowed to flush the sinks on SIGTERM.
+  std::chrono::milliseconds shutdown_grace{std::chrono::seconds(10)};
+  // Log level for stderr diagnostics.
+  std::string log_level = "info";
+  // Don't print events on stdout (e.g. when only pushing).
+  bool no_stdout = false;
+
+  // --- Delivery to the aggregator (agent/pusher.h) ---
+  // Base URL of ashiato-aggregator; "" = standalone.
+  std::string aggregator;
+  // Bearer token file for the aggregator, re-read on rotation.
+  std::string aggregator_token_file;
+  // Records per POST at most.
+  int batch_max = 500;
+  // Longest a record waits before its batch is sent.
+  std::chrono::milliseconds batch_delay{std::chrono::milliseconds(500)};
+  // Pending records kept at most; when full, coalesced per pod.
+  int buffer_max = 10000;
+};
+
+}  // namespace ashiato

@@ -1,0 +1,285 @@
+// Agent + Reflector against FakePodApi: the event sequences users see.
+#include "agent/agent.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "agent/fake_pod_api.h"
+#include "agent/recording_sink.h"
+#include "agent/stdout_sink.h"
+
+namespace ashiato {
+namespace {
+
+using nlohmann::json;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+bool WaitFor(const std::function<bool()>& pred,
+             std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return pred();
+}
+
+AgentOptions TestOptions() {
+  AgentOptions o;
+  o.node = "node-2";
+  o.backoff_initial = std::chrono::milliseconds(10);
+  o.backoff_max = std::chrono::milliseconds(50);
+  return o;
+}
+
+// Runs an Agent on its own thread for the scope of a test.
+class RunningAgent {
+ public:
+  RunningAgent(const AgentOptions& o, FakePodApi* api, RecordingSink* sink,
+               AgentMetrics* metrics = nullptr)
+      : agent_(o, api, {sink}, metrics) {
+    thread_ = std::thread([this] { status_ = agent_.Run(); });
+  }
+  ~RunningAgent() { StopAndJoin(); }
+  void StopAndJoin() {
+    agent_.Stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  Agent& agent() { return agent_; }
+
+ private:
+  Agent agent_;
+  std::thread thread_;
+  Status status_;
+};
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    api_.Create(FakePodApi::MakePod("default", "a", "node-2", "10.0.0.1"));
+    api_.Create(FakePodApi::MakePod("default", "other", "node-1", "10.0.1.1"));
+    api_.Create(FakePodApi::MakePod("kube-system", "b", "node-2", "10.0.0.2"));
+  }
+  // Waits until the agent has a watch open again after `watches` watches.
+  bool WatchingAfter(int watches) {
+    return WaitFor([&] { return api_.WatchCount() > watches && api_.OpenWatches() == 1; });
+  }
+
+  FakePodApi api_;
+  RecordingSink sink_;
+};
+
+TEST_F(AgentTest, InitialListIsSyncThenWatchFromListVersion) {
+  RunningAgent agent(TestOptions(), &api_, &sink_);
+  ASSERT_TRUE(WaitFor([&] { return agent.agent().Ready(); }));
+  EXPECT_THAT(sink_.events(), ElementsAre("SYNC a", "SYNC b"));
+  EXPECT_THAT(sink_.snapshots(), ElementsAre(2u));
+  auto q = api_.Queries();
+  ASSERT_GE(q.size(), 2u);
+  EXPECT_EQ(q[0], "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-2&resourceVersion=0");
+  EXPECT_THAT(q[1], HasSubstr("/api/v1/pods?watch=1&allowWatchBookmarks=true&resourceVersion=103&"
+                              "timeoutSeconds="));
+  EXPECT_THAT(q[1], HasSubstr("&fieldSelector=spec.nodeName%3Dnode-2"));
+  int timeout = std::stoi(q[1].substr(q[1].find("timeoutSeconds=") + 15));
+  EXPECT_GE(timeout, 300);
+  EXPECT_LE(timeout, 600);
+}
+
+TEST_F(AgentTest, CreateUpdateDeleteExactlyOnceEach) {
+  RunningAgent agent(TestOptions(), &api_, &sink_);
+  ASSERT_TRUE(WaitFor([&] { return agent.agent().Ready(); }));
+  api_.Create(FakePodApi::MakePod("default", "c", "node-2", ""));
+  api_.Create(FakePodApi::MakePod("default", "elsewhere", "node-3"));  // Not ours.
+  api_.Modify("c", [](json& p) { p["metadata"]["annotations"]["x"] = "1"; });  // RV bump only.
+  api_.Modify("c", [](json& p) { p["status"]["podIP"] = "10.0.0.9"; });
+  api_.Modify("c", [](json& p) { p["status"]["podIP"] = "10.0.0.9"; });  // Same again.
+  api_.Modify("c", [](json& p) {
+    p["status"]["containerStatuses"] = json::array({{{"name", "c"}, {"imageID", "img@sha256:1"}}});
+  });
+  api_.Modify("c", [](json& p) { p["metadata"]["deletionTimestamp"] = "2026-11-24T05:00:00Z"; });
+  api_.Delete("c");
+  ASSERT_TRUE(WaitFor([&] { return sink_.events().size() >= 7; }));
+  // Let anything extra arrive before asserting the exact sequence.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_THAT(sink_.events(), ElementsAre("SYNC a", "SYNC b", "CREATED c", "UPDATED c",
+                                          "UPDATED c", "UPDATED c", "DELETED c"));
+  auto records = sink_.records();
+  EXPECT_EQ(records[3].pod_ip, "10.0.0.9");
+  EXPECT_EQ(records[4].containers[0].image_id, "img@sha256:1");
+  EXPECT_EQ(records[5].deletion_timestamp, "2026-11-24T05:00:00Z");
+  EXPECT_EQ(agent.agent().PodCount(), 2u);
+}
+
+TEST_F(AgentTest, DroppedWatchResumesFromLastVersionWithoutDuplicates) {
+  RunningAgent agent(TestOptions(), &api_, &sink_);
+  ASSERT_TRUE(WaitFor([&] { return agent.agent().Ready(); }));
+  api_.Create(FakePodApi::MakePod("default", "c", "node-2"));
+  ASSERT_TRUE(WaitFor([&] { return sink_.events().size() == 3; }));
+  api_.DropWatches();
+  ASSERT_TRUE(WatchingAfter(1));
+  api_.Create(FakePodApi::MakePod("default", "d", "node-2"));
+  ASSERT_TRUE(WaitFor([&] { return sink_.events().size() == 4; }));
+  EXPECT_THAT(sink_.events(), ElementsAre("SYNC a", "SYNC b", "CREATED c", "CREATED d"));
+  EXPECT_EQ(api_.ListCount(), 1);  // Re-watched, not re-listed.
+  auto q = api_.Queries();
+  EXPECT_THAT(q[2], HasSubstr("resourceVersion=104"));  // After c.
+}
+
+void ExpiredWithDeletionInGap(FakePodApi& api, RecordingSink& sink, bool as_event) {
+  api.set_expired_as_event(as_event);
+  AgentMetrics metrics;
+  RunningAgent agent(TestOptions(), &api, &sink, &metrics);
+  ASSERT_TRUE(WaitFor([&] { return agent.agent().Ready(); }));
+  // The watch goes away; meanwhile a pod is deleted, one created, one
+  // changed, and the server compacts its history.
+  api.FailNext(1000, 503);
+  api.DropWatches();
+  ASSERT_TRUE(WaitFor([&] { return api.WatchCount() >= 3; }));
+  api.Delete("a");
+  api.Create(FakePodApi::MakePod("default", "c", "node-2"));
+  api.Modify("b", [](json& p) { p["status"]["phase"] = "Failed"; });
+  api.Compact();
+  int lists = api.ListCount();
+  api.FailNext(0, 0);
+  ASSERT_TRUE(WaitFor([&] { return api.ListCount() > lists && agent.agent().Ready(); }));
+  ASSERT_TRUE(WaitFor([&] { return sink.events().size() >= 5; }));
+  EXPECT_THAT(sink.events(),
+              ElementsAre("SYNC a", "SYNC b", "DELETED a", "UPDATED b", "CREATED c"));
+  // The relist after 410 is a quorum list (no resourceVersion=0), paginated.
+  auto q = api.Queries();
+  std::string relist;
+  for (const auto& s : q) {
+    if (s.find("watch=1") == std::string::npos) relist = s;
+  }
+  EXPECT_EQ(relist, "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-2&limit=500");
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("ashiato_agent_relists_total 1"));
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("ashiato_agent_api_errors_total{code=\"410\"} 1"));
+  // And the agent goes on watching: a later change is seen once.
+  api.Create(FakePodApi::MakePod("default", "d", "node-2"));
+  ASSERT_TRUE(WaitFor([&] { return sink.events().size() == 6; }));
+  EXPECT_EQ(sink.events().back(), "CREATED d");
+}
+
+TEST_F(AgentTest, ExpiredErrorEventRelistsAndReportsWhatVanished) {
+  ExpiredWithDeletionInGap(api_, sink_, /*as_event=*/true);
+}
+
+TEST_F(AgentTest, ExpiredHttp410RelistsAndReportsWhatVanished) {
+  ExpiredWithDeletionInGap(api_, sink_, /*as_event=*/false);
+}
+
+TEST_F(AgentTest, ServerErrorsBackOffThenRecover) {
+  api_.FailNext(3, 500);
+  AgentMetrics metrics;
+  RunningAgent agent(TestOptions(), &api_, &sink_, &metrics);
+  ASSERT_TRUE(WaitFor([&] { return agent.agent().Ready(); }));
+  EXPECT_EQ(api_.ListCount(), 4);
+  EXPECT_THAT(sink_.events(), ElementsAre("SYNC a", "SYNC b"));
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("ashiato_agent_api_errors_total{code=\"500\"} 3"));
+  // Errors on the watch: re-watch from the last RV, nothing re-emitted.
+  api_.FailNext(2, 500);
+  api_.DropWatches();
+  api_.Create(FakePodApi::MakePod("default", "c", "node-2"));
+  ASSERT_TRUE(WaitFor([&] { return sink_.events().size() == 3; }));
+  EXPECT_THAT(sink_.events(), ElementsAre("SYNC a", "SYNC b", "CREATED c"));
+  EXPECT_EQ(api_.ListCount(), 4);
+}
+
+TEST_F(AgentTest, HonoursRetryAfter) {
+  api_.FailNext(1, 429, /*retry_after_seconds=*/1);
+  auto start = std::chrono::steady_clock::now();
+  RunningAgent agent(TestOptions(), &api_, &sink_);
+  ASSERT_TRUE(WaitFor([&] { return agent.agent().Ready(); }));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(950));
+  EXPECT_EQ(api_.ListCount(), 2);
+}
+
+TEST_F(AgentTest, FiltersApplyToListAndWatch) {
+  AgentOptions o = TestOptions();
+  o.namespaces = {"*-system"};
+  o.name_prefix = "b";
+  RunningAgent agent(o, &api_, &sink_);
+  ASSERT_TRUE(WaitFor([&] { return agent.agent().Ready(); }));
+  api_.Create(FakePodApi::MakePod("default", "b2", "node-2"));
+  api_.Create(FakePodApi::MakePod("kube-system", "x", "node-2"));
+  api_.Create(FakePodApi::MakePod("kube-system", "b3", "node-2"));
+  ASSERT_TRUE(WaitFor([&] { return sink_.events().size() == 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_THAT(sink_.events(), ElementsAre("SYNC b", "CREATED b3"));
+}
+
+TEST_F(AgentTest, LabelSelectorSentToServer) {
+  AgentOptions o = TestOptions();
+  o.label_selector = "app in (a,b)";
+  RunningAgent agent(o, &api_, &sink_);
+  ASSERT_TRUE(WaitFor([&] { return agent.agent().Ready(); }));
+  for (const auto& q : api_.Queries()) {
+    EXPECT_THAT(q, HasSubstr("labelSelector=app%20in%20%28a%2Cb%29"));
+    EXPECT_THAT(q, HasSubstr("fieldSelector=spec.nodeName%3Dnode-2"));
+  }
+}
+
+TEST_F(AgentTest, IntervalDeliversSnapshots) {
+  AgentOptions o = TestOptions();
+  o.interval = std::chrono::milliseconds(30);
+  RunningAgent agent(o, &api_, &sink_);
+  ASSERT_TRUE(WaitFor([&] { return sink_.snapshots().size() >= 3; }));
+  for (size_t n : sink_.snapshots()) EXPECT_EQ(n, 2u);
+}
+
+TEST_F(AgentTest, StopIsPromptAndFlushReachesSinks) {
+  auto agent = std::make_unique<RunningAgent>(TestOptions(), &api_, &sink_);
+  ASSERT_TRUE(WaitFor([&] { return agent->agent().Ready(); }));
+  auto start = std::chrono::steady_clock::now();
+  agent->StopAndJoin();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_TRUE(agent->agent().Flush(std::chrono::seconds(1)).ok());
+  EXPECT_EQ(sink_.flushes(), 1);
+}
+
+TEST_F(AgentTest, OneshotListsOnceAndFlushes) {
+  AgentOptions o = TestOptions();
+  o.oneshot = true;
+  Agent agent(o, &api_, {&sink_}, nullptr);
+  ASSERT_TRUE(agent.RunOneshot().ok());
+  EXPECT_THAT(sink_.events(), ElementsAre("SYNC a", "SYNC b"));
+  EXPECT_THAT(sink_.snapshots(), ElementsAre(2u));
+  EXPECT_EQ(sink_.flushes(), 1);
+  EXPECT_EQ(api_.WatchCount(), 0);
+
+  FakePodApi down;
+  down.FailNext(1, 503);
+  RecordingSink none;
+  Agent failing(o, &down, {&none}, nullptr);
+  Status s = failing.RunOneshot();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(none.events().empty());
+}
+
+TEST_F(AgentTest, OneshotAllNodesHasNoFieldSelector) {
+  AgentOptions o = TestOptions();
+  o.oneshot = true;
+  o.all_nodes = true;
+  o.node = "";
+  Agent agent(o, &api_, {&sink_}, nullptr);
+  ASSERT_TRUE(agent.RunOneshot().ok());
+  EXPECT_THAT(sink_.events(), ElementsAre("SYNC a", "SYNC other", "SYNC b"));
+}
+
+TEST(StdoutSinkTest, LineFormat) {
+  PodRecord r = PodRecordFromPodJson(FakePodApi::MakePod("default", "a", "node-2"));
+  std::string line = FormatEventLine("CREATED", r, std::chrono::system_clock::time_point(
+                                                       std::chrono::microseconds(1234567)));
+  EXPECT_EQ(line.rfind(R"({"event":"CREATED","timestamp":"1970-01-01T00:00:01.234567Z",)", 0),
+            0u);
+  json j = json::parse(line);
+  EXPECT_EQ(j["pod_name"], "a");
+  EXPECT_EQ(j["node_name"], "node-2");
+  EXPECT_TRUE(PodRecordFromLogJson(j).SameObservableState(r));
+}
+
+}  // namespace
+}  // namespace ashiato

@@ -1,0 +1,119 @@
+#include "agent/flags.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cctype>
+#include <cstdio>
+
+namespace ashiato {
+
+std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  bool digits_only = std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(c); });
+  if (digits_only) return std::chrono::milliseconds(std::stoll(text) * 1000);
+  double total_ms = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t start = i;
+    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+      ++i;
+    }
+    if (start == i) return std::nullopt;
+    double value = std::stod(text.substr(start, i - start));
+    size_t unit_start = i;
+    while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
+    std::string unit = text.substr(unit_start, i - unit_start);
+    if (unit == "ms") {
+      total_ms += value;
+    } else if (unit == "s") {
+      total_ms += value * 1000;
+    } else if (unit == "m") {
+      total_ms += value * 60000;
+    } else if (unit == "h") {
+      total_ms += value * 3600000;
+    } else {
+      return std::nullopt;
+    }
+  }
+  return std::chrono::milliseconds(static_cast<long long>(total_ms));
+}
+
+std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptions* o) {
+  CLI::App app{
+      "ashiato-agent: watches the pods of one node and prints one JSON line per change"};
+  std::string interval = "5m", shutdown_grace = "10s", batch_delay = "500ms";
+  std::string backoff_initial = "800ms", backoff_max = "30s";
+  app.add_option("--kubeconfig", o->kubeconfig,
+                 "Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
+  app.add_option("--context", o->context, "Kubeconfig context (default: current-context)");
+  app.add_option("--node", o->node, "Node whose pods to watch")->envname("NODE_NAME");
+  app.add_flag("--all-nodes", o->all_nodes, "With --oneshot: every node's pods (debugging)");
+  app.add_option("--namespace", o->namespaces, "Namespace, exact or glob (repeatable)")
+      ->envname("ASHIATO_NAMESPACE")
+      ->delimiter(',');
+  app.add_option("--name", o->name_prefix, "Pod name prefix")->envname("ASHIATO_NAME");
+  app.add_option("--label", o->label_selector, "Label selector (sent to the API server)")
+      ->envname("ASHIATO_LABEL");
+  app.add_flag("--oneshot", o->oneshot, "List once, print every pod as SYNC, exit");
+  app.add_option("--interval", interval, "How often the full view is resynced to the sinks")
+      ->envname("ASHIATO_INTERVAL");
+  app.add_flag("--quorum-list", o->quorum_list,
+               "Paginated list from etcd instead of resourceVersion=0 (watch cache)");
+  app.add_option("--list-page-size", o->list_page_size, "Page size of quorum lists");
+  app.add_option("--watch-timeout-min", o->watch_timeout_min_seconds,
+                 "Lower bound of the random watch timeoutSeconds");
+  app.add_option("--watch-timeout-max", o->watch_timeout_max_seconds,
+                 "Upper bound of the random watch timeoutSeconds");
+  app.add_option("--backoff-initial", backoff_initial, "First retry delay after an API error");
+  app.add_option("--backoff-max", backoff_max, "Longest retry delay after API errors");
+  app.add_option("--listen-health", o->listen_health,
+                 "host:port for /healthz, /readyz, /metrics (default: off)")
+      ->envname("ASHIATO_LISTEN_HEALTH");
+  app.add_option("--shutdown-grace", shutdown_grace, "Time to flush on SIGTERM")
+      ->envname("ASHIATO_SHUTDOWN_GRACE");
+  app.add_option("--log-level", o->log_level, "debug, info, warn, error")
+      ->envname("ASHIATO_LOG_LEVEL");
+  app.add_flag("--no-stdout", o->no_stdout, "Do not print events on stdout");
+  app.add_option("--aggregator", o->aggregator, "ashiato-aggregator base URL (default: standalone)")
+      ->envname("ASHIATO_AGGREGATOR");
+  app.add_option("--aggregator-token-file", o->aggregator_token_file,
+                 "Bearer token file for the aggregator (re-read on rotation)")
+      ->envname("ASHIATO_AGGREGATOR_TOKEN_FILE");
+  app.add_option("--batch-max", o->batch_max, "Records per push at most");
+  app.add_option("--batch-delay", batch_delay, "Longest a record waits before it is pushed");
+  app.add_option("--buffer-max", o->buffer_max, "Pending records kept at most (then coalesced)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  auto usage = [](const std::string& msg) {
+    std::fprintf(stderr, "ashiato-agent: %s\n", msg.c_str());
+    return 2;
+  };
+  for (auto [text, out, name] :
+       {std::tuple{&interval, &o->interval, "--interval"},
+        std::tuple{&shutdown_grace, &o->shutdown_grace, "--shutdown-grace"},
+        std::tuple{&batch_delay, &o->batch_delay, "--batch-delay"},
+        std::tuple{&backoff_initial, &o->backoff_initial, "--backoff-initial"},
+        std::tuple{&backoff_max, &o->backoff_max, "--backoff-max"}}) {
+    auto d = ParseDuration(*text);
+    if (!d) return usage(std::string(name) + ": not a duration: \"" + *text + "\" (e.g. 30s, 5m)");
+    *out = *d;
+  }
+  if (o->interval.count() <= 0) return usage("--interval must be positive");
+  if (o->all_nodes && !o->oneshot) {
+    return usage("--all-nodes is only allowed with --oneshot: a continuous cluster-wide watch "
+                 "per node would overload the API server");
+  }
+  if (o->node.empty() && !o->all_nodes) {
+    return usage("--node (or NODE_NAME) is required (or --oneshot --all-nodes)");
+  }
+  if (o->watch_timeout_min_seconds <= 0 ||
+      o->watch_timeout_max_seconds < o->watch_timeout_min_seconds) {
+    return usage("need 0 < --watch-timeout-min <= --watch-timeout-max");
+  }
+  return std::nullopt;
+}
+
+}  // namespace ashiato

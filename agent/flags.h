@@ -1,0 +1,21 @@
+// Command line and environment parsing for ashiato-agent (CLI11).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "agent/agent_options.h"
+
+namespace ashiato {
+
+// Parses flags (each also readable from the env variable named in --help)
+// into `options` and validates them. Returns nullopt to go on, or the exit
+// code to return right away (0 after --help, 2 on a usage error, with the
+// message printed to stderr).
+std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptions* options);
+
+// Parses "500ms", "30s", "5m", "1h30m" or a bare number of seconds.
+std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text);
+
+}  // namespace ashiato

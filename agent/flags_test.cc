@@ -1,0 +1,73 @@
+#include "agent/flags.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+namespace ashiato {
+namespace {
+
+std::optional<int> Parse(std::vector<const char*> args, AgentOptions* o) {
+  args.insert(args.begin(), "ashiato-agent");
+  return ParseAgentFlags(static_cast<int>(args.size()), args.data(), o);
+}
+
+TEST(FlagsTest, Durations) {
+  EXPECT_EQ(ParseDuration("5m"), std::chrono::minutes(5));
+  EXPECT_EQ(ParseDuration("30"), std::chrono::seconds(30));
+  EXPECT_EQ(ParseDuration("1h30m"), std::chrono::minutes(90));
+  EXPECT_EQ(ParseDuration("250ms"), std::chrono::milliseconds(250));
+  EXPECT_EQ(ParseDuration("1.5s"), std::chrono::milliseconds(1500));
+  EXPECT_FALSE(ParseDuration("5 minutes"));
+  EXPECT_FALSE(ParseDuration(""));
+  EXPECT_FALSE(ParseDuration("m"));
+}
+
+TEST(FlagsTest, AllFlags) {
+  AgentOptions o;
+  auto rc = Parse({"--node", "node-2", "--namespace", "default", "--namespace", "*-system",
+                   "--name", "web-", "--label", "app=web", "--interval", "1m", "--quorum-list",
+                   "--listen-health", "127.0.0.1:0", "--aggregator", "http://agg:8080",
+                   "--aggregator-token-file", "/t", "--batch-max", "7", "--batch-delay", "2s",
+                   "--buffer-max", "99", "--shutdown-grace", "3s"},
+                  &o);
+  EXPECT_FALSE(rc.has_value());
+  EXPECT_EQ(o.node, "node-2");
+  EXPECT_EQ(o.namespaces, (std::vector<std::string>{"default", "*-system"}));
+  EXPECT_EQ(o.name_prefix, "web-");
+  EXPECT_EQ(o.label_selector, "app=web");
+  EXPECT_EQ(o.interval, std::chrono::minutes(1));
+  EXPECT_TRUE(o.quorum_list);
+  EXPECT_EQ(o.listen_health, "127.0.0.1:0");
+  EXPECT_EQ(o.aggregator, "http://agg:8080");
+  EXPECT_EQ(o.aggregator_token_file, "/t");
+  EXPECT_EQ(o.batch_max, 7);
+  EXPECT_EQ(o.batch_delay, std::chrono::seconds(2));
+  EXPECT_EQ(o.buffer_max, 99);
+  EXPECT_EQ(o.shutdown_grace, std::chrono::seconds(3));
+}
+
+TEST(FlagsTest, NodeFromEnv) {
+  setenv("NODE_NAME", "node-7", 1);
+  AgentOptions o;
+  EXPECT_FALSE(Parse({}, &o).has_value());
+  EXPECT_EQ(o.node, "node-7");
+  unsetenv("NODE_NAME");
+}
+
+TEST(FlagsTest, Validation) {
+  unsetenv("NODE_NAME");
+  AgentOptions o1;
+  EXPECT_EQ(Parse({}, &o1), 2);  // No node.
+  AgentOptions o2;
+  EXPECT_EQ(Parse({"--all-nodes"}, &o2), 2);  // Cluster-wide watch refused.
+  AgentOptions o3;
+  EXPECT_FALSE(Parse({"--oneshot", "--all-nodes"}, &o3).has_value());
+  AgentOptions o4;
+  EXPECT_EQ(Parse({"--node", "n", "--interval", "soon"}, &o4), 2);
+  AgentOptions o5;
+  EXPECT_NE(Parse({"--node", "n", "--bogus"}, &o5), std::nullopt);
+}
+
+}  // namespace
+}  // namespace ashiato

@@ -1,0 +1,96 @@
+// ashiato-agent: watches the pods of one node (see docs/agent.md).
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "agent/agent.h"
+#include "agent/flags.h"
+#include "agent/health_server.h"
+#include "agent/stdout_sink.h"
+#include "common/kube_client.h"
+#include "common/log.h"
+
+int main(int argc, char** argv) {
+  using namespace ashiato;
+  AgentOptions options;
+  if (auto rc = ParseAgentFlags(argc, argv, &options)) return *rc;
+  SetupJsonLogging("agent", options.log_level);
+
+  // SIGTERM/SIGINT are taken by a dedicated thread (sigwait), so block them
+  // before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto config = ResolveKubeConfig(options.kubeconfig, options.context);
+  if (!config.ok()) {
+    spdlog::error("no Kubernetes API configuration: {}", config.status().message());
+    return 1;
+  }
+  KubeClient client(*config, "ashiato-agent");
+  KubePodApi api(&client);
+  AgentMetrics metrics;
+  StdoutSink stdout_sink;
+  std::vector<EventSink*> sinks;
+  if (!options.no_stdout) sinks.push_back(&stdout_sink);
+
+  // ---- PUSHER HOOK (aggregator delivery, agent/pusher.h) ----------------
+  // Construct the Pusher here from `options` (aggregator, aggregator_token_file,
+  // batch_max, batch_delay, buffer_max, node) and append it to `sinks`, e.g.:
+  //   std::unique_ptr<Pusher> pusher;
+  //   if (!options.aggregator.empty()) { pusher = ...; sinks.push_back(pusher.get()); }
+  std::unique_ptr<EventSink> pusher;
+  // -----------------------------------------------------------------------
+  if (!options.aggregator.empty() && pusher == nullptr) {
+    spdlog::warn("--aggregator is set but this build has no pusher; running standalone");
+  }
+
+  Agent agent(options, &api, sinks, &metrics);
+
+  if (options.oneshot) {
+    Status s = agent.RunOneshot();
+    if (!s.ok()) {
+      spdlog::error("cannot list pods from the Kubernetes API at {}: {}", config->server,
+                    s.ToString());
+      std::fprintf(stderr, "ashiato-agent: cannot list pods from %s: %s\n", config->server.c_str(),
+                   s.ToString().c_str());
+      return 1;
+    }
+    return 0;
+  }
+
+  std::unique_ptr<HttpServer> health;
+  if (!options.listen_health.empty()) {
+    auto server = StartHealthServer(
+        options.listen_health, [&agent] { return agent.Ready(); }, &metrics);
+    if (!server.ok()) {
+      spdlog::error("--listen-health {}: {}", options.listen_health, server.status().message());
+      return 1;
+    }
+    health = std::move(*server);
+    spdlog::info("health and metrics on port {}", health->port());
+  }
+
+  std::thread signal_thread([&agent, signals] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("signal {}: stopping", sig);
+    agent.Stop();
+  });
+  signal_thread.detach();  // Blocked in sigwait until a signal; the process exits after Run.
+
+  spdlog::info("watching pods of node {} on {}", options.node, config->server);
+  Status s = agent.Run();
+  Status flushed = agent.Flush(options.shutdown_grace);
+  if (!flushed.ok()) spdlog::warn("flush on shutdown: {}", flushed.ToString());
+  if (health) health->Stop();
+  spdlog::info("stopped");
+  return s.ok() ? 0 : 1;
+}

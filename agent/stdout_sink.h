@@ -1,0 +1,30 @@
+// StdoutSink: the agent's per-node JSON log, one line per event on a FILE*
+// (stdout), flushed per line so a log shipper sees each event at once.
+#pragma once
+
+#include <cstdio>
+
+#include "agent/event_sink.h"
+#include "common/time_util.h"
+
+namespace ashiato {
+
+class StdoutSink : public EventSink {
+ public:
+  explicit StdoutSink(FILE* out = stdout, const Clock* clock = Clock::Real())
+      : out_(out), clock_(clock) {}
+  void OnEvent(const std::string& event_type, const PodRecord& record) override;
+  // The log has no snapshot lines: a snapshot is for the aggregator.
+  void OnSnapshot(const std::vector<PodRecord>&) override {}
+  Status Flush(std::chrono::milliseconds deadline) override;
+
+ private:
+  FILE* out_;
+  const Clock* clock_;
+};
+
+// One log line without the trailing newline: {"event":...,"timestamp":...,<PodRecordToLogJson>}.
+std::string FormatEventLine(const std::string& event_type, const PodRecord& record,
+                            SystemTime now);
+
+}  // namespace ashiato

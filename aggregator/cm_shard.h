@@ -1,0 +1,146 @@
+// One UTC hour of the pod→node map, split into ConfigMap shards that each
+// stay below the API server's 1 MiB data limit (docs/configmaps.md).
+//
+// Shard 0 is "pod-ashiato-YYYYMMDDHH", shard i > 0 "pod-ashiato-YYYYMMDDHH-i".
+// A key is placed once and then stays in its shard, so a flush rewrites only
+// the shards whose keys changed. The hour's first batch (usually the pods
+// carried over from the previous hour) creates N shards sized from its total
+// with headroom and spreads keys by FNV-1a(key) mod N (next shard with room if
+// that one is full). Later keys go to the first shard with room, so the pods
+// that appear during one debounce interval dirty one shard, not all; a new
+// shard is added when none has room. Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/time_util.h"
+
+namespace ashiato {
+
+// Hours since the Unix epoch (UTC).
+using HourIndex = int64_t;
+
+HourIndex HourOf(SystemTime t);
+SystemTime HourStart(HourIndex hour);
+// "2026112403".
+std::string HourLabel(HourIndex hour);
+// Parses "2026112403".
+std::optional<HourIndex> ParseHourLabel(const std::string& label);
+
+inline constexpr char kCmNamePrefix[] = "pod-ashiato-";
+inline constexpr char kCmAppLabel[] = "app";
+inline constexpr char kCmAppValue[] = "pod-ashiato";
+inline constexpr char kCmTypeLabel[] = "type";
+inline constexpr char kCmTypeValue[] = "pod-node-mapping";
+inline constexpr char kCmHourLabel[] = "ashiato.io/hour";
+inline constexpr char kCmShardAnnotation[] = "ashiato.io/shard";
+inline constexpr char kCmHourStartAnnotation[] = "ashiato.io/hour-start";
+inline constexpr char kCmFormatAnnotation[] = "ashiato.io/format";
+
+// "pod-ashiato-2026112403" for shard 0, "pod-ashiato-2026112403-2" for shard 2.
+std::string ShardName(HourIndex hour, int shard);
+struct ParsedShardName {
+  HourIndex hour;
+  int shard;
+};
+// Inverse of ShardName; nullopt for any other name.
+std::optional<ParsedShardName> ParseShardName(const std::string& name);
+
+// Bytes a key/value pair costs in a shard: key and value plus JSON quoting.
+inline size_t EntryBytes(size_t key_size, size_t value_size) { return key_size + value_size + 6; }
+// Reserved per shard for metadata (name, labels, annotations, resourceVersion…).
+inline constexpr size_t kShardMetadataBytes = 2048;
+
+struct ShardLimits {
+  // Hard ceiling for a shard's data bytes plus kShardMetadataBytes; the API
+  // server's limit is 1 MiB of data and etcd's 1.5 MiB per request.
+  size_t max_bytes = 900 * 1024;
+  // The first placement of an hour creates enough shards to fill each to
+  // about this fraction of max_bytes, so the hour can grow without new shards.
+  double initial_fill = 0.7;
+  // New keys go only to shards below this fraction of max_bytes, leaving room
+  // for existing values to grow (a pod moving to another node).
+  double place_fill = 0.9;
+};
+
+class ShardedHour {
+ public:
+  ShardedHour(HourIndex hour, ShardLimits limits) : hour_(hour), limits_(limits) {}
+
+  HourIndex hour() const { return hour_; }
+
+  // Records that pod key `key` ran on `node` (moved to the front of its list).
+  void Record(const std::string& key, const std::string& node, const std::string& full_name);
+
+  // Merges a ConfigMap read from the server into shard `shard` (union, never
+  // dropping anything of ours or theirs) and adopts its resourceVersion.
+  // Keys the server holds in this shard that we placed elsewhere are merged
+  // into our copy, which stays where it is; that shard is marked dirty.
+  void MergeFromServer(int shard, const nlohmann::json& config_map);
+  // The shard no longer exists on the server (404 on update): create it again.
+  void MarkMissing(int shard);
+
+  // Places keys not yet in a shard and moves keys out of shards over the hard
+  // limit. Call before DirtyShards().
+  void Place();
+
+  // Shards whose content differs from what the server last acknowledged.
+  std::vector<int> DirtyShards() const;
+  bool dirty() const;
+
+  struct WriteRequest {
+    int shard;
+    bool create;                // POST when the server does not have it yet, else PUT.
+    uint64_t generation;        // Pass back to Written().
+    nlohmann::json config_map;  // Full object, with resourceVersion when updating.
+  };
+  WriteRequest BuildWrite(int shard, const std::string& ns) const;
+  // The server accepted `generation` of shard and returned `resource_version`.
+  void Written(int shard, uint64_t generation, const std::string& resource_version);
+
+  int shard_count() const { return static_cast<int>(shards_.size()); }
+  size_t key_count() const { return index_.size() + pending_.size(); }
+  // Data bytes of the shard as EntryBytes counts them.
+  size_t shard_bytes(int shard) const { return shards_[shard].bytes; }
+  const std::map<std::string, std::string>& shard_data(int shard) const {
+    return shards_[shard].data;
+  }
+  // The value of `key` wherever it is, or nullopt.
+  std::optional<std::string> Lookup(const std::string& key) const;
+
+ private:
+  struct Shard {
+    std::map<std::string, std::string> data;
+    size_t bytes = 0;
+    bool exists = false;  // On the server (known resourceVersion).
+    std::string resource_version;
+    uint64_t generation = 1;  // Bumped on every local change.
+    uint64_t written = 0;     // Generation the server holds.
+    // Labels and annotations others put on the object, kept on update.
+    nlohmann::json server_labels;
+    nlohmann::json server_annotations;
+  };
+
+  Shard& EnsureShard(int shard);
+  void Put(int shard, const std::string& key, std::string value);
+  void Erase(int shard, const std::string& key);
+  // Places one key (not currently in any shard), never into `avoid`.
+  int Choose(const std::string& key, size_t bytes, int avoid, bool hashed) const;
+
+  HourIndex hour_;
+  ShardLimits limits_;
+  std::vector<Shard> shards_;
+  std::unordered_map<std::string, int> index_;  // key -> shard
+  std::map<std::string, std::string> pending_;  // Not yet placed: key -> value.
+};
+
+// FNV-1a, 64 bit: stable across platforms and releases (shard choice).
+uint64_t Fnv1a64(const std::string& s);
+
+}  // namespace ashiato

@@ -1,0 +1,189 @@
+#include "aggregator/cm_shard.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+
+#include "aggregator/cm_key.h"
+
+namespace ashiato {
+namespace {
+
+// 2026-11-24T03:00:00Z.
+const HourIndex kHour = *ParseHourLabel("2026112403");
+
+TEST(HourTest, LabelsAndNames) {
+  EXPECT_EQ(HourLabel(kHour), "2026112403");
+  EXPECT_EQ(FormatRfc3339(HourStart(kHour)), "2026-11-24T03:00:00Z");
+  EXPECT_EQ(HourOf(*ParseRfc3339("2026-11-24T03:59:59Z")), kHour);
+  EXPECT_EQ(HourOf(*ParseRfc3339("2026-11-24T04:00:00Z")), kHour + 1);
+  EXPECT_FALSE(ParseHourLabel("2026023103"));  // February 31st.
+  EXPECT_FALSE(ParseHourLabel("202611240"));
+  EXPECT_FALSE(ParseHourLabel("2026112424"));
+  EXPECT_EQ(ShardName(kHour, 0), "pod-ashiato-2026112403");
+  EXPECT_EQ(ShardName(kHour, 12), "pod-ashiato-2026112403-12");
+  auto p = ParseShardName("pod-ashiato-2026112403-12");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->hour, kHour);
+  EXPECT_EQ(p->shard, 12);
+  EXPECT_EQ(ParseShardName("pod-ashiato-2026112403")->shard, 0);
+  EXPECT_FALSE(ParseShardName("pod-ashiato-2026112403-0"));
+  EXPECT_FALSE(ParseShardName("pod-ashiato-2026112403-01"));
+  EXPECT_FALSE(ParseShardName("pod-ashiato-2026112403-"));
+  EXPECT_FALSE(ParseShardName("pod-ashiato-2026112403x"));
+  EXPECT_FALSE(ParseShardName("other-2026112403"));
+}
+
+std::string PodName(int i) {
+  return "workload-" + std::to_string(i / 30) + "-7d9f8c6b5-" + std::to_string(i);
+}
+std::string Ns(int i) { return "team-" + std::to_string(i % 200); }
+std::string Node(int i) { return "ip-10-0-" + std::to_string(i % 5000) + ".ec2.internal"; }
+
+size_t DataBytes(const nlohmann::json& cm) {
+  size_t n = 0;
+  for (auto& [k, v] : cm["data"].items()) n += k.size() + v.get<std::string>().size();
+  return n;
+}
+
+TEST(ShardedHourTest, ScaleStaysUnderLimitAndUnionIsThePodSet) {
+  ShardLimits limits;
+  ShardedHour hour(kHour, limits);
+  const int kPods = 150000;
+  std::set<std::string> want;
+  for (int i = 0; i < kPods; ++i) {
+    PodKey k = MakePodKey(Ns(i), PodName(i));
+    hour.Record(k.key, Node(i), k.full_name);
+    want.insert(k.key);
+  }
+  hour.Place();
+  EXPECT_GT(hour.shard_count(), 10);
+  EXPECT_LT(hour.shard_count(), 40);
+  std::set<std::string> got;
+  size_t entries = 0;
+  for (int s : hour.DirtyShards()) {
+    auto req = hour.BuildWrite(s, "default");
+    EXPECT_TRUE(req.create);
+    size_t object = req.config_map.dump().size();
+    EXPECT_LE(object, limits.max_bytes) << "shard " << s;
+    EXPECT_LE(DataBytes(req.config_map), 1024u * 1024u);
+    for (auto& [k, v] : req.config_map["data"].items()) {
+      got.insert(k);
+      ++entries;
+    }
+  }
+  EXPECT_EQ(entries, want.size());  // Each key in exactly one shard.
+  EXPECT_EQ(got, want);
+}
+
+TEST(ShardedHourTest, PlacementIsDeterministicAndSticky) {
+  ShardedHour a(kHour, {}), b(kHour, {});
+  const int kPods = 30000;
+  for (int i = 0; i < kPods; ++i) a.Record(MakePodKey(Ns(i), PodName(i)).key, Node(i), "");
+  for (int i = kPods - 1; i >= 0; --i) b.Record(MakePodKey(Ns(i), PodName(i)).key, Node(i), "");
+  a.Place();
+  b.Place();
+  ASSERT_EQ(a.shard_count(), b.shard_count());
+  for (int s = 0; s < a.shard_count(); ++s) EXPECT_EQ(a.shard_data(s), b.shard_data(s));
+
+  for (int s : a.DirtyShards()) a.Written(s, a.BuildWrite(s, "ns").generation, "1");
+  EXPECT_TRUE(a.DirtyShards().empty());
+  // One pod moving dirties exactly the shard that holds it.
+  std::string key = MakePodKey(Ns(7), PodName(7)).key;
+  a.Record(key, "node-new", "");
+  a.Place();
+  ASSERT_EQ(a.DirtyShards().size(), 1u);
+  EXPECT_EQ(*a.Lookup(key), "node-new," + Node(7));
+  // Re-recording the same node changes nothing.
+  int s = a.DirtyShards()[0];
+  a.Written(s, a.BuildWrite(s, "ns").generation, "2");
+  a.Record(key, "node-new", "");
+  a.Place();
+  EXPECT_TRUE(a.DirtyShards().empty());
+}
+
+TEST(ShardedHourTest, GrowingValuesMoveKeysOutOfAFullShard) {
+  ShardLimits limits;
+  limits.max_bytes = 64 * 1024;
+  ShardedHour hour(kHour, limits);
+  for (int i = 0; i < 800; ++i) hour.Record("ns_pod-" + std::to_string(i), "node-0", "");
+  hour.Place();
+  int before = hour.shard_count();
+  // Every pod visits 20 more nodes: values grow ~10x.
+  for (int n = 1; n <= 20; ++n) {
+    for (int i = 0; i < 800; ++i) {
+      hour.Record("ns_pod-" + std::to_string(i), "node-" + std::to_string(n), "");
+    }
+    hour.Place();
+  }
+  EXPECT_GT(hour.shard_count(), before);
+  size_t keys = 0;
+  for (int s = 0; s < hour.shard_count(); ++s) {
+    EXPECT_LE(hour.shard_bytes(s) + kShardMetadataBytes, limits.max_bytes);
+    keys += hour.shard_data(s).size();
+  }
+  EXPECT_EQ(keys, 800u);
+  EXPECT_EQ(ParseValue(*hour.Lookup("ns_pod-5")).nodes.size(), 21u);
+  EXPECT_EQ(ParseValue(*hour.Lookup("ns_pod-5")).nodes.front(), "node-20");
+}
+
+nlohmann::json ServerCm(int shard, const std::string& rv, nlohmann::json data) {
+  return {{"metadata", {{"name", ShardName(kHour, shard)}, {"resourceVersion", rv}}},
+          {"data", std::move(data)}};
+}
+
+TEST(ShardedHourTest, MergeFromServerIsAUnion) {
+  ShardedHour hour(kHour, {});
+  hour.Record("ns_a", "node-1", "");
+  hour.Record("ns_b", "node-2", "");
+  hour.Place();
+  ASSERT_EQ(hour.shard_count(), 1);
+  hour.MergeFromServer(0, ServerCm(0, "77", {{"ns_b", "node-9"}, {"ns_c", "node-3"}}));
+  EXPECT_EQ(*hour.Lookup("ns_a"), "node-1");
+  EXPECT_EQ(*hour.Lookup("ns_b"), "node-2,node-9");
+  EXPECT_EQ(*hour.Lookup("ns_c"), "node-3");
+  ASSERT_EQ(hour.DirtyShards(), std::vector<int>{0});
+  auto req = hour.BuildWrite(0, "default");
+  EXPECT_FALSE(req.create);
+  EXPECT_EQ(req.config_map["metadata"]["resourceVersion"], "77");
+  EXPECT_EQ(req.config_map["data"].size(), 3u);
+}
+
+TEST(ShardedHourTest, LoadedShardThatMatchesIsClean) {
+  ShardedHour hour(kHour, {});
+  hour.MergeFromServer(0, ServerCm(0, "5", {{"ns_a", "node-1"}}));
+  hour.MergeFromServer(2, ServerCm(2, "6", {{"ns_b", "node-2"}}));
+  hour.Place();
+  EXPECT_TRUE(hour.DirtyShards().empty());  // Shard 1 is empty and never created.
+  EXPECT_EQ(hour.shard_count(), 3);
+  // A pending key that the server already has joins the server's shard.
+  hour.Record("ns_b", "node-3", "");
+  hour.Place();
+  EXPECT_EQ(hour.DirtyShards(), std::vector<int>{2});
+  EXPECT_EQ(*hour.Lookup("ns_b"), "node-3,node-2");
+}
+
+TEST(ShardedHourTest, MetadataLabelsAndAnnotations) {
+  ShardedHour hour(kHour, {});
+  hour.MergeFromServer(0, {{"metadata",
+                            {{"name", ShardName(kHour, 0)},
+                             {"resourceVersion", "3"},
+                             {"labels", {{"team", "sre"}}},
+                             {"annotations", {{"note", "keep"}}}}},
+                           {"data", {{"ns_a", "n1"}}}});
+  hour.Record("ns_b", "n2", "");
+  hour.Place();
+  auto cm = hour.BuildWrite(0, "ashiato").config_map;
+  EXPECT_EQ(cm["metadata"]["namespace"], "ashiato");
+  EXPECT_EQ(cm["metadata"]["labels"]["app"], "pod-ashiato");
+  EXPECT_EQ(cm["metadata"]["labels"]["type"], "pod-node-mapping");
+  EXPECT_EQ(cm["metadata"]["labels"]["ashiato.io/hour"], "2026112403");
+  EXPECT_EQ(cm["metadata"]["labels"]["team"], "sre");
+  EXPECT_EQ(cm["metadata"]["annotations"]["note"], "keep");
+  EXPECT_EQ(cm["metadata"]["annotations"]["ashiato.io/shard"], "0");
+  EXPECT_EQ(cm["metadata"]["annotations"]["ashiato.io/hour-start"], "2026-11-24T03:00:00Z");
+}
+
+}  // namespace
+}  // namespace ashiato

@@ -1,0 +1,27 @@
+// Command-line flags of the hourly ConfigMap writer, so the aggregator's
+// main wires them with one call:
+//   --store-in-cm, --cm-namespace, --cm-debounce, --cm-retention.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "aggregator/cm_writer.h"
+
+namespace ashiato {
+
+// Registers the flags on `app`, writing into `options`. --cm-namespace
+// defaults to DefaultConfigMapNamespace().
+void AddConfigMapFlags(CLI::App& app, ConfigMapWriterOptions& options);
+
+// The namespace in the service account's namespace file (in a pod), else "default".
+std::string DefaultConfigMapNamespace(
+    const std::string& sa_namespace_file =
+        "/var/run/secrets/kubernetes.io/serviceaccount/namespace");
+
+// "10s", "500ms", "1h30m", "7d", "0" -> milliseconds; nullopt if malformed.
+std::optional<std::chrono::milliseconds> ParseFlagDuration(const std::string& text);
+
+}  // namespace ashiato

@@ -1,0 +1,67 @@
+#include "aggregator/cm_writer_flags.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace ashiato {
+namespace {
+
+TEST(ConfigMapFlagsTest, ParsesDurations) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(ParseFlagDuration("10s"), milliseconds(10000));
+  EXPECT_EQ(ParseFlagDuration("500ms"), milliseconds(500));
+  EXPECT_EQ(ParseFlagDuration("1h30m"), milliseconds(5400000));
+  EXPECT_EQ(ParseFlagDuration("7d"), milliseconds(7LL * 24 * 3600 * 1000));
+  EXPECT_EQ(ParseFlagDuration("0"), milliseconds(0));
+  EXPECT_FALSE(ParseFlagDuration(""));
+  EXPECT_FALSE(ParseFlagDuration("10"));
+  EXPECT_FALSE(ParseFlagDuration("5x"));
+  EXPECT_FALSE(ParseFlagDuration("s"));
+}
+
+TEST(ConfigMapFlagsTest, WiresOptions) {
+  CLI::App app;
+  ConfigMapWriterOptions options;
+  AddConfigMapFlags(app, options);
+  const char* argv[] = {
+      "agg", "--store-in-cm", "--cm-namespace", "ashiato", "--cm-debounce", "2s", "--cm-retention",
+      "36h"};
+  ASSERT_NO_THROW(app.parse(8, const_cast<char**>(argv)));
+  EXPECT_TRUE(options.enabled);
+  EXPECT_EQ(options.namespace_, "ashiato");
+  EXPECT_EQ(options.debounce, std::chrono::milliseconds(2000));
+  EXPECT_EQ(options.retention, std::chrono::hours(36));
+}
+
+TEST(ConfigMapFlagsTest, DefaultsAndBadValues) {
+  CLI::App app;
+  ConfigMapWriterOptions options;
+  AddConfigMapFlags(app, options);
+  const char* argv[] = {"agg", "--cm-retention", "0"};
+  ASSERT_NO_THROW(app.parse(3, const_cast<char**>(argv)));
+  EXPECT_FALSE(options.enabled);
+  EXPECT_EQ(options.retention, std::chrono::hours(0));
+  EXPECT_EQ(options.debounce, std::chrono::milliseconds(10000));
+
+  CLI::App bad;
+  ConfigMapWriterOptions o2;
+  AddConfigMapFlags(bad, o2);
+  const char* argv2[] = {"agg", "--cm-debounce", "soon"};
+  EXPECT_THROW(bad.parse(3, const_cast<char**>(argv2)), CLI::ParseError);
+}
+
+TEST(ConfigMapFlagsTest, NamespaceFromServiceAccountFile) {
+  std::string path = testing::TempDir() + "/cm_ns_file";
+  {
+    std::ofstream out(path);
+    out << "ashiato\n";
+  }
+  EXPECT_EQ(DefaultConfigMapNamespace(path), "ashiato");
+  std::remove(path.c_str());
+  EXPECT_EQ(DefaultConfigMapNamespace(path), "default");
+}
+
+}  // namespace
+}  // namespace ashiato

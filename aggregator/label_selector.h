@@ -1,0 +1,32 @@
+// LabelSelector: the Kubernetes label selector syntax for GET /v1/pods
+// ?selector=: "a=b", "a==b", "a!=b", "a", "!a", "a in (x,y)", "a notin (x)",
+// comma-separated, all must match.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace ashiato {
+
+class LabelSelector {
+ public:
+  // Parses `text`; "" selects everything. InvalidArgument on bad syntax.
+  static Result<LabelSelector> Parse(const std::string& text);
+  // Returns true iff `labels` satisfy every requirement.
+  bool Matches(const std::map<std::string, std::string>& labels) const;
+  bool empty() const { return requirements_.empty(); }
+
+ private:
+  enum class Op { kEquals, kNotEquals, kExists, kNotExists, kIn, kNotIn };
+  struct Requirement {
+    std::string key;
+    Op op;
+    std::vector<std::string> values;
+  };
+  std::vector<Requirement> requirements_;
+};
+
+}  // namespace ashiato

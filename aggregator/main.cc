@@ -1,0 +1,98 @@
+// ashiato-aggregator: flags, signals, and the ConfigMap writer hook. The
+// work is in aggregator/aggregator.h.
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+
+#include "aggregator/aggregator.h"
+#include "aggregator/cm_writer.h"
+#include "aggregator/cm_writer_flags.h"
+#include "aggregator/flags.h"
+#include "aggregator/token_review.h"
+#include "common/kube_client.h"
+#include "common/log.h"
+
+namespace {
+
+// Feeds applied changes to the hourly ConfigMap writer.
+class ConfigMapObserver : public ashiato::PodObserver {
+ public:
+  explicit ConfigMapObserver(ashiato::HourlyConfigMapWriter* writer) : writer_(writer) {}
+  void OnPodPresent(const ashiato::PodRecord& pod, ashiato::SystemTime when) override {
+    writer_->PodSeen(pod.namespace_, pod.name, pod.node_name, when);
+  }
+  void OnPodGone(const ashiato::PodRecord& pod, ashiato::SystemTime when) override {
+    writer_->PodGone(pod.namespace_, pod.name, when);
+  }
+
+ private:
+  ashiato::HourlyConfigMapWriter* writer_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace ashiato;
+  CLI::App app{"ashiato-aggregator: collects pod records from ashiato agents"};
+  AggregatorOptions options;
+  AddAggregatorFlags(app, options);
+  ConfigMapWriterOptions cm_options;
+  AddConfigMapFlags(app, cm_options);
+  CLI11_PARSE(app, argc, argv);
+  SetupJsonLogging("aggregator", options.log_level);
+
+  // SIGTERM/SIGINT are taken with sigwait below: block them before any
+  // thread starts so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::optional<KubeConfig> kube;
+  if (options.auth == "tokenreview" || cm_options.enabled) {
+    auto cfg = ResolveKubeConfig(options.kubeconfig, options.context);
+    if (!cfg.ok()) {
+      spdlog::error("cluster access: {}", cfg.status().ToString());
+      return 1;
+    }
+    kube = *cfg;
+  }
+  std::unique_ptr<TokenReviewer> reviewer;
+  if (options.auth == "tokenreview") reviewer = std::make_unique<KubeTokenReviewer>(*kube);
+  auto aggregator = Aggregator::Create(options, std::move(reviewer), stdout);
+  if (!aggregator.ok()) {
+    spdlog::error("{}", aggregator.status().ToString());
+    return 2;
+  }
+  Aggregator& agg = **aggregator;
+
+  // ==== ConfigMap writer (issue 4): attached here when --store-in-cm is set. ====
+  std::unique_ptr<HourlyConfigMapWriter> cm_writer;
+  std::unique_ptr<ConfigMapObserver> cm_observer;
+  if (cm_options.enabled) {
+    cm_options.registry = agg.metrics().registry.get();
+    cm_writer = std::make_unique<HourlyConfigMapWriter>(
+        cm_options, NewKubeConfigMapApi(std::make_unique<KubeClient>(*kube, "ashiato-aggregator")),
+        Clock::Real());
+    cm_observer = std::make_unique<ConfigMapObserver>(cm_writer.get());
+    agg.AddObserver(cm_observer.get());
+    Status st = cm_writer->Start();
+    if (!st.ok()) spdlog::warn("ConfigMap writer: {} (will retry)", st.ToString());
+  }
+  // ==== end of the ConfigMap writer hook. ====
+
+  Status st = agg.Start();
+  if (!st.ok()) {
+    spdlog::error("start: {}", st.ToString());
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("signal {}: shutting down", sig);
+  agg.Stop();
+  if (cm_writer) cm_writer->Stop();
+  std::fflush(stdout);
+  return 0;
+}

@@ -1,0 +1,66 @@
+#include "aggregator/metrics.h"
+
+#include <string>
+
+namespace ashiato {
+namespace {
+
+prometheus::Counter* Counter(prometheus::Registry& r, const std::string& name,
+                             const std::string& help, const prometheus::Labels& labels = {}) {
+  return &prometheus::BuildCounter().Name(name).Help(help).Register(r).Add(labels);
+}
+
+prometheus::Gauge* Gauge(prometheus::Registry& r, const std::string& name,
+                         const std::string& help) {
+  return &prometheus::BuildGauge().Name(name).Help(help).Register(r).Add({});
+}
+
+}  // namespace
+
+AggregatorMetrics::AggregatorMetrics(std::shared_ptr<prometheus::Registry> reg)
+    : registry(std::move(reg)) {
+  auto& r = *registry;
+  auto& reports = prometheus::BuildCounter()
+                      .Name("ashiato_aggregator_reports_total")
+                      .Help("POST /v1/reports by outcome")
+                      .Register(r);
+  reports_accepted = &reports.Add({{"result", "accepted"}});
+  reports_replayed = &reports.Add({{"result", "replayed"}});
+  reports_stale_epoch = &reports.Add({{"result", "stale_epoch"}});
+  reports_bad = &reports.Add({{"result", "bad_request"}});
+  reports_too_large = &reports.Add({{"result", "too_large"}});
+  reports_unauthenticated = &reports.Add({{"result", "unauthenticated"}});
+  reports_forbidden = &reports.Add({{"result", "forbidden"}});
+  report_bytes = Counter(r, "ashiato_aggregator_report_bytes_total",
+                         "Report body bytes received (as sent, possibly gzip)");
+  auto& records = prometheus::BuildCounter()
+                      .Name("ashiato_aggregator_records_total")
+                      .Help("Records received, by what deduplication did with them")
+                      .Register(r);
+  records_applied = &records.Add({{"result", "applied"}});
+  records_duplicate = &records.Add({{"result", "duplicate"}});
+  records_stale = &records.Add({{"result", "stale"}});
+  auto& events = prometheus::BuildCounter()
+                     .Name("ashiato_aggregator_events_total")
+                     .Help("Unified log lines written, by event")
+                     .Register(r);
+  events_created = &events.Add({{"event", "CREATED"}});
+  events_updated = &events.Add({{"event", "UPDATED"}});
+  events_deleted = &events.Add({{"event", "DELETED"}});
+  events_sync = &events.Add({{"event", "SYNC"}});
+  history_dropped = Counter(r, "ashiato_aggregator_history_dropped_total",
+                            "History events dropped because --history-size was reached");
+  tokenreview_requests =
+      Counter(r, "ashiato_aggregator_tokenreview_requests_total", "TokenReview calls made");
+  tokenreview_errors = Counter(r, "ashiato_aggregator_tokenreview_errors_total",
+                               "TokenReview calls that failed (not a negative review)");
+  token_cache_hits =
+      Counter(r, "ashiato_aggregator_token_cache_hits_total", "Tokens answered from the cache");
+  pods_tracked = Gauge(r, "ashiato_aggregator_pods", "Live pods in the cluster view");
+  nodes_known = Gauge(r, "ashiato_aggregator_nodes", "Nodes whose agent has reported");
+  nodes_stale = Gauge(r, "ashiato_aggregator_nodes_stale",
+                      "Nodes whose agent has been silent longer than --stale-after");
+  history_size = Gauge(r, "ashiato_aggregator_history_events", "History events held in memory");
+}
+
+}  // namespace ashiato

@@ -1,0 +1,45 @@
+// AggregatorMetrics: the Prometheus series of the aggregator, built once on
+// a registry that /metrics serializes. Counters are thread-safe.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <memory>
+
+namespace ashiato {
+
+struct AggregatorMetrics {
+  explicit AggregatorMetrics(std::shared_ptr<prometheus::Registry> registry);
+
+  std::shared_ptr<prometheus::Registry> registry;
+  // POST /v1/reports outcomes.
+  prometheus::Counter* reports_accepted;
+  prometheus::Counter* reports_replayed;         // Same (node, epoch, seq) again.
+  prometheus::Counter* reports_stale_epoch;      // From an agent process that was replaced.
+  prometheus::Counter* reports_bad;              // 400.
+  prometheus::Counter* reports_too_large;        // 413.
+  prometheus::Counter* reports_unauthenticated;  // 401.
+  prometheus::Counter* reports_forbidden;        // 403.
+  prometheus::Counter* report_bytes;             // Body bytes as received.
+  // Records by what dedup did with them.
+  prometheus::Counter* records_applied;
+  prometheus::Counter* records_duplicate;  // Same version again, or no observable change.
+  prometheus::Counter* records_stale;      // Older than what we hold.
+  // Unified log lines by event.
+  prometheus::Counter* events_created;
+  prometheus::Counter* events_updated;
+  prometheus::Counter* events_deleted;
+  prometheus::Counter* events_sync;
+  prometheus::Counter* history_dropped;
+  prometheus::Counter* tokenreview_requests;
+  prometheus::Counter* tokenreview_errors;
+  prometheus::Counter* token_cache_hits;
+  prometheus::Gauge* pods_tracked;
+  prometheus::Gauge* nodes_known;
+  prometheus::Gauge* nodes_stale;
+  prometheus::Gauge* history_size;
+};
+
+}  // namespace ashiato

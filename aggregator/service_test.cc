@@ -1,0 +1,155 @@
+// The HTTP API over real loopback sockets: every kind of bad input gets its
+// status code and leaves the state unchanged.
+#include "aggregator/service.h"
+
+#include <gtest/gtest.h>
+
+#include "aggregator/aggregator.h"
+#include "aggregator/test_util.h"
+#include "common/http_client.h"
+
+namespace ashiato {
+namespace {
+
+using testutil::LogCapture;
+using testutil::MakeReport;
+using testutil::Pod;
+using testutil::Up;
+
+class FakeReviewer : public TokenReviewer {
+ public:
+  Result<TokenReviewResult> Review(const std::string& token, const std::string&) override {
+    if (token == "agent")
+      return TokenReviewResult{true, "system:serviceaccount:ashiato:ashiato-agent", "", ""};
+    if (token == "agent-n1") {
+      return TokenReviewResult{true, "system:serviceaccount:ashiato:ashiato-agent", "n1", ""};
+    }
+    if (token == "other") return TokenReviewResult{true, "system:serviceaccount:x:y", "", ""};
+    return TokenReviewResult{false, "", "", "invalid"};
+  }
+};
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    AggregatorOptions o;
+    o.listen = "127.0.0.1:0";
+    o.max_body_bytes = 64 * 1024;
+    o.threads = 2;
+    auto a = Aggregator::Create(o, std::make_unique<FakeReviewer>(), log_.file());
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    agg_ = std::move(a.value());
+    ASSERT_TRUE(agg_->Start().ok());
+    HttpClientOptions co;
+    co.base_url = "http://127.0.0.1:" + std::to_string(agg_->port());
+    client_ = std::make_unique<HttpClient>(co);
+  }
+
+  long Post(const std::string& body, const std::string& token = "agent",
+            std::vector<std::pair<std::string, std::string>> headers = {}) {
+    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
+    headers.emplace_back("Content-Type", "application/json");
+    auto r = client_->Do("POST", "/v1/reports", body, headers);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (r.ok() && r->status != 200) {
+      auto j = nlohmann::json::parse(r->body, nullptr, false);
+      EXPECT_TRUE(j.is_object() && j.contains("error")) << r->body;
+    }
+    return r.ok() ? r->status : -1;
+  }
+
+  nlohmann::json Get(const std::string& path, long want = 200) {
+    auto r = client_->Do("GET", path);
+    EXPECT_TRUE(r.ok());
+    EXPECT_EQ(r->status, want) << path << ": " << r->body;
+    return nlohmann::json::parse(r->body, nullptr, false);
+  }
+
+  std::string Snapshot() { return Get("/v1/pods").dump() + Get("/v1/history").dump(); }
+
+  LogCapture log_;
+  std::unique_ptr<Aggregator> agg_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+TEST_F(ServiceTest, AcceptsAndDeduplicates) {
+  std::string body = EncodeReport(MakeReport("n1", "e1", 1, {Up(Pod("a", "n1", "10"))}));
+  EXPECT_EQ(Post(body), 200);
+  EXPECT_EQ(Post(body), 200);  // A retried POST.
+  auto gz = GzipCompress(EncodeReport(MakeReport("n1", "e1", 2, {Up(Pod("b", "n1", "11"))})));
+  EXPECT_EQ(Post(*gz, "agent", {{"Content-Encoding", "gzip"}}), 200);
+  EXPECT_EQ(log_.Events().size(), 2u);
+  EXPECT_EQ(Get("/v1/pods")["count"], 2);
+  EXPECT_EQ(Get("/v1/pods?node=n1&selector=app%3Da")["count"], 1);
+  EXPECT_EQ(Get("/v1/pods/default/a")["current"]["pod_name"], "a");
+  EXPECT_EQ(Get("/v1/nodes")["nodes"][0]["node"], "n1");
+  EXPECT_EQ(Get("/v1/images")["count"], 1);
+  Get("/v1/pods/default/zzz", 404);
+  Get("/v1/nope", 404);
+  auto r = client_->Do("GET", "/metrics");
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r->body.find("ashiato_aggregator_reports_total{result=\"replayed\"} 1"),
+            std::string::npos)
+      << r->body;
+  EXPECT_NE(r->body.find("ashiato_aggregator_pods 2"), std::string::npos);
+  EXPECT_EQ(client_->Do("GET", "/healthz")->status, 200);
+  EXPECT_EQ(client_->Do("GET", "/readyz")->status, 200);
+}
+
+TEST_F(ServiceTest, BadInputNeverChangesState) {
+  ASSERT_EQ(Post(EncodeReport(MakeReport("n1", "e1", 1, {Up(Pod("a", "n1", "10"))}))), 200);
+  const std::string before = Snapshot();
+  const size_t lines_before = log_.Lines().size();
+  std::string good = EncodeReport(MakeReport("n1", "e1", 2, {Up(Pod("b", "n1", "11"))}));
+  struct Case {
+    std::string name, body, token;
+    std::vector<std::pair<std::string, std::string>> headers;
+    long want;
+  };
+  std::vector<Case> cases = {
+      {"malformed", "{not json", "agent", {}, 400},
+      {"truncated", good.substr(0, good.size() / 2), "agent", {}, 400},
+      {"empty", "", "agent", {}, 400},
+      {"wrong types", R"({"v":1,"node":"n1","epoch":"e1","seq":"2","r":[]})", "agent", {}, 400},
+      {"unknown version", R"({"v":9,"node":"n1","epoch":"e1","seq":2,"r":[]})", "agent", {}, 400},
+      {"record for another node",
+       EncodeReport(MakeReport("n1", "e1", 2, {Up(Pod("b", "n2", "11"))})),
+       "agent",
+       {},
+       400},
+      {"bad gzip", "\x1f\x8b garbage", "agent", {{"Content-Encoding", "gzip"}}, 400},
+      {"unknown encoding", good, "agent", {{"Content-Encoding", "br"}}, 400},
+      {"too large", std::string(100 * 1024, ' ') + good, "agent", {}, 413},
+      {"gzip bomb",
+       *GzipCompress(good + std::string(1 << 20, ' ')),
+       "agent",
+       {{"Content-Encoding", "gzip"}},
+       413},
+      {"no token", good, "", {}, 401},
+      {"bad token", good, "nope", {}, 401},
+      {"other identity", good, "other", {}, 403},
+      {"other node", good, "agent-n1", {}, 200},  // Bound to n1: allowed (sanity).
+  };
+  for (const auto& c : cases) {
+    if (c.want == 200) continue;
+    EXPECT_EQ(Post(c.body, c.token, c.headers), c.want) << c.name;
+    EXPECT_EQ(Snapshot(), before) << c.name;
+  }
+  std::string n2 = EncodeReport(MakeReport("n2", "f1", 1, {Up(Pod("c", "n2", "12"))}));
+  EXPECT_EQ(Post(n2, "agent-n1"), 403) << "token bound to n1 reporting for n2";
+  EXPECT_EQ(Snapshot(), before);
+  EXPECT_EQ(log_.Lines().size(), lines_before);
+  // Bad query parameters.
+  Get("/v1/pods?selector=a%20in%20(", 400);
+  Get("/v1/ips/10.0.0.1?at=yesterday", 400);
+  Get("/v1/history?since=x", 400);
+  Get("/v1/history?limit=-1", 400);
+  EXPECT_EQ(client_->Do("DELETE", "/v1/pods")->status, 405);
+  EXPECT_EQ(client_->Do("GET", "/v1/reports")->status, 405);
+  // The server is still fine.
+  EXPECT_EQ(Post(good, "agent-n1"), 200);
+  EXPECT_EQ(Get("/v1/pods")["count"], 2);
+}
+
+}  // namespace
+}  // namespace ashiato

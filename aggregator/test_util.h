@@ -1,0 +1,88 @@
+// Helpers shared by the aggregator's unit tests.
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/pod_record.h"
+#include "common/report.h"
+#include "common/time_util.h"
+
+namespace ashiato::testutil {
+
+class FakeClock : public Clock {
+ public:
+  SystemTime Now() const override { return now; }
+  SystemTime now = SystemTime(std::chrono::seconds(1795000000));
+};
+
+// A FILE* whose contents can be read back as lines.
+class LogCapture {
+ public:
+  LogCapture() { file_ = open_memstream(&buf_, &size_); }
+  ~LogCapture() {
+    std::fclose(file_);
+    std::free(buf_);
+  }
+  std::FILE* file() { return file_; }
+  std::vector<nlohmann::json> Lines() {
+    std::fflush(file_);
+    std::vector<nlohmann::json> out;
+    std::istringstream in(std::string(buf_, size_));
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+    }
+    return out;
+  }
+  std::vector<std::string> Events() {
+    std::vector<std::string> out;
+    for (const auto& j : Lines()) {
+      out.push_back(j["event"].get<std::string>() + " " + j["namespace"].get<std::string>() + "/" +
+                    j["pod_name"].get<std::string>());
+    }
+    return out;
+  }
+
+ private:
+  char* buf_ = nullptr;
+  size_t size_ = 0;
+  std::FILE* file_;
+};
+
+inline PodRecord Pod(const std::string& name, const std::string& node, const std::string& rv,
+                     const std::string& ip = "", const std::string& phase = "Running") {
+  PodRecord p;
+  p.uid = "uid-" + name;
+  p.namespace_ = "default";
+  p.name = name;
+  p.node_name = node;
+  p.pod_ip = ip;
+  if (!ip.empty()) p.pod_ips = {ip};
+  p.phase = phase;
+  p.resource_version = rv;
+  p.containers = {{"app", "nginx:1.27", "docker.io/library/nginx@sha256:abc"}};
+  p.labels = {{"app", name}};
+  p.creation_timestamp = "2026-11-24T03:00:00Z";
+  return p;
+}
+
+inline Report MakeReport(const std::string& node, const std::string& epoch, uint64_t seq,
+                         std::vector<ReportRecord> records, bool snapshot = false) {
+  Report r;
+  r.node = node;
+  r.epoch = epoch;
+  r.seq = seq;
+  r.snapshot = snapshot;
+  r.records = std::move(records);
+  return r;
+}
+
+inline ReportRecord Up(PodRecord p, int64_t t = 0) { return {RecordOp::kUpsert, std::move(p), t}; }
+inline ReportRecord Del(PodRecord p, int64_t t = 0) { return {RecordOp::kDelete, std::move(p), t}; }
+
+}  // namespace ashiato::testutil

@@ -1,0 +1,236 @@
+#include "common/report.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace ashiato {
+namespace {
+
+PodRecord TypicalPod(int i = 0) {
+  PodRecord p;
+  p.uid = "3f0b8a52-1c4e-4e0a-9a7e-5b1d2c3e4f" + std::to_string(10 + i % 90);
+  p.namespace_ = "payments";
+  p.name = "checkout-api-7d4b9c8f6d-x2k9q";
+  p.node_name = "node-1";
+  p.pod_ip = "10.244.1.17";
+  p.pod_ips = {"10.244.1.17"};
+  p.host_ip = "172.18.0.3";
+  p.phase = "Running";
+  p.conditions = {{"PodScheduled", "True", "2026-11-24T03:00:00Z"},
+                  {"Initialized", "True", "2026-11-24T03:00:01Z"},
+                  {"ContainersReady", "True", "2026-11-24T03:00:04Z"},
+                  {"Ready", "True", "2026-11-24T03:00:04Z"}};
+  p.containers = {{"app", "registry.example.com/payments/checkout-api:1.42.0",
+                   "registry.example.com/payments/checkout-api@sha256:"
+                   "9b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeeff00"},
+                  {"istio-proxy", "docker.io/istio/proxyv2:1.22.1",
+                   "docker.io/istio/proxyv2@sha256:"
+                   "0112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}};
+  p.owner_kind = "Deployment";
+  p.owner_name = "checkout-api";
+  p.owner_inferred = true;
+  p.labels = {{"app", "checkout-api"}, {"pod-template-hash", "7d4b9c8f6d"}};
+  p.creation_timestamp = "2026-11-24T02:59:58Z";
+  p.resource_version = std::to_string(123456 + i);
+  return p;
+}
+
+Report TypicalReport(int n) {
+  Report r;
+  r.node = "node-1";
+  r.epoch = "5f1e2d3c4b5a6978";
+  r.seq = 42;
+  r.sent_unix_ms = 1732417200123;
+  for (int i = 0; i < n; ++i) {
+    r.records.push_back(
+        {i % 5 == 4 ? RecordOp::kDelete : RecordOp::kUpsert, TypicalPod(i), 1732417200000 + i});
+  }
+  return r;
+}
+
+TEST(ReportTest, RoundTrip) {
+  Report in = TypicalReport(10);
+  in.records[3].pod.pod_ips = {"10.244.1.17", "fd00::17"};  // Dual stack.
+  in.records[4].pod.node_name = "node-9";                   // Differs from the envelope.
+  in.records[5].pod.deletion_timestamp = "2026-11-24T04:00:00Z";
+  in.records[6].pod = PodRecord{};
+  in.records[6].pod.uid = "u6";
+  in.records[6].pod.namespace_ = "ns";
+  in.records[6].pod.name = "pending";
+  std::string wire = EncodeReport(in);
+  auto out = DecodeReport(wire);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->node, in.node);
+  EXPECT_EQ(out->epoch, in.epoch);
+  EXPECT_EQ(out->seq, in.seq);
+  EXPECT_EQ(out->sent_unix_ms, in.sent_unix_ms);
+  EXPECT_FALSE(out->snapshot);
+  ASSERT_EQ(out->records.size(), in.records.size());
+  for (size_t i = 0; i < in.records.size(); ++i) {
+    // Pod 6 has no node: it inherits the envelope's (records are per node).
+    if (i == 6) in.records[i].pod.node_name = "node-1";
+    EXPECT_TRUE(out->records[i] == in.records[i]) << i;
+    EXPECT_EQ(out->records[i].pod.pod_ips, in.records[i].pod.pod_ips) << i;
+  }
+  EXPECT_EQ(out->records[4].pod.node_name, "node-9");
+}
+
+TEST(ReportTest, SnapshotFlagAndEmptyRecords) {
+  Report in;
+  in.node = "n";
+  in.epoch = "e";
+  in.seq = 0;
+  in.snapshot = true;
+  auto out = DecodeReport(EncodeReport(in));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_TRUE(out->snapshot);
+  EXPECT_TRUE(out->records.empty());
+}
+
+TEST(ReportTest, ShortKeysOmitDefaults) {
+  Report in = TypicalReport(1);
+  std::string wire = EncodeReport(in);
+  EXPECT_EQ(wire.find("\"nd\""), std::string::npos) << wire;   // Same node as envelope.
+  EXPECT_EQ(wire.find("\"ips\""), std::string::npos) << wire;  // Same as [ip].
+  EXPECT_EQ(wire.find("namespace"), std::string::npos) << wire;
+}
+
+TEST(ReportTest, RejectsUnknownVersion) {
+  auto r = DecodeReport(R"({"v":2,"node":"n","epoch":"e","seq":1,"r":[]})");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("version"), std::string::npos);
+  EXPECT_FALSE(DecodeReport(R"({"node":"n","epoch":"e","seq":1,"r":[]})").ok());
+  EXPECT_FALSE(DecodeReport(R"({"v":"1","node":"n","epoch":"e","seq":1,"r":[]})").ok());
+}
+
+TEST(ReportTest, RejectsWrongTypes) {
+  const char* bad[] = {
+      R"([])",
+      R"("x")",
+      R"(null)",
+      R"({"v":1,"node":5,"epoch":"e","seq":1,"r":[]})",
+      R"({"v":1,"node":"","epoch":"e","seq":1,"r":[]})",
+      R"({"v":1,"node":"n","epoch":"","seq":1,"r":[]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":-1,"r":[]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1.5,"r":[]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":"1","r":[]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":{}})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"snap":1,"r":[]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[5]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"X","u":"u","ns":"a","n":"b"}]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","ns":"a","n":"b"}]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"","ns":"a","n":"b"}]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"a","n":1}]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"a","n":"b","ip":1}]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"a","n":"b","ips":"x"}]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"a","n":"b","c":[["a","b"]]}]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"a","n":"b","k":[[1,2,3]]}]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"a","n":"b","o":["a","b",1]}]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"a","n":"b","l":{"a":1}}]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"a","n":"b","l":[]}]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"a","n":"b","t":"x"}]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"a","n":"b","rv":7}]})",
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"snap":true,"r":[{"op":"D","u":"u","ns":"a","n":"b"}]})",
+  };
+  for (const char* text : bad) {
+    auto r = DecodeReport(text);
+    EXPECT_FALSE(r.ok()) << text;
+    if (!r.ok()) EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << text;
+  }
+  EXPECT_TRUE(
+      DecodeReport(
+          R"({"v":1,"node":"n","epoch":"e","seq":1,"future":{},"r":[{"op":"U","u":"u","ns":"a","n":"b","zz":1}]})")
+          .ok());
+}
+
+TEST(ReportTest, TruncatedAtEveryByteIsRejected) {
+  std::string wire = EncodeReport(TypicalReport(3));
+  for (size_t n = 0; n < wire.size(); ++n) {
+    auto r = DecodeReport(std::string_view(wire).substr(0, n));
+    ASSERT_FALSE(r.ok()) << "accepted a prefix of " << n << " bytes";
+    ASSERT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  }
+  EXPECT_TRUE(DecodeReport(wire).ok());
+}
+
+TEST(ReportTest, ByteFlipsNeverCrash) {
+  std::string wire = EncodeReport(TypicalReport(2));
+  // Every position, a few hostile replacements: the result is either a
+  // clean error or a valid report, never a crash or an exception.
+  const char repl[] = {'"', '{', ']', '\0', '\xff', '9', ','};
+  size_t accepted = 0;
+  for (size_t i = 0; i < wire.size(); ++i) {
+    for (char c : repl) {
+      std::string s = wire;
+      s[i] = c;
+      auto r = DecodeReport(s);
+      if (r.ok()) {
+        ++accepted;
+      } else {
+        EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+      }
+    }
+  }
+  EXPECT_LT(accepted, wire.size() * 7);
+}
+
+TEST(ReportTest, LimitsEnforced) {
+  ReportLimits limits;
+  limits.max_records = 2;
+  EXPECT_FALSE(DecodeReport(EncodeReport(TypicalReport(3)), limits).ok());
+  limits.max_records = 10;
+  limits.max_string_bytes = 8;
+  EXPECT_FALSE(DecodeReport(EncodeReport(TypicalReport(1)), limits).ok());
+}
+
+TEST(ReportTest, GzipRoundTripAndBomb) {
+  std::string wire = EncodeReport(TypicalReport(100));
+  auto gz = GzipCompress(wire);
+  ASSERT_TRUE(gz.ok());
+  EXPECT_LT(gz->size(), wire.size() / 4);
+  auto body = DecodeReportBody(*gz, "gzip", 1 << 20);
+  ASSERT_TRUE(body.ok()) << body.status().ToString();
+  EXPECT_EQ(body->records.size(), 100u);
+
+  // Decompressing beyond the limit is refused, not buffered.
+  std::string zeros(10 << 20, '0');
+  auto bomb = GzipCompress(zeros, 9);
+  ASSERT_TRUE(bomb.ok());
+  auto r = DecodeReportBody(*bomb, "gzip", 1 << 20);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+
+  // Truncated gzip at every 7th byte.
+  for (size_t n = 0; n < gz->size(); n += 7) {
+    auto t = DecodeReportBody(std::string_view(*gz).substr(0, n), "gzip", 1 << 20);
+    ASSERT_FALSE(t.ok()) << n;
+  }
+  EXPECT_EQ(DecodeReportBody(wire, "br", 1 << 20).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(DecodeReportBody(wire, "", 1 << 20).ok());
+  EXPECT_EQ(DecodeReportBody(wire, "", 10).status().code(), StatusCode::kResourceExhausted);
+}
+
+// Prints the figures quoted in docs/protocol.md.
+TEST(ReportTest, BytesPerTypicalRecord) {
+  const int n = 100;
+  std::string wire = EncodeReport(TypicalReport(n));
+  Report empty = TypicalReport(0);
+  size_t envelope = EncodeReport(empty).size();
+  auto gz = GzipCompress(wire);
+  ASSERT_TRUE(gz.ok());
+  nlohmann::json log = PodRecordToLogJson(TypicalPod());
+  double raw = static_cast<double>(wire.size() - envelope) / n;
+  double zipped = static_cast<double>(gz->size()) / n;
+  std::printf(
+      "report: envelope %zu B, per record raw %.0f B, gzip %.0f B (batch of %d); "
+      "log-schema JSON %zu B\n",
+      envelope, raw, zipped, n, log.dump().size());
+  EXPECT_LT(raw, static_cast<double>(log.dump().size()));
+  EXPECT_LT(raw, 1024);
+}
+
+}  // namespace
+}  // namespace ashiato

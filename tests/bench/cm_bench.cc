@@ -1,0 +1,167 @@
+// Benchmark 4 (issue 6): the hourly ConfigMap writer at cluster scale against
+// an in-memory API server (FakeConfigMapApi enforces the 1 MiB data limit and
+// counts requests and bytes). Prints one "name value unit" line per figure.
+//
+//   cm_bench --pods 150000 --nodes 5000 [--changes 200] [--moves 20]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+#include <string>
+
+#include "aggregator/cm_fake_api.h"
+#include "aggregator/cm_writer.h"
+
+namespace ashiato {
+namespace {
+
+class BenchClock : public Clock {
+ public:
+  SystemTime Now() const override { return now; }
+  SystemTime now = *ParseRfc3339("2026-11-24T03:05:00Z");
+};
+
+// Forwards to a FakeConfigMapApi that outlives the writers.
+class View : public ConfigMapApi {
+ public:
+  explicit View(FakeConfigMapApi* f) : f_(f) {}
+  Result<nlohmann::json> Get(const std::string& ns, const std::string& n) override {
+    return f_->Get(ns, n);
+  }
+  Result<nlohmann::json> List(const std::string& ns, const std::string& s) override {
+    return f_->List(ns, s);
+  }
+  Result<nlohmann::json> Create(const std::string& ns, const nlohmann::json& cm) override {
+    return f_->Create(ns, cm);
+  }
+  Result<nlohmann::json> Update(const std::string& ns, const nlohmann::json& cm) override {
+    return f_->Update(ns, cm);
+  }
+  Status Delete(const std::string& ns, const std::string& n) override { return f_->Delete(ns, n); }
+
+ private:
+  FakeConfigMapApi* f_;
+};
+
+void Print(const std::string& name, double value, const char* unit) {
+  std::printf("configmaps.%s %.6g %s\n", name.c_str(), value, unit);
+  std::fflush(stdout);
+}
+
+std::string Ns(int i) { return "team-" + std::to_string(i % 300); }
+std::string Pod(int i) {
+  return "app-" + std::to_string(i / 30) + "-5d8f7c9b4-" + std::to_string(i);
+}
+std::string Node(int i, int nodes) {
+  return "ip-10-" + std::to_string((i % nodes) / 250) + "-" + std::to_string((i % nodes) % 250) +
+         ".ec2.internal";
+}
+
+// Flushes and reports requests, bytes and time of that flush under `phase`.
+bool Flush(HourlyConfigMapWriter& w, FakeConfigMapApi& api, const std::string& phase) {
+  api.ResetCounters();
+  auto start = std::chrono::steady_clock::now();
+  Status s = w.FlushNow();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s: flush failed: %s\n", phase.c_str(), s.ToString().c_str());
+    return false;
+  }
+  auto c = api.counters();
+  Print(phase + ".requests", c.requests(), "requests");
+  Print(phase + ".bytes_sent_to_apiserver", static_cast<double>(c.bytes_received), "bytes");
+  Print(phase + ".bytes_read_from_apiserver", static_cast<double>(c.bytes_sent), "bytes");
+  Print(phase + ".shards_written", static_cast<double>(w.stats().last_flush_shards_written),
+        "shards");
+  Print(phase + ".seconds", secs, "s");
+  return true;
+}
+
+int Main(int argc, char** argv) {
+  int pods = 150000, nodes = 5000, changes = 200, moves = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--pods") pods = std::atoi(argv[i + 1]);
+    else if (a == "--nodes") nodes = std::atoi(argv[i + 1]);
+    else if (a == "--changes") changes = std::atoi(argv[i + 1]);
+    else if (a == "--moves") moves = std::atoi(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "usage: cm_bench [--pods N] [--nodes N] [--changes N] [--moves N]\n");
+      return 2;
+    }
+  }
+  if (pods < 1 || nodes < 1) return 2;
+  FakeConfigMapApi api;
+  BenchClock clock;
+  ConfigMapWriterOptions options;
+  options.namespace_ = "ashiato";
+  options.retention = std::chrono::hours(0);
+  options.debounce = std::chrono::hours(1);  // Only the flushes below write.
+  auto w = std::make_unique<HourlyConfigMapWriter>(options, std::make_unique<View>(&api), &clock);
+  if (!w->Start().ok()) return 1;
+  for (int i = 0; i < pods; ++i) w->PodSeen(Ns(i), Pod(i), Node(i, nodes), clock.now);
+  Print("pods", pods, "pods");
+  Print("nodes", nodes, "nodes");
+
+  // 1. First flush of the hour: every shard is created.
+  if (!Flush(*w, api, "initial_flush")) return 1;
+  auto st = w->stats();
+  Print("shards", st.shards, "shards");
+  size_t max_object = 0, max_data = 0;
+  std::set<std::string> keys;
+  for (auto& [name, cm] : api.Objects("ashiato")) {
+    max_object = std::max(max_object, cm.dump().size());
+    size_t data = 0;
+    for (auto& [k, v] : cm["data"].items()) {
+      data += k.size() + v.get<std::string>().size();
+      keys.insert(k);
+    }
+    max_data = std::max(max_data, data);
+  }
+  Print("max_shard_object_bytes", static_cast<double>(max_object), "bytes");
+  Print("max_shard_data_bytes", static_cast<double>(max_data), "bytes");
+  Print("shard_data_limit_bytes", static_cast<double>(FakeConfigMapApi::kMaxDataBytes), "bytes");
+  Print("union_equals_pod_set", keys.size() == static_cast<size_t>(pods) ? 1 : 0, "bool");
+
+  // 2. A steady-state debounce interval (20 changes/s for 10 s): `changes`
+  //    new pods, then `moves` pods that moved to another node.
+  for (int c = 0; c < changes; ++c) {
+    int i = c * 7919 % pods;
+    w->PodSeen(Ns(i), "new-" + std::to_string(c), Node(i, nodes), clock.now);
+  }
+  if (!Flush(*w, api, "steady_new_pods_flush")) return 1;
+  for (int c = 0; c < moves; ++c) {
+    int i = c * 7919 % pods;
+    w->PodSeen(Ns(i), Pod(i), Node(i + 1, nodes), clock.now);
+  }
+  if (!Flush(*w, api, "steady_moves_flush")) return 1;
+
+  // 3. Nothing changed: no request.
+  if (!Flush(*w, api, "idle_flush")) return 1;
+
+  // 4. Hour boundary: every running pod is carried into a new hour.
+  clock.now = *ParseRfc3339("2026-11-24T04:00:01Z");
+  if (!Flush(*w, api, "hour_rollover_flush")) return 1;
+
+  // 5. Restart: a new writer reads the current hour back.
+  w->Stop();
+  w.reset();
+  api.ResetCounters();
+  auto w2 = std::make_unique<HourlyConfigMapWriter>(options, std::make_unique<View>(&api), &clock);
+  auto start = std::chrono::steady_clock::now();
+  if (!w2->Start().ok()) return 1;
+  auto c = api.counters();
+  Print("restart_load.requests", c.requests(), "requests");
+  Print("restart_load.bytes_read_from_apiserver", static_cast<double>(c.bytes_sent), "bytes");
+  Print("restart_load.seconds",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), "s");
+  w2->PodSeen(Ns(1), Pod(1), "after-restart", clock.now);
+  if (!Flush(*w2, api, "after_restart_flush")) return 1;
+  w2->Stop();
+  return 0;
+}
+
+}  // namespace
+}  // namespace ashiato
+
+int main(int argc, char** argv) { return ashiato::Main(argc, argv); }

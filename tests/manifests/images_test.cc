@@ -1,0 +1,289 @@
+// What can be checked about the images without a container engine: the image names
+// and user agree with daemonset/, the build stage runs the Makefile's commands, and
+// the runtime stage installs a package for every shared library the binaries load.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <map>
+#include <ostream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/manifests/command.h"
+#include "tests/manifests/dockerfile.h"
+
+namespace ashiato::testing {
+namespace {
+
+using ::testing::Contains;
+
+struct Component {
+  std::string name;        // Binary, CMake target and image basename.
+  std::string dockerfile;  // Relative to the repository root.
+  std::string workload;    // "DaemonSet/ashiato-agent".
+  std::string binary;      // Built binary to inspect with ldd; "" if none.
+};
+
+// For readable test failure messages.
+void PrintTo(const Component& c, std::ostream* os) { *os << c.name; }
+
+std::vector<Component> Components() {
+  return {{"ashiato-agent", "Dockerfile.agent", "DaemonSet/ashiato-agent", AGENT_BIN},
+          {"ashiato-aggregator", "Dockerfile.aggregator", "Deployment/ashiato-aggregator",
+           AGGREGATOR_BIN}};
+}
+
+std::string Root() { return ASHIATO_SOURCE_DIR; }
+
+Dockerfile Load(const Component& c) {
+  std::string text = ReadFile(Root() + "/" + c.dockerfile);
+  EXPECT_FALSE(text.empty()) << c.dockerfile << " is missing";
+  return ParseDockerfile(text);
+}
+
+class ImageTest : public ::testing::TestWithParam<Component> {};
+
+TEST_P(ImageTest, StagesUserAndEntrypoint) {
+  const Component& c = GetParam();
+  Dockerfile df = Load(c);
+  ASSERT_EQ(df.stages.size(), 2u);
+  const DockerStage& build = df.stages[0];
+  const DockerStage& run = df.stages[1];
+  EXPECT_EQ(build.base, "debian:bookworm");
+  EXPECT_EQ(build.name, "build");
+  EXPECT_EQ(run.base, "debian:bookworm-slim");
+  EXPECT_THAT(run.All("USER"), ::testing::ElementsAre("65532:65532"));
+  EXPECT_THAT(run.All("ENTRYPOINT"), ::testing::ElementsAre("[\"/usr/local/bin/" + c.name + "\"]"));
+  // The entrypoint is the binary the build stage produced.
+  EXPECT_THAT(run.All("COPY"),
+              Contains("--from=build /src/build/bin/" + c.name + " /usr/local/bin/" + c.name));
+  EXPECT_THAT(build.All("WORKDIR"), ::testing::ElementsAre("/src"));
+}
+
+TEST_P(ImageTest, OciLabels) {
+  const Component& c = GetParam();
+  auto labels = Load(c).stages.back().Labels();
+  for (const char* key : {"title", "description", "version", "source", "ref.name", "base.name"}) {
+    EXPECT_FALSE(labels["org.opencontainers.image." + std::string(key)].empty()) << key;
+  }
+  EXPECT_EQ(labels["org.opencontainers.image.title"], c.name);
+  EXPECT_EQ(labels["org.opencontainers.image.version"], "${VERSION}");
+  EXPECT_EQ(labels["org.opencontainers.image.ref.name"], "${IMAGE_NAME}:${VERSION}");
+}
+
+// The Makefile's default for a `VAR ?= value` line.
+std::string MakeDefault(const std::string& makefile, const std::string& var) {
+  std::smatch m;
+  std::regex re("(^|\n)" + var + " \\?= ([^\n]*)");
+  return std::regex_search(makefile, m, re) ? m[2].str() : "";
+}
+
+TEST_P(ImageTest, BuildStageRunsTheMakefileBuild) {
+  const Component& c = GetParam();
+  std::string makefile = ReadFile(Root() + "/Makefile");
+  ASSERT_FALSE(makefile.empty());
+  // The targets the Dockerfile calls exist, and build/ is where `make build` puts binaries.
+  EXPECT_THAT(makefile, ::testing::HasSubstr("\ndeps:"));
+  EXPECT_THAT(makefile, ::testing::HasSubstr("\nbuild: configure"));
+  EXPECT_THAT(makefile, ::testing::HasSubstr("-DCMAKE_BUILD_TYPE=$(BUILD_TYPE)"));
+  EXPECT_EQ(MakeDefault(makefile, "BUILD_DIR"), "build");
+  EXPECT_FALSE(MakeDefault(makefile, "BUILD_TYPE").empty());
+
+  std::vector<std::string> cmds = Load(c).stages[0].RunCommands();
+  // Dependencies come from the Makefile's own list (no second list to drift), then the
+  // README's build command with a Release build type.
+  auto deps = std::find(cmds.begin(), cmds.end(), "make deps");
+  auto build = std::find(cmds.begin(), cmds.end(), "make build BUILD_TYPE=Release");
+  ASSERT_NE(deps, cmds.end());
+  ASSERT_NE(build, cmds.end());
+  EXPECT_LT(deps, build);
+  for (const auto& cmd : cmds) {
+    EXPECT_EQ(cmd.find("cmake "), std::string::npos) << "bypasses the Makefile: " << cmd;
+  }
+  // The README documents the same build command.
+  EXPECT_THAT(ReadFile(Root() + "/README.md"),
+              ::testing::HasSubstr("make build BUILD_TYPE=Release"));
+}
+
+TEST_P(ImageTest, NameVersionAndUserMatchTheManifests) {
+  const Component& c = GetParam();
+  if (!OnPath("kubectl")) GTEST_SKIP() << "kubectl not on PATH";
+  Dockerfile df = Load(c);
+  std::string image = df.global_args["IMAGE_NAME"] + ":" + df.global_args["VERSION"];
+  EXPECT_EQ(df.global_args["IMAGE_NAME"], "ghcr.io/ashiato/" + c.name);
+
+  CommandResult r = RunCommand("kubectl kustomize " + ShellQuote(Root() + "/daemonset"));
+  ASSERT_EQ(r.exit_code, 0);
+  bool found = false;
+  for (const auto& o : YAML::LoadAll(r.out)) {
+    if (!o.IsMap() ||
+        o["kind"].as<std::string>() + "/" + o["metadata"]["name"].as<std::string>() != c.workload) {
+      continue;
+    }
+    found = true;
+    for (const auto& ct : o["spec"]["template"]["spec"]["containers"]) {
+      EXPECT_EQ(ct["image"].as<std::string>(), image);
+      std::string user = df.stages.back().All("USER").at(0);
+      EXPECT_EQ(ct["securityContext"]["runAsUser"].as<std::string>() + ":" +
+                    ct["securityContext"]["runAsGroup"].as<std::string>(),
+                user);
+    }
+  }
+  EXPECT_TRUE(found) << c.workload << " not rendered";
+}
+
+// --- Shared libraries -> Debian packages ------------------------------------------
+
+// Installed-package name owning `path` (dpkg -S), trying the merged-/usr aliases.
+std::string OwningPackage(const std::string& path) {
+  std::vector<std::string> candidates = {path};
+  std::string real = RunCommand("realpath -e " + ShellQuote(path) + " 2>/dev/null").out;
+  while (!real.empty() && real.back() == '\n') real.pop_back();
+  if (!real.empty()) candidates.push_back(real);
+  for (size_t i = 0, n = candidates.size(); i < n; ++i) {
+    const std::string& p = candidates[i];
+    if (p.rfind("/usr/", 0) == 0) {
+      candidates.push_back(p.substr(4));
+    } else {
+      candidates.push_back("/usr" + p);
+    }
+  }
+  for (const auto& p : candidates) {
+    CommandResult r = RunCommand("dpkg -S " + ShellQuote(p) + " 2>/dev/null");
+    if (r.exit_code != 0) continue;
+    // "libcurl4:amd64: /usr/lib/x86_64-linux-gnu/libcurl.so.4"; diversions start otherwise.
+    std::istringstream lines(r.out);
+    std::string line;
+    while (std::getline(lines, line)) {
+      size_t sep = line.find(": ");
+      if (sep == std::string::npos || line.rfind("diversion", 0) == 0) continue;
+      std::string pkg = line.substr(0, sep);
+      pkg = pkg.substr(0, pkg.find(','));
+      return pkg.substr(0, pkg.find(':'));
+    }
+  }
+  return "";
+}
+
+// soname -> resolved path, for every library ldd reports (direct and indirect).
+std::map<std::string, std::string> Ldd(const std::string& binary) {
+  std::map<std::string, std::string> libs;
+  CommandResult r = RunCommand("ldd " + ShellQuote(binary));
+  EXPECT_EQ(r.exit_code, 0) << "ldd " << binary;
+  std::istringstream lines(r.out);
+  std::string line;
+  std::regex arrow(R"(^\s*(\S+) => (\S+) \()"), bare(R"(^\s*(/\S+) \()");
+  std::smatch m;
+  while (std::getline(lines, line)) {
+    EXPECT_EQ(line.find("not found"), std::string::npos) << line;
+    if (std::regex_search(line, m, arrow)) {
+      libs[m[1].str()] = m[2].str();
+    } else if (std::regex_search(line, m, bare)) {
+      libs[m[1].str()] = m[1].str();  // The dynamic loader.
+    }
+  }
+  return libs;
+}
+
+// DT_NEEDED entries: the libraries the binary itself links.
+std::set<std::string> Needed(const std::string& binary) {
+  std::set<std::string> needed;
+  CommandResult r = RunCommand("readelf -d " + ShellQuote(binary));
+  EXPECT_EQ(r.exit_code, 0) << "readelf -d " << binary;
+  std::regex re(R"(\(NEEDED\)\s+Shared library: \[([^\]]+)\])");
+  for (std::sregex_iterator it(r.out.begin(), r.out.end(), re), end; it != end; ++it) {
+    needed.insert((*it)[1].str());
+  }
+  return needed;
+}
+
+// Packages apt installs with `pkgs`: their Depends/Pre-Depends closure, as installed here.
+std::set<std::string> DependencyClosure(const std::vector<std::string>& pkgs) {
+  std::set<std::string> seen;
+  std::vector<std::string> todo(pkgs.begin(), pkgs.end());
+  while (!todo.empty()) {
+    std::string p = todo.back();
+    todo.pop_back();
+    if (!seen.insert(p).second) continue;
+    CommandResult r = RunCommand("dpkg-query -W -f='${Depends}, ${Pre-Depends}' " + ShellQuote(p) +
+                                 " 2>/dev/null");
+    if (r.exit_code != 0) continue;
+    std::regex name(R"((^|[,|]\s*)([a-z0-9][a-z0-9+.-]+))");
+    for (std::sregex_iterator it(r.out.begin(), r.out.end(), name), end; it != end; ++it) {
+      todo.push_back((*it)[2].str());
+    }
+  }
+  return seen;
+}
+
+// In every debian:bookworm-slim image: the C library and the GCC runtime it needs.
+const std::set<std::string> kBaseImagePackages = {"libc6", "libgcc-s1"};
+
+class RuntimeLibsTest : public ::testing::TestWithParam<Component> {
+ protected:
+  void SetUp() override {
+    if (!OnPath("dpkg") || !OnPath("ldd") || !OnPath("readelf")) {
+      GTEST_SKIP() << "needs dpkg, ldd and readelf (Debian)";
+    }
+  }
+};
+
+TEST_P(RuntimeLibsTest, RuntimePackagesAreRealAndNotBuildTools) {
+  std::vector<std::string> pkgs = Load(GetParam()).stages.back().AptPackages();
+  ASSERT_FALSE(pkgs.empty());
+  EXPECT_THAT(pkgs, Contains("ca-certificates"));  // TLS to the API server.
+  for (const auto& p : pkgs) {
+    EXPECT_EQ(p.find("-dev"), std::string::npos) << p;
+    EXPECT_FALSE(p == "g++" || p == "cmake" || p == "make") << p;
+    // This machine is Debian bookworm with the -dev packages, so each runtime
+    // package is installed here; a typo or a wrong soname version fails.
+    EXPECT_EQ(RunCommand("dpkg-query -W " + ShellQuote(p) + " >/dev/null 2>&1").exit_code, 0)
+        << p << " is not a package installed here";
+  }
+}
+
+TEST_P(RuntimeLibsTest, RuntimePackagesCoverEverySharedLibrary) {
+  const Component& c = GetParam();
+  if (c.binary.empty()) GTEST_SKIP() << "no binary built for " << c.name;
+  std::vector<std::string> listed = Load(c).stages.back().AptPackages();
+  std::set<std::string> explicit_pkgs(listed.begin(), listed.end());
+  explicit_pkgs.insert(kBaseImagePackages.begin(), kBaseImagePackages.end());
+  std::vector<std::string> roots(explicit_pkgs.begin(), explicit_pkgs.end());
+  std::set<std::string> closure = DependencyClosure(roots);
+
+  std::map<std::string, std::string> libs = Ldd(c.binary);
+  ASSERT_FALSE(libs.empty()) << c.binary << " is not dynamically linked?";
+  std::set<std::string> needed = Needed(c.binary);
+  for (const auto& [soname, path] : libs) {
+    std::string pkg = OwningPackage(path);
+    ASSERT_FALSE(pkg.empty()) << soname << " (" << path << ") belongs to no package";
+    if (needed.count(soname)) {
+      // Linked directly: name its package in the Dockerfile.
+      EXPECT_TRUE(explicit_pkgs.count(pkg)) << c.binary << " links " << soname << " from " << pkg
+                                            << ", which " << c.dockerfile << " does not install";
+    } else {
+      // Loaded through another library: apt brings it as a dependency.
+      EXPECT_TRUE(closure.count(pkg))
+          << soname << " from " << pkg << " is not pulled in by " << c.dockerfile;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Images, ImageTest, ::testing::ValuesIn(Components()),
+                         [](const auto& info) {
+                           return info.param.name == "ashiato-agent" ? std::string("Agent")
+                                                                     : std::string("Aggregator");
+                         });
+INSTANTIATE_TEST_SUITE_P(Images, RuntimeLibsTest, ::testing::ValuesIn(Components()),
+                         [](const auto& info) {
+                           return info.param.name == "ashiato-agent" ? std::string("Agent")
+                                                                     : std::string("Aggregator");
+                         });
+
+}  // namespace
+}  // namespace ashiato::testing

@@ -1,0 +1,393 @@
+// Renders daemonset/ with `kubectl kustomize` (offline) and checks what a cluster
+// would run: the object set, least-privilege RBAC, env and token wiring, hardening of
+// every container, the NetworkPolicy and the optional ServiceMonitor overlay.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/manifests/command.h"
+
+namespace ashiato::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::UnorderedElementsAre;
+
+constexpr char kNamespace[] = "ashiato";
+
+struct Rendered {
+  std::vector<YAML::Node> objects;
+
+  // The object with this kind and name; a null node if absent.
+  YAML::Node Find(const std::string& kind, const std::string& name) const {
+    for (const auto& o : objects) {
+      if (o["kind"].as<std::string>() == kind && o["metadata"]["name"].as<std::string>() == name) {
+        return o;
+      }
+    }
+    return YAML::Node();
+  }
+  std::vector<YAML::Node> OfKind(const std::string& kind) const {
+    std::vector<YAML::Node> out;
+    for (const auto& o : objects) {
+      if (o["kind"].as<std::string>() == kind) out.push_back(o);
+    }
+    return out;
+  }
+};
+
+std::string Str(const YAML::Node& n) { return n && n.IsScalar() ? n.as<std::string>() : ""; }
+
+std::vector<std::string> Strings(const YAML::Node& n) {
+  std::vector<std::string> out;
+  if (n && n.IsSequence()) {
+    for (const auto& v : n) out.push_back(v.as<std::string>());
+  }
+  return out;
+}
+
+class ManifestTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!OnPath("kubectl")) GTEST_SKIP() << "kubectl not on PATH";
+  }
+
+  // Renders a kustomization under the repository root.
+  static Rendered Render(const std::string& dir) {
+    CommandResult r =
+        RunCommand("kubectl kustomize " + ShellQuote(std::string(ASHIATO_SOURCE_DIR) + "/" + dir));
+    EXPECT_EQ(r.exit_code, 0) << "kubectl kustomize " << dir << " failed";
+    Rendered out;
+    for (const auto& doc : YAML::LoadAll(r.out)) {
+      if (doc.IsMap()) out.objects.push_back(doc);
+    }
+    return out;
+  }
+
+  // Containers and init containers of a pod template.
+  static std::vector<YAML::Node> Containers(const YAML::Node& pod_spec) {
+    std::vector<YAML::Node> out;
+    for (const char* key : {"initContainers", "containers"}) {
+      if (pod_spec[key]) {
+        for (const auto& c : pod_spec[key]) out.push_back(c);
+      }
+    }
+    return out;
+  }
+
+  // The value of `--flag=value` in a container's args; "" if absent.
+  static std::string Arg(const YAML::Node& container, const std::string& flag) {
+    for (const auto& a : Strings(container["args"])) {
+      if (a.rfind(flag + "=", 0) == 0) return a.substr(flag.size() + 1);
+    }
+    return "";
+  }
+  static bool HasArg(const YAML::Node& container, const std::string& flag) {
+    for (const auto& a : Strings(container["args"])) {
+      if (a == flag || a.rfind(flag + "=", 0) == 0) return true;
+    }
+    return false;
+  }
+
+  static YAML::Node Env(const YAML::Node& container, const std::string& name) {
+    for (const auto& e : container["env"]) {
+      if (Str(e["name"]) == name) return e;
+    }
+    return YAML::Node();
+  }
+
+  Rendered rendered_ = Render("daemonset");
+};
+
+TEST_F(ManifestTest, RendersExactlyTheExpectedObjects) {
+  std::vector<std::string> got;
+  for (const auto& o : rendered_.objects) {
+    got.push_back(Str(o["kind"]) + "/" + Str(o["metadata"]["name"]));
+  }
+  EXPECT_THAT(
+      got, UnorderedElementsAre(
+               "Namespace/ashiato", "ResourceQuota/ashiato-critical-pods",
+               "ServiceAccount/ashiato-agent", "ClusterRole/ashiato-agent",
+               "ClusterRoleBinding/ashiato-agent", "DaemonSet/ashiato-agent",
+               "ServiceAccount/ashiato-aggregator", "Role/ashiato-aggregator",
+               "RoleBinding/ashiato-aggregator", "ClusterRole/ashiato-aggregator-tokenreview",
+               "ClusterRoleBinding/ashiato-aggregator-tokenreview", "Deployment/ashiato-aggregator",
+               "Service/ashiato-aggregator", "NetworkPolicy/ashiato-aggregator"));
+}
+
+TEST_F(ManifestTest, NamespacedObjectsLiveInAshiatoAndCarryCommonLabels) {
+  const std::set<std::string> cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"};
+  for (const auto& o : rendered_.objects) {
+    std::string id = Str(o["kind"]) + "/" + Str(o["metadata"]["name"]);
+    if (cluster_scoped.count(Str(o["kind"])) == 0) {
+      EXPECT_EQ(Str(o["metadata"]["namespace"]), kNamespace) << id;
+    } else {
+      EXPECT_FALSE(o["metadata"]["namespace"]) << id;
+    }
+    EXPECT_EQ(Str(o["metadata"]["labels"]["app.kubernetes.io/part-of"]), "ashiato") << id;
+    EXPECT_FALSE(Str(o["metadata"]["labels"]["app.kubernetes.io/name"]).empty()) << id;
+  }
+}
+
+// Rules of a Role/ClusterRole as "group|resource|verb,verb" strings, verbs sorted.
+std::vector<std::string> Rules(const YAML::Node& role) {
+  std::vector<std::string> out;
+  for (const auto& rule : role["rules"]) {
+    std::set<std::string> verbs;
+    for (const auto& v : Strings(rule["verbs"])) verbs.insert(v);
+    std::string joined;
+    for (const auto& v : verbs) joined += (joined.empty() ? "" : ",") + v;
+    for (const auto& g : Strings(rule["apiGroups"])) {
+      for (const auto& r : Strings(rule["resources"])) out.push_back(g + "|" + r + "|" + joined);
+    }
+    EXPECT_FALSE(rule["resourceNames"] && rule["nonResourceURLs"]);
+  }
+  return out;
+}
+
+TEST_F(ManifestTest, AgentRbacIsReadOnlyPods) {
+  YAML::Node role = rendered_.Find("ClusterRole", "ashiato-agent");
+  ASSERT_TRUE(role);
+  EXPECT_THAT(Rules(role), ElementsAre("|pods|get,list,watch"));
+}
+
+TEST_F(ManifestTest, AggregatorRbacIsConfigMapsInItsNamespaceAndTokenReviews) {
+  YAML::Node role = rendered_.Find("Role", "ashiato-aggregator");
+  ASSERT_TRUE(role);
+  EXPECT_EQ(Str(role["metadata"]["namespace"]), kNamespace);
+  EXPECT_THAT(Rules(role), ElementsAre("|configmaps|create,delete,get,list,update"));
+  YAML::Node tr = rendered_.Find("ClusterRole", "ashiato-aggregator-tokenreview");
+  ASSERT_TRUE(tr);
+  EXPECT_THAT(Rules(tr), ElementsAre("authentication.k8s.io|tokenreviews|create"));
+}
+
+TEST_F(ManifestTest, EachServiceAccountIsBoundToExactlyItsRoles) {
+  // subject -> "Kind/role" bound to it.
+  std::map<std::string, std::set<std::string>> bound;
+  for (const char* kind : {"RoleBinding", "ClusterRoleBinding"}) {
+    for (const auto& b : rendered_.OfKind(kind)) {
+      std::string role = Str(b["roleRef"]["kind"]) + "/" + Str(b["roleRef"]["name"]);
+      ASSERT_TRUE(rendered_.Find(Str(b["roleRef"]["kind"]), Str(b["roleRef"]["name"])))
+          << "binding " << Str(b["metadata"]["name"]) << " refers to a missing " << role;
+      for (const auto& s : b["subjects"]) {
+        EXPECT_EQ(Str(s["kind"]), "ServiceAccount");
+        bound[Str(s["namespace"]) + "/" + Str(s["name"])].insert(role);
+      }
+    }
+  }
+  EXPECT_THAT(bound["ashiato/ashiato-agent"], UnorderedElementsAre("ClusterRole/ashiato-agent"));
+  EXPECT_THAT(bound["ashiato/ashiato-aggregator"],
+              UnorderedElementsAre("Role/ashiato-aggregator",
+                                   "ClusterRole/ashiato-aggregator-tokenreview"));
+  EXPECT_EQ(bound.size(), 2u);
+}
+
+TEST_F(ManifestTest, AgentDaemonSetWiring) {
+  YAML::Node ds = rendered_.Find("DaemonSet", "ashiato-agent");
+  ASSERT_TRUE(ds);
+  YAML::Node spec = ds["spec"]["template"]["spec"];
+  EXPECT_EQ(Str(spec["serviceAccountName"]), "ashiato-agent");
+  EXPECT_EQ(Str(ds["spec"]["updateStrategy"]["type"]), "RollingUpdate");
+  EXPECT_EQ(Str(ds["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"]), "10%");
+  EXPECT_EQ(Str(spec["priorityClassName"]), "system-node-critical");
+
+  // Tolerates every taint: exactly one toleration, operator Exists, no key or effect.
+  ASSERT_TRUE(spec["tolerations"].IsSequence());
+  ASSERT_EQ(spec["tolerations"].size(), 1u);
+  YAML::Node tol = spec["tolerations"][0];
+  EXPECT_EQ(Str(tol["operator"]), "Exists");
+  EXPECT_FALSE(tol["key"]);
+  EXPECT_FALSE(tol["effect"]);
+
+  ASSERT_EQ(spec["containers"].size(), 1u);
+  YAML::Node c = spec["containers"][0];
+  YAML::Node node_env = Env(c, "NODE_NAME");
+  ASSERT_TRUE(node_env) << "NODE_NAME env missing";
+  EXPECT_EQ(Str(node_env["valueFrom"]["fieldRef"]["fieldPath"]), "spec.nodeName");
+  EXPECT_EQ(Arg(c, "--node"), "$(NODE_NAME)");
+  EXPECT_EQ(Arg(c, "--aggregator"), "http://ashiato-aggregator.ashiato.svc:8080");
+  EXPECT_EQ(Arg(c, "--listen-health"), ":9090");
+
+  // The push token: a projected service account token for audience "ashiato",
+  // mounted where --aggregator-token-file points.
+  std::string token_file = Arg(c, "--aggregator-token-file");
+  ASSERT_FALSE(token_file.empty());
+  bool found = false;
+  for (const auto& m : c["volumeMounts"]) {
+    std::string dir = Str(m["mountPath"]);
+    if (token_file.rfind(dir + "/", 0) != 0) continue;
+    for (const auto& v : spec["volumes"]) {
+      if (Str(v["name"]) != Str(m["name"])) continue;
+      ASSERT_TRUE(v["projected"]) << "token volume is not projected";
+      for (const auto& src : v["projected"]["sources"]) {
+        YAML::Node sat = src["serviceAccountToken"];
+        if (!sat || dir + "/" + Str(sat["path"]) != token_file) continue;
+        EXPECT_EQ(Str(sat["audience"]), "ashiato");
+        EXPECT_EQ(sat["expirationSeconds"].as<int>(), 3600);
+        found = true;
+      }
+    }
+  }
+  EXPECT_TRUE(found) << token_file << " is not a projected serviceAccountToken";
+
+  // Probes and metrics on the health port.
+  EXPECT_EQ(Str(c["livenessProbe"]["httpGet"]["path"]), "/healthz");
+  EXPECT_EQ(Str(c["readinessProbe"]["httpGet"]["path"]), "/readyz");
+  YAML::Node ann = ds["spec"]["template"]["metadata"]["annotations"];
+  EXPECT_EQ(Str(ann["prometheus.io/scrape"]), "true");
+  EXPECT_EQ(Str(ann["prometheus.io/port"]), "9090");
+
+  EXPECT_EQ(Str(c["resources"]["requests"]["cpu"]), "10m");
+  EXPECT_EQ(Str(c["resources"]["requests"]["memory"]), "16Mi");
+  EXPECT_EQ(Str(c["resources"]["limits"]["cpu"]), "100m");
+  EXPECT_EQ(Str(c["resources"]["limits"]["memory"]), "64Mi");
+}
+
+TEST_F(ManifestTest, CriticalPriorityIsAdmittedByQuota) {
+  // Clusters that limit critical-priority consumption need a covering quota.
+  YAML::Node q = rendered_.Find("ResourceQuota", "ashiato-critical-pods");
+  ASSERT_TRUE(q);
+  YAML::Node expr = q["spec"]["scopeSelector"]["matchExpressions"][0];
+  EXPECT_EQ(Str(expr["scopeName"]), "PriorityClass");
+  EXPECT_EQ(Str(expr["operator"]), "In");
+  EXPECT_THAT(Strings(expr["values"]), ElementsAre("system-node-critical"));
+}
+
+TEST_F(ManifestTest, AggregatorDeploymentAndServiceWiring) {
+  YAML::Node d = rendered_.Find("Deployment", "ashiato-aggregator");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d["spec"]["replicas"].as<int>(), 1);
+  EXPECT_EQ(Str(d["spec"]["strategy"]["type"]), "Recreate");
+  YAML::Node pod = d["spec"]["template"];
+  EXPECT_EQ(Str(pod["spec"]["serviceAccountName"]), "ashiato-aggregator");
+  ASSERT_EQ(pod["spec"]["containers"].size(), 1u);
+  YAML::Node c = pod["spec"]["containers"][0];
+  EXPECT_EQ(Arg(c, "--listen"), ":8080");
+  EXPECT_EQ(Arg(c, "--audience"), "ashiato");
+  EXPECT_EQ(Arg(c, "--agent-identity"), "system:serviceaccount:$(POD_NAMESPACE):ashiato-agent");
+  EXPECT_TRUE(HasArg(c, "--store-in-cm"));
+  EXPECT_EQ(Arg(c, "--cm-namespace"), "$(POD_NAMESPACE)");
+  YAML::Node ns_env = Env(c, "POD_NAMESPACE");
+  ASSERT_TRUE(ns_env);
+  EXPECT_EQ(Str(ns_env["valueFrom"]["fieldRef"]["fieldPath"]), "metadata.namespace");
+
+  EXPECT_EQ(Str(c["readinessProbe"]["httpGet"]["path"]), "/readyz");
+  EXPECT_EQ(Str(c["livenessProbe"]["httpGet"]["path"]), "/healthz");
+  YAML::Node ann = pod["metadata"]["annotations"];
+  EXPECT_EQ(Str(ann["prometheus.io/scrape"]), "true");
+  EXPECT_EQ(Str(ann["prometheus.io/port"]), "8080");
+  EXPECT_EQ(Str(ann["prometheus.io/path"]), "/metrics");
+
+  // The Service reaches this pod on 8080 under the name the agents use.
+  YAML::Node svc = rendered_.Find("Service", "ashiato-aggregator");
+  ASSERT_TRUE(svc);
+  for (const auto& kv : svc["spec"]["selector"]) {
+    EXPECT_EQ(Str(pod["metadata"]["labels"][kv.first.as<std::string>()]), Str(kv.second));
+  }
+  ASSERT_EQ(svc["spec"]["ports"].size(), 1u);
+  YAML::Node port = svc["spec"]["ports"][0];
+  EXPECT_EQ(port["port"].as<int>(), 8080);
+  std::string target = Str(port["targetPort"]);
+  bool matches = false;
+  for (const auto& p : c["ports"]) {
+    if (Str(p["name"]) == target || Str(p["containerPort"]) == target) {
+      matches = p["containerPort"].as<int>() == 8080;
+    }
+  }
+  EXPECT_TRUE(matches) << "Service targetPort " << target << " is not container port 8080";
+}
+
+TEST_F(ManifestTest, EveryContainerIsHardened) {
+  int checked = 0;
+  for (const char* kind : {"DaemonSet", "Deployment"}) {
+    for (const auto& w : rendered_.OfKind(kind)) {
+      std::string wid = std::string(kind) + "/" + Str(w["metadata"]["name"]);
+      YAML::Node spec = w["spec"]["template"]["spec"];
+      for (const char* host : {"hostNetwork", "hostPID", "hostIPC"}) {
+        EXPECT_TRUE(!spec[host] || !spec[host].as<bool>()) << wid << " " << host;
+      }
+      EXPECT_EQ(Str(spec["securityContext"]["seccompProfile"]["type"]), "RuntimeDefault") << wid;
+      for (const auto& v : spec["volumes"]) {
+        EXPECT_FALSE(v["hostPath"]) << wid << " mounts a hostPath";
+      }
+      for (const auto& c : Containers(spec)) {
+        std::string id = wid + " container " + Str(c["name"]);
+        YAML::Node sc = c["securityContext"];
+        ASSERT_TRUE(sc) << id;
+        EXPECT_TRUE(sc["runAsNonRoot"].as<bool>()) << id;
+        EXPECT_EQ(sc["runAsUser"].as<int>(), 65532) << id;
+        EXPECT_EQ(sc["runAsGroup"].as<int>(), 65532) << id;
+        EXPECT_TRUE(sc["readOnlyRootFilesystem"].as<bool>()) << id;
+        EXPECT_FALSE(sc["allowPrivilegeEscalation"].as<bool>(true)) << id;
+        EXPECT_FALSE(sc["privileged"].as<bool>(false)) << id;
+        EXPECT_THAT(Strings(sc["capabilities"]["drop"]), ElementsAre("ALL")) << id;
+        EXPECT_FALSE(sc["capabilities"]["add"]) << id;
+        EXPECT_EQ(Str(sc["seccompProfile"]["type"]), "RuntimeDefault") << id;
+        EXPECT_TRUE(c["resources"]["requests"] && c["resources"]["limits"]) << id;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 2);
+}
+
+TEST_F(ManifestTest, NetworkPolicyAdmitsOnlyAgentsAndQueryClientsOnPort8080) {
+  YAML::Node np = rendered_.Find("NetworkPolicy", "ashiato-aggregator");
+  ASSERT_TRUE(np);
+  YAML::Node d = rendered_.Find("Deployment", "ashiato-aggregator");
+  YAML::Node ds = rendered_.Find("DaemonSet", "ashiato-agent");
+  ASSERT_TRUE(d && ds);
+  // Selects the aggregator's pods, and only them.
+  for (const auto& kv : np["spec"]["podSelector"]["matchLabels"]) {
+    EXPECT_EQ(Str(d["spec"]["template"]["metadata"]["labels"][kv.first.as<std::string>()]),
+              Str(kv.second));
+    EXPECT_NE(Str(ds["spec"]["template"]["metadata"]["labels"][kv.first.as<std::string>()]),
+              Str(kv.second));
+  }
+  EXPECT_THAT(Strings(np["spec"]["policyTypes"]), ElementsAre("Ingress"));
+  ASSERT_EQ(np["spec"]["ingress"].size(), 1u);
+  YAML::Node rule = np["spec"]["ingress"][0];
+  ASSERT_EQ(rule["ports"].size(), 1u);
+  EXPECT_EQ(rule["ports"][0]["port"].as<int>(), 8080);
+  EXPECT_EQ(Str(rule["ports"][0]["protocol"]), "TCP");
+
+  ASSERT_EQ(rule["from"].size(), 2u);
+  // Peer 1: the agent pods of this namespace (no namespaceSelector = same namespace).
+  YAML::Node agents = rule["from"][0];
+  EXPECT_FALSE(agents["namespaceSelector"]);
+  EXPECT_FALSE(agents["ipBlock"]);
+  ASSERT_EQ(agents["podSelector"]["matchLabels"].size(), 1u);
+  EXPECT_EQ(Str(agents["podSelector"]["matchLabels"]["app.kubernetes.io/name"]), "ashiato-agent");
+  EXPECT_EQ(Str(ds["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]),
+            "ashiato-agent");
+  // Peer 2: opted-in query clients, in any namespace.
+  YAML::Node query = rule["from"][1];
+  EXPECT_FALSE(query["ipBlock"]);
+  ASSERT_EQ(query["podSelector"]["matchLabels"].size(), 1u);
+  EXPECT_EQ(Str(query["podSelector"]["matchLabels"]["ashiato.io/query"]), "true");
+}
+
+TEST_F(ManifestTest, ServiceMonitorOverlayAddsMonitorsForTheBase) {
+  Rendered overlay = Render("daemonset/overlays/servicemonitor");
+  EXPECT_EQ(overlay.objects.size(), rendered_.objects.size() + 2);
+  YAML::Node sm = overlay.Find("ServiceMonitor", "ashiato-aggregator");
+  ASSERT_TRUE(sm);
+  YAML::Node svc = overlay.Find("Service", "ashiato-aggregator");
+  ASSERT_TRUE(svc);
+  for (const auto& kv : sm["spec"]["selector"]["matchLabels"]) {
+    EXPECT_EQ(Str(svc["metadata"]["labels"][kv.first.as<std::string>()]), Str(kv.second));
+  }
+  EXPECT_EQ(Str(sm["spec"]["endpoints"][0]["port"]), Str(svc["spec"]["ports"][0]["name"]));
+  EXPECT_EQ(Str(sm["spec"]["endpoints"][0]["path"]), "/metrics");
+  YAML::Node pm = overlay.Find("PodMonitor", "ashiato-agent");
+  ASSERT_TRUE(pm);
+  EXPECT_EQ(Str(pm["spec"]["podMetricsEndpoints"][0]["port"]), "health");
+}
+
+}  // namespace
+}  // namespace ashiato::testing
