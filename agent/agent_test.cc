@@ -147,7 +147,7 @@ void ExpiredWithDeletionInGap(FakePodApi& api, RecordingSink& sink, bool as_even
   ASSERT_TRUE(WaitFor([&] { return api.ListCount() > lists && agent.agent().Ready(); }));
   ASSERT_TRUE(WaitFor([&] { return sink.events().size() >= 5; }));
   EXPECT_THAT(sink.events(),
-              ElementsAre("SYNC a", "SYNC b", "DELETED a", "UPDATED b", "CREATED c"));
+              ElementsAre("SYNC a", "SYNC b", "DELETED a", "CREATED c", "UPDATED b"));
   // The relist after 410 is a quorum list (no resourceVersion=0), paginated.
   auto q = api.Queries();
   std::string relist;

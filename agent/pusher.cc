@@ -1,8 +1,7 @@
 #include "agent/pusher.h"
 
-#include <sys/stat.h>
-
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <fstream>
@@ -14,9 +13,9 @@ namespace {
 
 std::string RandomEpoch() {
   std::random_device rd;
-  std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd() ^
-                      static_cast<uint64_t>(
-                          std::chrono::steady_clock::now().time_since_epoch().count()));
+  std::mt19937_64 rng(
+      (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
+      static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
   char buf[17];
   std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(rng()));
   return buf;
@@ -177,9 +176,8 @@ void Pusher::Run() {
       while (!stop_) {
         auto now = std::chrono::steady_clock::now();
         if (need_snapshot_ && have_view_) break;
-        if (!pending_.empty() &&
-            (pending_.size() >= options_.batch_max || flushing_ ||
-             now - pending_.front().queued >= options_.batch_delay)) {
+        if (!pending_.empty() && (pending_.size() >= options_.batch_max || flushing_ ||
+                                  now - pending_.front().queued >= options_.batch_delay)) {
           break;
         }
         bool beat = options_.heartbeat.count() > 0;
@@ -230,8 +228,7 @@ void Pusher::Run() {
 bool Pusher::SendWithRetry(HttpClient& client, Report& report) {
   report.sent_unix_ms = NowMs();
   std::string body = EncodeReport(report);
-  std::vector<std::pair<std::string, std::string>> headers = {
-      {"Content-Type", "application/json"}};
+  std::vector<std::pair<std::string, std::string>> headers = {{"Content-Type", "application/json"}};
   if (body.size() >= options_.gzip_min_bytes) {
     auto gz = GzipCompress(body, 6);
     if (gz.ok()) {

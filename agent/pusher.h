@@ -64,13 +64,13 @@ PusherOptions PusherOptionsFromAgent(const AgentOptions& agent);
 class Pusher : public EventSink {
  public:
   struct Stats {
-    uint64_t batches_sent = 0;    // Accepted by the aggregator (2xx).
+    uint64_t batches_sent = 0;  // Accepted by the aggregator (2xx).
     uint64_t records_sent = 0;
     uint64_t snapshots_sent = 0;
     uint64_t heartbeats_sent = 0;
-    uint64_t retries = 0;         // Failed attempts that were retried.
-    uint64_t coalesced = 0;       // Records replaced by a later record of the same pod.
-    uint64_t dropped_batches = 0; // Rejected as invalid (400/413/409): not retried.
+    uint64_t retries = 0;          // Failed attempts that were retried.
+    uint64_t coalesced = 0;        // Records replaced by a later record of the same pod.
+    uint64_t dropped_batches = 0;  // Rejected as invalid (400/413/409): not retried.
     uint64_t bytes_sent = 0;
     size_t pending = 0;
   };
@@ -113,6 +113,7 @@ class Pusher : public EventSink {
   std::condition_variable cv_;
   std::deque<Pending> pending_;
   std::unordered_map<std::string, PodRecord> view_;  // The node's pods, by UID.
+  bool have_view_ = false;  // Set by the first OnSnapshot: view_ is complete.
   bool need_snapshot_ = false;
   bool in_flight_ = false;
   bool stop_ = false;

@@ -3,6 +3,8 @@
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
+
 #include <nlohmann/json.hpp>
 
 namespace ashiato {
@@ -183,7 +185,7 @@ HttpResponse AggregatorService::GetHistory(const HttpRequest& req) {
   if (std::string l = req.Query("limit"); !l.empty()) {
     char* end = nullptr;
     unsigned long long n = std::strtoull(l.c_str(), &end, 10);
-    if (end == l.c_str() || *end != '\0' || n == 0) {
+    if (!std::isdigit(static_cast<unsigned char>(l[0])) || *end != '\0' || n == 0) {
       return ErrorResponse(400, InvalidArgument("limit: expected a positive integer"));
     }
     limit = std::min<size_t>(n, options_.history_max_limit);

@@ -3,36 +3,54 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <random>
 
 namespace ashiato {
 namespace {
 
+// A realistic pod: unique uid, name suffix and IP; one of a few deployments
+// (images and digests repeat across replicas, as in a real node).
 PodRecord TypicalPod(int i = 0) {
+  static const char* kApps[] = {"checkout-api", "payments-worker", "web-frontend", "redis-cache"};
+  std::mt19937 rng(static_cast<unsigned>(i) * 7919u + 17u);
+  auto hex = [&rng](int n) {
+    std::string s;
+    for (int k = 0; k < n; ++k) s += "0123456789abcdef"[rng() % 16];
+    return s;
+  };
+  auto alnum = [&rng](int n) {
+    std::string s;
+    for (int k = 0; k < n; ++k) s += "bcdfghjklmnpqrstvwxz2456789"[rng() % 27];
+    return s;
+  };
+  std::string app = kApps[i % 4];
+  std::string hash = "7d4b9c8f" + std::to_string(i % 4) + "d";
   PodRecord p;
-  p.uid = "3f0b8a52-1c4e-4e0a-9a7e-5b1d2c3e4f" + std::to_string(10 + i % 90);
+  p.uid = hex(8) + "-" + hex(4) + "-" + hex(4) + "-" + hex(4) + "-" + hex(12);
   p.namespace_ = "payments";
-  p.name = "checkout-api-7d4b9c8f6d-x2k9q";
+  p.name = app + "-" + hash + "-" + alnum(5);
   p.node_name = "node-1";
-  p.pod_ip = "10.244.1.17";
-  p.pod_ips = {"10.244.1.17"};
+  p.pod_ip = "10.244.1." + std::to_string(2 + i % 250);
+  p.pod_ips = {p.pod_ip};
   p.host_ip = "172.18.0.3";
   p.phase = "Running";
-  p.conditions = {{"PodScheduled", "True", "2026-11-24T03:00:00Z"},
+  p.conditions = {{"PodReadyToStartContainers", "True", "2026-11-24T03:00:02Z"},
                   {"Initialized", "True", "2026-11-24T03:00:01Z"},
+                  {"Ready", "True", "2026-11-24T03:00:04Z"},
                   {"ContainersReady", "True", "2026-11-24T03:00:04Z"},
-                  {"Ready", "True", "2026-11-24T03:00:04Z"}};
-  p.containers = {{"app", "registry.example.com/payments/checkout-api:1.42.0",
-                   "registry.example.com/payments/checkout-api@sha256:"
-                   "9b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeeff00"},
+                  {"PodScheduled", "True", "2026-11-24T03:00:00Z"}};
+  std::string digest = "sha256:" + std::string(64, "0123"[i % 4]);
+  p.containers = {{"app", "registry.example.com/payments/" + app + ":1.42.0",
+                   "registry.example.com/payments/" + app + "@" + digest},
                   {"istio-proxy", "docker.io/istio/proxyv2:1.22.1",
                    "docker.io/istio/proxyv2@sha256:"
                    "0112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}};
   p.owner_kind = "Deployment";
-  p.owner_name = "checkout-api";
+  p.owner_name = app;
   p.owner_inferred = true;
-  p.labels = {{"app", "checkout-api"}, {"pod-template-hash", "7d4b9c8f6d"}};
+  p.labels = {{"app", app}, {"pod-template-hash", hash}};
   p.creation_timestamp = "2026-11-24T02:59:58Z";
-  p.resource_version = std::to_string(123456 + i);
+  p.resource_version = std::to_string(123456 + i * 37);
   return p;
 }
 
@@ -68,8 +86,6 @@ TEST(ReportTest, RoundTrip) {
   EXPECT_FALSE(out->snapshot);
   ASSERT_EQ(out->records.size(), in.records.size());
   for (size_t i = 0; i < in.records.size(); ++i) {
-    // Pod 6 has no node: it inherits the envelope's (records are per node).
-    if (i == 6) in.records[i].pod.node_name = "node-1";
     EXPECT_TRUE(out->records[i] == in.records[i]) << i;
     EXPECT_EQ(out->records[i].pod.pod_ips, in.records[i].pod.pod_ips) << i;
   }
@@ -138,7 +154,9 @@ TEST(ReportTest, RejectsWrongTypes) {
   for (const char* text : bad) {
     auto r = DecodeReport(text);
     EXPECT_FALSE(r.ok()) << text;
-    if (!r.ok()) EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << text;
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << text;
+    }
   }
   EXPECT_TRUE(
       DecodeReport(

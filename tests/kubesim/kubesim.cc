@@ -11,6 +11,7 @@
 
 #include "common/time_util.h"
 #include "tests/kubesim/patch.h"
+#include "tests/kubesim/protobuf.h"
 #include "tests/kubesim/tables.h"
 
 namespace kubesim {
@@ -93,6 +94,36 @@ std::string CoreResourceList() {
   token["version"] = "v1";
   resources.push_back(token);
   return json{{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", resources}}.dump();
+}
+
+// A minimal OpenAPI v3 document per group-version: enough for kubectl to see
+// that PATCH supports `fieldValidation` (server-side validation), so it
+// needs no schemas for client-side validation.
+std::string OpenApiV3(const std::string& gv) {
+  json paths = json::object();
+  if (gv == "api/v1") {
+    for (int i = 0; i < kKindCount; ++i) {
+      Kind k = static_cast<Kind>(i);
+      std::string path = Info(k).namespaced
+                             ? std::string("/api/v1/namespaces/{namespace}/") + Info(k).resource + "/{name}"
+                             : std::string("/api/v1/") + Info(k).resource + "/{name}";
+      json params = json::array();
+      for (const char* q : {"dryRun", "fieldManager", "fieldValidation", "force"}) {
+        params.push_back({{"name", q}, {"in", "query"}, {"schema", {{"type", "string"}}}, {"uniqueItems", true}});
+      }
+      json op = {{"operationId", std::string("patchCoreV1") + Info(k).kind},
+                 {"parameters", params},
+                 {"responses", {{"200", {{"description", "OK"}}}}},
+                 {"x-kubernetes-action", "patch"},
+                 {"x-kubernetes-group-version-kind", {{"group", ""}, {"version", "v1"}, {"kind", Info(k).kind}}}};
+      paths[path] = {{"patch", op}};
+    }
+  }
+  return json{{"openapi", "3.0.0"},
+              {"info", {{"title", "Kubernetes"}, {"version", "v1.32.0"}}},
+              {"paths", paths},
+              {"components", {{"schemas", json::object()}}}}
+      .dump();
 }
 
 std::string AuthnGroup() {
@@ -318,7 +349,12 @@ HttpResponse Kubesim::Dispatch(const HttpRequest& req, Route* route, User* user)
   std::string authz = req.Header("authorization");
   std::string token;
   if (authz.rfind("Bearer ", 0) == 0) token = authz.substr(7);
-  auto who = token.empty() ? std::nullopt : Authenticate(token);
+  std::optional<User> who;
+  if (!token.empty()) {
+    who = Authenticate(token);
+  } else if (options_.anonymous_auth.value_or(!options_.tls)) {
+    who = User{"system:anonymous", true};
+  }
   if (!who) return ErrorResponse({401, "Unauthorized", "Unauthorized", {}});
   *user = *who;
 
@@ -348,8 +384,32 @@ HttpResponse Kubesim::Dispatch(const HttpRequest& req, Route* route, User* user)
   if (req.body.size() > kMaxRequestBodyBytes) {
     return ErrorResponse({413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728", {}});
   }
+  HttpRequest decoded;
+  const HttpRequest* rq = &req;
+  if (IsProtobuf(req.Header("content-type")) && !req.body.empty()) {
+    auto j = DecodeProtobuf(req.body);
+    if (!j) {
+      return ErrorResponse({415, "UnsupportedMediaType",
+                            "the body of the request was in an unknown format - accepted media types include: "
+                            "application/json, application/yaml",
+                            {}});
+    }
+    decoded = req;
+    decoded.body = j->dump();
+    decoded.headers["content-type"] = "application/json";
+    rq = &decoded;
+  }
   HttpResponse resp;
-  if (path == "/api" || path == "/api/") {
+  if (path == "/openapi/v3") {
+    resp = HttpResponse::Json(
+        200, json{{"paths",
+                   {{"api/v1", {{"serverRelativeURL", "/openapi/v3/api/v1?hash=KUBESIM1"}}},
+                    {"apis/authentication.k8s.io/v1",
+                     {{"serverRelativeURL", "/openapi/v3/apis/authentication.k8s.io/v1?hash=KUBESIM1"}}}}}}
+                 .dump());
+  } else if (path.rfind("/openapi/v3/", 0) == 0) {
+    resp = HttpResponse::Json(200, OpenApiV3(path.substr(12)));
+  } else if (path == "/api" || path == "/api/") {
     resp = HttpResponse::Json(200, json{{"kind", "APIVersions"},
                                         {"versions", {"v1"}},
                                         {"serverAddressByClientCIDRs",
@@ -374,9 +434,9 @@ HttpResponse Kubesim::Dispatch(const HttpRequest& req, Route* route, User* user)
   } else if (path == "/apis/authentication.k8s.io/v1/tokenreviews") {
     route->verb = "create";
     route->resource = "tokenreviews";
-    resp = req.method == "POST" ? TokenReview(req) : ErrorResponse(MethodNotAllowedError());
+    resp = req.method == "POST" ? TokenReview(*rq) : ErrorResponse(MethodNotAllowedError());
   } else if (path.rfind("/api/v1/", 0) == 0) {
-    resp = Resource(req, *route, *user);
+    resp = Resource(*rq, *route, *user);
   } else {
     return NotFoundPath();
   }

@@ -65,6 +65,11 @@ struct KubesimOptions {
   int error_code = 500;
   int latency_ms = 0;
   double drop_watches_every_seconds = 0;
+  // Requests without a token are served as "system:anonymous" (full access,
+  // there is no RBAC). kubectl sends no credentials over plain HTTP
+  // (client-go applies auth info only with TLS), so this defaults to on
+  // without --tls and off with it. A bad token is always 401.
+  std::optional<bool> anonymous_auth;
   // HTTP server event threads and connection limit.
   unsigned threads = 1;
   unsigned max_connections = 30000;

@@ -39,10 +39,15 @@ int main(int argc, char** argv) {
   app.add_option("--latency-ms", o.latency_ms, "Fault: delay every API response")->capture_default_str();
   app.add_option("--drop-watches-every", o.drop_watches_every_seconds, "Fault: close all watches every N seconds")
       ->capture_default_str();
+  bool anonymous = false;
+  auto* anon = app.add_option("--anonymous-auth", anonymous,
+                              "Serve requests without a token (default: on without --tls; kubectl sends no "
+                              "token over plain HTTP)");
   app.add_option("--threads", o.threads, "HTTP event-loop threads")->capture_default_str();
   app.add_option("--max-connections", o.max_connections, "Connection limit")->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn, error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (anon->count() > 0) o.anonymous_auth = anonymous;
 
   ashiato::SetupJsonLogging("kubesim", log_level);
   // Thousands of watches need thousands of descriptors.

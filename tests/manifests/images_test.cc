@@ -139,35 +139,44 @@ TEST_P(ImageTest, NameVersionAndUserMatchTheManifests) {
 
 // --- Shared libraries -> Debian packages ------------------------------------------
 
-// Installed-package name owning `path` (dpkg -S), trying the merged-/usr aliases.
-std::string OwningPackage(const std::string& path) {
-  std::vector<std::string> candidates = {path};
-  std::string real = RunCommand("realpath -e " + ShellQuote(path) + " 2>/dev/null").out;
-  while (!real.empty() && real.back() == '\n') real.pop_back();
-  if (!real.empty()) candidates.push_back(real);
-  for (size_t i = 0, n = candidates.size(); i < n; ++i) {
-    const std::string& p = candidates[i];
-    if (p.rfind("/usr/", 0) == 0) {
-      candidates.push_back(p.substr(4));
-    } else {
-      candidates.push_back("/usr" + p);
+// Installed package owning each path (dpkg -S), trying the merged-/usr aliases
+// (ldd says /lib/..., dpkg may have recorded /usr/lib/... or the reverse). One dpkg
+// call for all paths: dpkg is slow to start. Paths no package owns are absent.
+std::map<std::string, std::string> OwningPackages(const std::vector<std::string>& paths) {
+  std::map<std::string, std::vector<std::string>> aliases;  // path -> candidates
+  std::string args;
+  for (const auto& path : paths) {
+    std::vector<std::string> c = {path};
+    std::string real = RunCommand("realpath -e " + ShellQuote(path) + " 2>/dev/null").out;
+    while (!real.empty() && real.back() == '\n') real.pop_back();
+    if (!real.empty() && real != path) c.push_back(real);
+    for (size_t i = 0, n = c.size(); i < n; ++i) {
+      c.push_back(c[i].rfind("/usr/", 0) == 0 ? c[i].substr(4) : "/usr" + c[i]);
+    }
+    for (const auto& p : c) args += " " + ShellQuote(p);
+    aliases[path] = c;
+  }
+  // Lines look like "libcurl4:amd64: /usr/lib/x86_64-linux-gnu/libcurl.so.4".
+  std::map<std::string, std::string> owner_of;  // candidate -> package
+  std::istringstream lines(RunCommand("dpkg -S" + args + " 2>/dev/null").out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    size_t sep = line.find(": ");
+    if (sep == std::string::npos || line.rfind("diversion", 0) == 0) continue;
+    std::string pkg = line.substr(0, sep);
+    pkg = pkg.substr(0, pkg.find(','));
+    owner_of[line.substr(sep + 2)] = pkg.substr(0, pkg.find(':'));
+  }
+  std::map<std::string, std::string> out;
+  for (const auto& [path, candidates] : aliases) {
+    for (const auto& c : candidates) {
+      if (owner_of.count(c)) {
+        out[path] = owner_of[c];
+        break;
+      }
     }
   }
-  for (const auto& p : candidates) {
-    CommandResult r = RunCommand("dpkg -S " + ShellQuote(p) + " 2>/dev/null");
-    if (r.exit_code != 0) continue;
-    // "libcurl4:amd64: /usr/lib/x86_64-linux-gnu/libcurl.so.4"; diversions start otherwise.
-    std::istringstream lines(r.out);
-    std::string line;
-    while (std::getline(lines, line)) {
-      size_t sep = line.find(": ");
-      if (sep == std::string::npos || line.rfind("diversion", 0) == 0) continue;
-      std::string pkg = line.substr(0, sep);
-      pkg = pkg.substr(0, pkg.find(','));
-      return pkg.substr(0, pkg.find(':'));
-    }
-  }
-  return "";
+  return out;
 }
 
 // soname -> resolved path, for every library ldd reports (direct and indirect).
@@ -202,19 +211,26 @@ std::set<std::string> Needed(const std::string& binary) {
   return needed;
 }
 
-// Packages apt installs with `pkgs`: their Depends/Pre-Depends closure, as installed here.
+// Packages apt installs with `pkgs`: their Depends/Pre-Depends closure, as installed
+// here (one dpkg-query for every installed package, then walked in memory).
 std::set<std::string> DependencyClosure(const std::vector<std::string>& pkgs) {
+  std::map<std::string, std::string> depends;  // package -> "Depends, Pre-Depends"
+  std::istringstream lines(
+      RunCommand("dpkg-query -W -f='${Package}\\t${Depends}, ${Pre-Depends}\\n'").out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    size_t tab = line.find('\t');
+    if (tab != std::string::npos) depends[line.substr(0, tab)] += ", " + line.substr(tab + 1);
+  }
+  std::regex name(R"((^|[,|]\s*)([a-z0-9][a-z0-9+.-]+))");
   std::set<std::string> seen;
   std::vector<std::string> todo(pkgs.begin(), pkgs.end());
   while (!todo.empty()) {
     std::string p = todo.back();
     todo.pop_back();
     if (!seen.insert(p).second) continue;
-    CommandResult r = RunCommand("dpkg-query -W -f='${Depends}, ${Pre-Depends}' " + ShellQuote(p) +
-                                 " 2>/dev/null");
-    if (r.exit_code != 0) continue;
-    std::regex name(R"((^|[,|]\s*)([a-z0-9][a-z0-9+.-]+))");
-    for (std::sregex_iterator it(r.out.begin(), r.out.end(), name), end; it != end; ++it) {
+    const std::string& deps = depends[p];
+    for (std::sregex_iterator it(deps.begin(), deps.end(), name), end; it != end; ++it) {
       todo.push_back((*it)[2].str());
     }
   }
@@ -259,8 +275,11 @@ TEST_P(RuntimeLibsTest, RuntimePackagesCoverEverySharedLibrary) {
   std::map<std::string, std::string> libs = Ldd(c.binary);
   ASSERT_FALSE(libs.empty()) << c.binary << " is not dynamically linked?";
   std::set<std::string> needed = Needed(c.binary);
+  std::vector<std::string> paths;
+  for (const auto& [soname, path] : libs) paths.push_back(path);
+  std::map<std::string, std::string> owners = OwningPackages(paths);
   for (const auto& [soname, path] : libs) {
-    std::string pkg = OwningPackage(path);
+    std::string pkg = owners[path];
     ASSERT_FALSE(pkg.empty()) << soname << " (" << path << ") belongs to no package";
     if (needed.count(soname)) {
       // Linked directly: name its package in the Dockerfile.

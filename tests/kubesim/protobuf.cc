@@ -1,0 +1,206 @@
+#include "tests/kubesim/protobuf.h"
+
+#include <cstdint>
+#include <functional>
+#include <string_view>
+
+namespace kubesim {
+namespace {
+
+using json = nlohmann::json;
+
+// A field of a protobuf message: number, wire type and value.
+struct Field {
+  int number = 0;
+  int wire = 0;
+  uint64_t varint = 0;
+  std::string_view bytes;
+};
+
+bool ReadVarint(std::string_view& in, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
+    uint8_t b = static_cast<uint8_t>(in[0]);
+    in.remove_prefix(1);
+    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80)) return true;
+  }
+  return false;
+}
+
+// Calls `fn` for each field; false on malformed input.
+bool ForEachField(std::string_view in, const std::function<void(const Field&)>& fn) {
+  while (!in.empty()) {
+    uint64_t key;
+    if (!ReadVarint(in, &key)) return false;
+    Field f;
+    f.number = static_cast<int>(key >> 3);
+    f.wire = static_cast<int>(key & 7);
+    switch (f.wire) {
+      case 0:
+        if (!ReadVarint(in, &f.varint)) return false;
+        break;
+      case 1:
+        if (in.size() < 8) return false;
+        in.remove_prefix(8);
+        break;
+      case 2: {
+        uint64_t len;
+        if (!ReadVarint(in, &len) || len > in.size()) return false;
+        f.bytes = in.substr(0, len);
+        in.remove_prefix(len);
+        break;
+      }
+      case 5:
+        if (in.size() < 4) return false;
+        in.remove_prefix(4);
+        break;
+      default:
+        return false;
+    }
+    fn(f);
+  }
+  return true;
+}
+
+std::string Str(const Field& f) { return std::string(f.bytes); }
+
+std::pair<std::string, std::string> MapEntry(std::string_view b) {
+  std::pair<std::string, std::string> kv;
+  ForEachField(b, [&](const Field& f) {
+    if (f.number == 1) kv.first = Str(f);
+    if (f.number == 2) kv.second = Str(f);
+  });
+  return kv;
+}
+
+std::string Base64(std::string_view in) {
+  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], t[v & 63]};
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    out += {t[v >> 18], t[(v >> 12) & 63], '=', '='};
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], '='};
+  }
+  return out;
+}
+
+json ObjectMeta(std::string_view b) {
+  json md = json::object();
+  ForEachField(b, [&](const Field& f) {
+    switch (f.number) {
+      case 1: md["name"] = Str(f); break;
+      case 2: md["generateName"] = Str(f); break;
+      case 3: md["namespace"] = Str(f); break;
+      case 6: md["resourceVersion"] = Str(f); break;
+      case 11: {
+        auto [k, v] = MapEntry(f.bytes);
+        md["labels"][k] = v;
+        break;
+      }
+      case 12: {
+        auto [k, v] = MapEntry(f.bytes);
+        md["annotations"][k] = v;
+        break;
+      }
+      case 14: md["finalizers"].push_back(Str(f)); break;
+      default: break;
+    }
+  });
+  return md;
+}
+
+json Decode(const std::string& api_version, const std::string& kind, std::string_view raw) {
+  json obj = {{"apiVersion", api_version}, {"kind", kind}};
+  ForEachField(raw, [&](const Field& f) {
+    if (f.number == 1 && f.wire == 2 && kind != "DeleteOptions") {
+      obj["metadata"] = ObjectMeta(f.bytes);
+      return;
+    }
+    if (kind == "ConfigMap") {
+      if (f.number == 2) {
+        auto [k, v] = MapEntry(f.bytes);
+        obj["data"][k] = v;
+      } else if (f.number == 3) {
+        std::string_view value;
+        std::string key;
+        ForEachField(f.bytes, [&](const Field& e) {
+          if (e.number == 1) key = Str(e);
+          if (e.number == 2) value = e.bytes;
+        });
+        obj["binaryData"][key] = Base64(value);
+      } else if (f.number == 4) {
+        obj["immutable"] = f.varint != 0;
+      }
+    } else if (kind == "TokenRequest" && f.number == 2) {
+      json spec = json::object();
+      ForEachField(f.bytes, [&](const Field& s) {
+        if (s.number == 1) spec["audiences"].push_back(Str(s));
+        if (s.number == 4) spec["expirationSeconds"] = static_cast<int64_t>(s.varint);
+        if (s.number == 3) {
+          json ref = json::object();
+          ForEachField(s.bytes, [&](const Field& r) {
+            static const char* kNames[] = {"", "kind", "apiVersion", "name", "uid"};
+            if (r.number >= 1 && r.number <= 4) ref[kNames[r.number]] = Str(r);
+          });
+          spec["boundObjectRef"] = ref;
+        }
+      });
+      obj["spec"] = spec;
+    } else if (kind == "DeleteOptions") {
+      if (f.number == 1) obj["gracePeriodSeconds"] = static_cast<int64_t>(f.varint);
+      if (f.number == 4) obj["propagationPolicy"] = Str(f);
+      if (f.number == 2) {
+        json pre = json::object();
+        ForEachField(f.bytes, [&](const Field& p) {
+          if (p.number == 1) pre["uid"] = Str(p);
+          if (p.number == 2) pre["resourceVersion"] = Str(p);
+        });
+        obj["preconditions"] = pre;
+      }
+    } else if (kind == "ServiceAccount" && f.number == 4) {
+      obj["automountServiceAccountToken"] = f.varint != 0;
+    }
+  });
+  if (!obj.contains("metadata") && kind != "DeleteOptions") obj["metadata"] = json::object();
+  return obj;
+}
+
+}  // namespace
+
+bool IsProtobuf(const std::string& content_type) {
+  return content_type.rfind("application/vnd.kubernetes.protobuf", 0) == 0;
+}
+
+std::optional<nlohmann::json> DecodeProtobuf(const std::string& body) {
+  static const std::string kMagic("k8s\0", 4);
+  if (body.compare(0, 4, kMagic) != 0) return std::nullopt;
+  std::string api_version, kind;
+  std::string_view raw;
+  bool ok = ForEachField(std::string_view(body).substr(4), [&](const Field& f) {
+    if (f.number == 1) {
+      ForEachField(f.bytes, [&](const Field& t) {
+        if (t.number == 1) api_version = Str(t);
+        if (t.number == 2) kind = Str(t);
+      });
+    } else if (f.number == 2) {
+      raw = f.bytes;
+    }
+  });
+  if (!ok) return std::nullopt;
+  if (kind != "ConfigMap" && kind != "TokenRequest" && kind != "Namespace" && kind != "ServiceAccount" &&
+      kind != "DeleteOptions" && kind != "Pod") {
+    return std::nullopt;
+  }
+  if (kind == "Pod") return std::nullopt;  // Pods from kubectl arrive as JSON.
+  return Decode(api_version, kind, raw);
+}
+
+}  // namespace kubesim

@@ -1,0 +1,18 @@
+// Decoding of the Kubernetes protobuf wire format ("k8s\0" + runtime.Unknown)
+// for the few request bodies kubectl sends as protobuf: typed `kubectl create
+// configmap|namespace|serviceaccount|token` and DeleteOptions. Responses are
+// always JSON (kubectl accepts it).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+namespace kubesim {
+
+// True iff `content_type` is application/vnd.kubernetes.protobuf.
+bool IsProtobuf(const std::string& content_type);
+// The object as JSON, or nullopt for a malformed body or an unsupported kind.
+std::optional<nlohmann::json> DecodeProtobuf(const std::string& body);
+
+}  // namespace kubesim
