@@ -64,10 +64,10 @@ void AgentMetrics::ApiError(const Status& status) {
 
 std::string AgentMetrics::Serialize() {
   int64_t last = last_event_ms_.load();
-  int64_t since = last != 0 ? last
-                            : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  start_.time_since_epoch())
-                                  .count();
+  int64_t since =
+      last != 0 ? last
+                : std::chrono::duration_cast<std::chrono::milliseconds>(start_.time_since_epoch())
+                      .count();
   last_event_age_->Set(static_cast<double>(NowMs() - since) / 1000.0);
   prometheus::TextSerializer serializer;
   return serializer.Serialize(registry_->Collect());

@@ -92,7 +92,7 @@ TEST_F(AgentTest, CreateUpdateDeleteExactlyOnceEach) {
   RunningAgent agent(TestOptions(), &api_, &sink_);
   ASSERT_TRUE(WaitFor([&] { return agent.agent().Ready(); }));
   api_.Create(FakePodApi::MakePod("default", "c", "node-2", ""));
-  api_.Create(FakePodApi::MakePod("default", "elsewhere", "node-3"));  // Not ours.
+  api_.Create(FakePodApi::MakePod("default", "elsewhere", "node-3"));          // Not ours.
   api_.Modify("c", [](json& p) { p["metadata"]["annotations"]["x"] = "1"; });  // RV bump only.
   api_.Modify("c", [](json& p) { p["status"]["podIP"] = "10.0.0.9"; });
   api_.Modify("c", [](json& p) { p["status"]["podIP"] = "10.0.0.9"; });  // Same again.
@@ -104,8 +104,8 @@ TEST_F(AgentTest, CreateUpdateDeleteExactlyOnceEach) {
   ASSERT_TRUE(WaitFor([&] { return sink_.events().size() >= 7; }));
   // Let anything extra arrive before asserting the exact sequence.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_THAT(sink_.events(), ElementsAre("SYNC a", "SYNC b", "CREATED c", "UPDATED c",
-                                          "UPDATED c", "UPDATED c", "DELETED c"));
+  EXPECT_THAT(sink_.events(), ElementsAre("SYNC a", "SYNC b", "CREATED c", "UPDATED c", "UPDATED c",
+                                          "UPDATED c", "DELETED c"));
   auto records = sink_.records();
   EXPECT_EQ(records[3].pod_ip, "10.0.0.9");
   EXPECT_EQ(records[4].containers[0].image_id, "img@sha256:1");
@@ -271,10 +271,9 @@ TEST_F(AgentTest, OneshotAllNodesHasNoFieldSelector) {
 
 TEST(StdoutSinkTest, LineFormat) {
   PodRecord r = PodRecordFromPodJson(FakePodApi::MakePod("default", "a", "node-2"));
-  std::string line = FormatEventLine("CREATED", r, std::chrono::system_clock::time_point(
-                                                       std::chrono::microseconds(1234567)));
-  EXPECT_EQ(line.rfind(R"({"event":"CREATED","timestamp":"1970-01-01T00:00:01.234567Z",)", 0),
-            0u);
+  std::string line = FormatEventLine(
+      "CREATED", r, std::chrono::system_clock::time_point(std::chrono::microseconds(1234567)));
+  EXPECT_EQ(line.rfind(R"({"event":"CREATED","timestamp":"1970-01-01T00:00:01.234567Z",)", 0), 0u);
   json j = json::parse(line);
   EXPECT_EQ(j["pod_name"], "a");
   EXPECT_EQ(j["node_name"], "node-2");

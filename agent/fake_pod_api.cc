@@ -24,8 +24,9 @@ std::string QueryParam(const std::string& query, const std::string& key) {
 Status HttpError(int code, int retry_after) {
   ClientResponse r;
   r.status = code;
-  r.body = json({{"kind", "Status"}, {"code", code}, {"message", "injected " + std::to_string(code)}})
-               .dump();
+  r.body =
+      json({{"kind", "Status"}, {"code", code}, {"message", "injected " + std::to_string(code)}})
+          .dump();
   if (retry_after > 0) r.headers["retry-after"] = std::to_string(retry_after);
   return StatusFromApiResponse(r);
 }
@@ -150,7 +151,9 @@ Status FakePodApi::Watch(const std::string& query, const std::function<bool(cons
   long long from = std::stoll(QueryParam(query, "resourceVersion"));
   if (from < compacted_rv_) {
     if (!expired_as_event_) return HttpError(410, 0);
-    json status = {{"kind", "Status"}, {"code", 410}, {"reason", "Expired"},
+    json status = {{"kind", "Status"},
+                   {"code", 410},
+                   {"reason", "Expired"},
                    {"message", "too old resource version"}};
     lock.unlock();
     on_event({{"type", "ERROR"}, {"object", status}});

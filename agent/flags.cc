@@ -1,7 +1,6 @@
 #include "agent/flags.h"
 
 #include <CLI/CLI.hpp>
-
 #include <cctype>
 #include <cstdio>
 
@@ -15,7 +14,8 @@ std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) 
   size_t i = 0;
   while (i < text.size()) {
     size_t start = i;
-    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+    while (i < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
       ++i;
     }
     if (start == i) return std::nullopt;
@@ -39,8 +39,7 @@ std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) 
 }
 
 std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptions* o) {
-  CLI::App app{
-      "ashiato-agent: watches the pods of one node and prints one JSON line per change"};
+  CLI::App app{"ashiato-agent: watches the pods of one node and prints one JSON line per change"};
   std::string interval = "5m", shutdown_grace = "10s", batch_delay = "500ms";
   std::string backoff_initial = "800ms", backoff_max = "30s";
   app.add_option("--kubeconfig", o->kubeconfig,
@@ -103,8 +102,9 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
   }
   if (o->interval.count() <= 0) return usage("--interval must be positive");
   if (o->all_nodes && !o->oneshot) {
-    return usage("--all-nodes is only allowed with --oneshot: a continuous cluster-wide watch "
-                 "per node would overload the API server");
+    return usage(
+        "--all-nodes is only allowed with --oneshot: a continuous cluster-wide watch "
+        "per node would overload the API server");
   }
   if (o->node.empty() && !o->all_nodes) {
     return usage("--node (or NODE_NAME) is required (or --oneshot --all-nodes)");

@@ -25,11 +25,33 @@ TEST(FlagsTest, Durations) {
 
 TEST(FlagsTest, AllFlags) {
   AgentOptions o;
-  auto rc = Parse({"--node", "node-2", "--namespace", "default", "--namespace", "*-system",
-                   "--name", "web-", "--label", "app=web", "--interval", "1m", "--quorum-list",
-                   "--listen-health", "127.0.0.1:0", "--aggregator", "http://agg:8080",
-                   "--aggregator-token-file", "/t", "--batch-max", "7", "--batch-delay", "2s",
-                   "--buffer-max", "99", "--shutdown-grace", "3s"},
+  auto rc = Parse({"--node",
+                   "node-2",
+                   "--namespace",
+                   "default",
+                   "--namespace",
+                   "*-system",
+                   "--name",
+                   "web-",
+                   "--label",
+                   "app=web",
+                   "--interval",
+                   "1m",
+                   "--quorum-list",
+                   "--listen-health",
+                   "127.0.0.1:0",
+                   "--aggregator",
+                   "http://agg:8080",
+                   "--aggregator-token-file",
+                   "/t",
+                   "--batch-max",
+                   "7",
+                   "--batch-delay",
+                   "2s",
+                   "--buffer-max",
+                   "99",
+                   "--shutdown-grace",
+                   "3s"},
                   &o);
   EXPECT_FALSE(rc.has_value());
   EXPECT_EQ(o.node, "node-2");

@@ -4,9 +4,8 @@
 
 #include <chrono>
 #include <functional>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "common/kube_client.h"
 #include "common/status.h"

@@ -12,9 +12,7 @@ PodRecord Pod(const std::string& ns, const std::string& name) {
   return r;
 }
 
-TEST(PodFilterTest, EmptyMatchesAll) {
-  EXPECT_TRUE(PodFilter({}, "").Matches(Pod("a", "b")));
-}
+TEST(PodFilterTest, EmptyMatchesAll) { EXPECT_TRUE(PodFilter({}, "").Matches(Pod("a", "b"))); }
 
 TEST(PodFilterTest, NamespaceExactAndGlob) {
   PodFilter f({"default", "*-system"}, "");

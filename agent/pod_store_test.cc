@@ -5,7 +5,8 @@
 namespace ashiato {
 namespace {
 
-PodRecord Pod(const std::string& name, const std::string& rv, const std::string& phase = "Running") {
+PodRecord Pod(const std::string& name, const std::string& rv,
+              const std::string& phase = "Running") {
   PodRecord r;
   r.uid = "uid-" + name;
   r.namespace_ = "default";

@@ -98,8 +98,9 @@ Status Reflector::WatchOnce(int* events_seen) {
   int lo = options_.watch_timeout_min_seconds;
   int hi = std::max(lo, options_.watch_timeout_max_seconds);
   int timeout_seconds = std::uniform_int_distribution<int>(lo, hi)(rng_);
-  std::string query = "/api/v1/pods?watch=1&allowWatchBookmarks=true&resourceVersion=" +
-                      UrlEncode(last_rv_) + "&timeoutSeconds=" + std::to_string(timeout_seconds);
+  std::string query =
+      "/api/v1/pods?watch=1&allowWatchBookmarks=true&resourceVersion=" + UrlEncode(last_rv_) +
+      "&timeoutSeconds=" + std::to_string(timeout_seconds);
   std::string selectors = SelectorQuery();
   if (!selectors.empty()) query += "&" + selectors;
 

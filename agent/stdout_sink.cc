@@ -8,8 +8,10 @@ std::string FormatEventLine(const std::string& event_type, const PodRecord& reco
   std::string rest = PodRecordToLogJson(record).dump();
   std::string line = "{\"event\":" + nlohmann::json(event_type).dump() +
                      ",\"timestamp\":" + nlohmann::json(FormatRfc3339Micros(now)).dump();
-  if (rest.size() > 2) line += "," + rest.substr(1);
-  else line += "}";
+  if (rest.size() > 2)
+    line += "," + rest.substr(1);
+  else
+    line += "}";
   return line;
 }
 

@@ -24,7 +24,6 @@ class StdoutSink : public EventSink {
 };
 
 // One log line without the trailing newline: {"event":...,"timestamp":...,<PodRecordToLogJson>}.
-std::string FormatEventLine(const std::string& event_type, const PodRecord& record,
-                            SystemTime now);
+std::string FormatEventLine(const std::string& event_type, const PodRecord& record, SystemTime now);
 
 }  // namespace ashiato

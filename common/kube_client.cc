@@ -161,8 +161,8 @@ std::string TokenSource::Token() {
   }
   if (!config_.token.empty()) return config_.token;
   if (config_.exec) {
-    bool expired = expires_.time_since_epoch().count() != 0 &&
-                   std::chrono::system_clock::now() >= expires_;
+    bool expired =
+        expires_.time_since_epoch().count() != 0 && std::chrono::system_clock::now() >= expires_;
     if (!exec_valid_ || expired) RunExecLocked();
     return cached_;
   }
@@ -192,8 +192,8 @@ void TokenSource::RunExecLocked() {
     spdlog::warn("{}", last_error_);
     return;
   }
-  const json& status = cred.contains("status") && cred["status"].is_object() ? cred["status"]
-                                                                            : json::object();
+  const json& status =
+      cred.contains("status") && cred["status"].is_object() ? cred["status"] : json::object();
   cached_ = status.value("token", "");
   exec_cert_pem_ = status.value("clientCertificateData", "");
   exec_key_pem_ = status.value("clientKeyData", "");

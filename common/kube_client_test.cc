@@ -1,7 +1,7 @@
 #include "common/kube_client.h"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -415,13 +415,15 @@ struct FakeApi {
         return resp;
       }
       if (req.path == "/api/v1/pods") {
-        return HttpResponse::Json(200, R"({"kind":"PodList","items":[],"metadata":{"resourceVersion":"7"}})");
+        return HttpResponse::Json(
+            200, R"({"kind":"PodList","items":[],"metadata":{"resourceVersion":"7"}})");
       }
       if (req.path == "/api/v1/namespaces/x/pods" && req.method == "POST") {
         return HttpResponse::Json(201, req.body);
       }
       return HttpResponse::Json(
-          404, R"({"kind":"Status","message":"pods \"q\" not found","reason":"NotFound","code":404})");
+          404,
+          R"({"kind":"Status","message":"pods \"q\" not found","reason":"NotFound","code":404})");
     });
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     server = std::move(*s);
@@ -499,8 +501,8 @@ TEST(KubeClientTest, WatchStreamsEvents) {
   EXPECT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(types.size(), 1u);
 
-  s = client.Watch("/api/v1/nodes?watch=1", [](const json&) { return true; },
-                   std::chrono::seconds(10));
+  s = client.Watch(
+      "/api/v1/nodes?watch=1", [](const json&) { return true; }, std::chrono::seconds(10));
   EXPECT_EQ(s.code(), StatusCode::kNotFound);
 }
 

@@ -172,7 +172,8 @@ Result<KubeConfig> BuildConfig(const Merged& m, const std::string& context,
       plugin.command = Resolve(udir, plugin.command);
     }
     plugin.api_version = Scalar(exec, "apiVersion");
-    if (plugin.command.empty()) return InvalidArgument("exec plugin of \"" + user_name + "\" has no command");
+    if (plugin.command.empty())
+      return InvalidArgument("exec plugin of \"" + user_name + "\" has no command");
     if (plugin.api_version.empty()) {
       return InvalidArgument("exec plugin of \"" + user_name + "\" has no apiVersion");
     }
@@ -259,9 +260,10 @@ Result<KubeConfig> ResolveKubeConfig(const std::string& explicit_path, const std
   const char* home = std::getenv("HOME");
   std::string home_config = std::string(home != nullptr ? home : "") + "/.kube/config";
   if (FileExists(home_config)) return LoadKubeConfigFile(home_config, context);
-  return NotFound("no cluster configuration: tried --kubeconfig (not set), $KUBECONFIG (not set), "
-                  "in-cluster (KUBERNETES_SERVICE_HOST not set) and " +
-                  home_config + " (not found)");
+  return NotFound(
+      "no cluster configuration: tried --kubeconfig (not set), $KUBECONFIG (not set), "
+      "in-cluster (KUBERNETES_SERVICE_HOST not set) and " +
+      home_config + " (not found)");
 }
 
 }  // namespace ashiato

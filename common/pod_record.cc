@@ -57,13 +57,11 @@ bool IsDecimal(const std::string& s) {
 }  // namespace
 
 bool PodRecord::SameObservableState(const PodRecord& o) const {
-  return uid == o.uid && namespace_ == o.namespace_ && name == o.name &&
-         node_name == o.node_name && pod_ip == o.pod_ip && pod_ips == o.pod_ips &&
-         host_ip == o.host_ip && phase == o.phase && conditions == o.conditions &&
-         containers == o.containers && owner_kind == o.owner_kind &&
-         owner_name == o.owner_name && owner_inferred == o.owner_inferred &&
-         labels == o.labels && creation_timestamp == o.creation_timestamp &&
-         deletion_timestamp == o.deletion_timestamp;
+  return uid == o.uid && namespace_ == o.namespace_ && name == o.name && node_name == o.node_name &&
+         pod_ip == o.pod_ip && pod_ips == o.pod_ips && host_ip == o.host_ip && phase == o.phase &&
+         conditions == o.conditions && containers == o.containers && owner_kind == o.owner_kind &&
+         owner_name == o.owner_name && owner_inferred == o.owner_inferred && labels == o.labels &&
+         creation_timestamp == o.creation_timestamp && deletion_timestamp == o.deletion_timestamp;
 }
 
 std::string DeploymentFromReplicaSetName(const std::string& replicaset,
@@ -145,8 +143,7 @@ PodRecord PodRecordFromPodJson(const json& pod) {
   const json& conditions = Obj(status, "conditions");
   if (conditions.is_array()) {
     for (const auto& c : conditions) {
-      r.conditions.push_back(
-          {Str(c, "type"), Str(c, "status"), Str(c, "lastTransitionTime")});
+      r.conditions.push_back({Str(c, "type"), Str(c, "status"), Str(c, "lastTransitionTime")});
     }
   }
   AddContainers(Obj(spec, "initContainers"), Obj(status, "initContainerStatuses"), &r.containers);

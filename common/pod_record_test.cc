@@ -53,7 +53,8 @@ TEST(PodRecordTest, FromPodJsonTakesEveryField) {
   ASSERT_EQ(r.conditions.size(), 2u);
   EXPECT_EQ(r.conditions[0], (ConditionRecord{"Ready", "True", "2026-11-24T03:00:05Z"}));
   ASSERT_EQ(r.containers.size(), 3u);
-  EXPECT_EQ(r.containers[0], (ContainerRecord{"init", "busybox:1.36", "docker.io/busybox@sha256:aa"}));
+  EXPECT_EQ(r.containers[0],
+            (ContainerRecord{"init", "busybox:1.36", "docker.io/busybox@sha256:aa"}));
   EXPECT_EQ(r.containers[1], (ContainerRecord{"app", "nginx:1.27", "nginx@sha256:bb"}));
   EXPECT_EQ(r.containers[2], (ContainerRecord{"side", "envoy:1.30", "envoy@sha256:cc"}));
   EXPECT_EQ(r.owner_kind, "Deployment");
@@ -121,9 +122,9 @@ TEST(PodRecordTest, DeploymentFromReplicaSetName) {
   EXPECT_EQ(DeploymentFromReplicaSetName("web-7d4b9c8f6d"), "web");
   EXPECT_EQ(DeploymentFromReplicaSetName("my-app-5f6b7c"), "my-app");
   EXPECT_EQ(DeploymentFromReplicaSetName("coredns-76f75df574"), "coredns");
-  EXPECT_EQ(DeploymentFromReplicaSetName("web-abcdef"), "");      // Vowels: not a hash.
-  EXPECT_EQ(DeploymentFromReplicaSetName("web-12345"), "");       // Too short, 1 and 3.
-  EXPECT_EQ(DeploymentFromReplicaSetName("web-bcdfg"), "");       // 5 chars.
+  EXPECT_EQ(DeploymentFromReplicaSetName("web-abcdef"), "");       // Vowels: not a hash.
+  EXPECT_EQ(DeploymentFromReplicaSetName("web-12345"), "");        // Too short, 1 and 3.
+  EXPECT_EQ(DeploymentFromReplicaSetName("web-bcdfg"), "");        // 5 chars.
   EXPECT_EQ(DeploymentFromReplicaSetName("web-bcdfghjklmn"), "");  // 11 chars.
   EXPECT_EQ(DeploymentFromReplicaSetName("nodash"), "");
   EXPECT_EQ(DeploymentFromReplicaSetName("-7d4b9c8f6d"), "");
@@ -165,9 +166,9 @@ TEST(PodRecordTest, LogJsonSchemaAndRoundTrip) {
   EXPECT_EQ(j["pod_ips"], json::array({"10.0.0.5", "fd00::5"}));
   EXPECT_EQ(j["host_ip"], "192.168.1.2");
   EXPECT_EQ(j["phase"], "Running");
-  EXPECT_EQ(j["conditions"][0],
-            json({{"type", "Ready"}, {"status", "True"},
-                  {"last_transition_time", "2026-11-24T03:00:05Z"}}));
+  EXPECT_EQ(j["conditions"][0], json({{"type", "Ready"},
+                                      {"status", "True"},
+                                      {"last_transition_time", "2026-11-24T03:00:05Z"}}));
   EXPECT_EQ(j["containers"][1],
             json({{"name", "app"}, {"image", "nginx:1.27"}, {"image_id", "nginx@sha256:bb"}}));
   EXPECT_EQ(j["owner"], json({{"kind", "Deployment"}, {"name", "web"}, {"inferred", true}}));
@@ -194,7 +195,7 @@ TEST(PodRecordTest, CompareResourceVersions) {
   EXPECT_EQ(CompareResourceVersions("42", "42"), 0);
   EXPECT_EQ(CompareResourceVersions("042", "42"), 0);
   EXPECT_LT(CompareResourceVersions("18446744073709551615", "18446744073709551616"), 0);
-  EXPECT_LT(CompareResourceVersions("a", "b"), 0);   // Not numeric: byte order.
+  EXPECT_LT(CompareResourceVersions("a", "b"), 0);    // Not numeric: byte order.
   EXPECT_GT(CompareResourceVersions("9", "10a"), 0);  // Byte order.
   EXPECT_LT(CompareResourceVersions("", "1"), 0);
 }

@@ -4,8 +4,10 @@
 // that its final view equals kubesim's, and that every pod list and watch it
 // sent carried the node field selector.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -94,7 +96,8 @@ std::map<std::string, PodRecord> ReplayView(const std::vector<json>& events) {
   return view;
 }
 
-bool SameView(const std::map<std::string, PodRecord>& a, const std::map<std::string, PodRecord>& b) {
+bool SameView(const std::map<std::string, PodRecord>& a,
+              const std::map<std::string, PodRecord>& b) {
   if (a.size() != b.size()) return false;
   for (const auto& [uid, r] : a) {
     auto it = b.find(uid);
@@ -122,13 +125,20 @@ void ExpectAllRequestsNodeSelected(KubesimProcess& sim, const std::string& node)
 
 class AgentProcess {
  public:
-  AgentProcess(KubesimProcess& sim, const std::string& node,
-               std::vector<std::string> extra = {}) {
+  AgentProcess(KubesimProcess& sim, const std::string& node, std::vector<std::string> extra = {}) {
     dir_ = testing::MakeTempDir("agent-e2e");
-    std::vector<std::string> argv = {AGENT_BIN,           "--kubeconfig",    sim.kubeconfig_path(),
-                                     "--node",            node,              "--backoff-initial",
-                                     "50ms",              "--backoff-max",   "300ms",
-                                     "--listen-health",   "127.0.0.1:0",     "--log-level",
+    std::vector<std::string> argv = {AGENT_BIN,
+                                     "--kubeconfig",
+                                     sim.kubeconfig_path(),
+                                     "--node",
+                                     node,
+                                     "--backoff-initial",
+                                     "50ms",
+                                     "--backoff-max",
+                                     "300ms",
+                                     "--listen-health",
+                                     "127.0.0.1:0",
+                                     "--log-level",
                                      "debug"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     process_ = Subprocess::Start(argv, dir_ + "/stdout", dir_ + "/stderr");
@@ -250,6 +260,8 @@ TEST(AgentE2E, ContinuousCreateStatusPatchDeleteWithKubectl) {
   o.nodes = 2;
   o.pods_per_node = 2;
   o.tls = true;
+  // Graceful deletes set deletionTimestamp first, as with a kubelet.
+  o.extra_args = {"--pod-deletion-delay-ms", "300"};
   auto sim = StartSim(o);
   ASSERT_NE(sim, nullptr);
   AgentProcess agent(*sim, "node-2");
@@ -273,22 +285,29 @@ TEST(AgentE2E, ContinuousCreateStatusPatchDeleteWithKubectl) {
        R"({"status":{"phase":"Running","podIP":"10.244.9.9","podIPs":[{"ip":"10.244.9.9"}]}})"});
   ASSERT_TRUE(agent.WaitForEvents(synced + 2));
   run({"delete", "pod", "e2e-pod", "-n", "default", "--wait=false"});
-  ASSERT_TRUE(agent.WaitForEvents(synced + 3));
+  ASSERT_TRUE(agent.WaitForEvents(synced + 4));
   ASSERT_TRUE(ConvergesTo(agent, *sim, "node-2"));
 
   auto events = agent.Events();
   EXPECT_EQ(Describe(events, synced),
             (std::vector<std::string>{"CREATED default/e2e-pod", "UPDATED default/e2e-pod",
-                                      "DELETED default/e2e-pod"}));
+                                      "UPDATED default/e2e-pod", "DELETED default/e2e-pod"}));
+  EXPECT_EQ(events[synced]["containers"][0]["image"], "nginx:1.27");
   EXPECT_EQ(events[synced + 1]["pod_ip"], "10.244.9.9");
   EXPECT_EQ(events[synced + 1]["phase"], "Running");
+  EXPECT_TRUE(events[synced + 1]["deletion_timestamp"].is_null());
+  EXPECT_TRUE(events[synced + 2]["deletion_timestamp"].is_string());  // Deletion started.
+  EXPECT_EQ(events[synced + 3]["pod_ip"], "10.244.9.9");
 
   HttpClient health = HealthClient(port);
   auto metrics = health.Do("GET", "/metrics");
   ASSERT_TRUE(metrics.ok());
-  EXPECT_NE(metrics->body.find("ashiato_agent_events_total{type=\"CREATED\"} 1"),
+  EXPECT_NE(metrics->body.find("ashiato_agent_events_total{type=\"CREATED\"} 1\n"),
             std::string::npos)
       << metrics->body;
+  EXPECT_NE(metrics->body.find("ashiato_agent_events_total{type=\"UPDATED\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find("ashiato_agent_events_total{type=\"SYNC\"} 2\n"), std::string::npos);
   EXPECT_NE(metrics->body.find("ashiato_agent_pods_tracked 2"), std::string::npos);
   EXPECT_EQ(health.Do("GET", "/healthz")->status, 200);
 
@@ -298,11 +317,48 @@ TEST(AgentE2E, ContinuousCreateStatusPatchDeleteWithKubectl) {
   ExpectAllRequestsNodeSelected(*sim, "node-2");
 }
 
+// An exec credential plugin (as kubectl runs it) supplies the token over HTTPS.
+TEST(AgentE2E, OneshotWithExecCredentialPlugin) {
+  KubesimProcessOptions o;
+  o.nodes = 2;
+  o.pods_per_node = 2;
+  o.tls = true;
+  auto sim = StartSim(o);
+  ASSERT_NE(sim, nullptr);
+  std::string dir = testing::MakeTempDir("agent-e2e");
+  std::ofstream(dir + "/ca.crt") << sim->ca_pem();
+  std::ofstream(dir + "/plugin.sh")
+      << "#!/bin/sh\necho \"$KUBERNETES_EXEC_INFO\" > \"$(dirname \"$0\")/info\"\n"
+      << "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
+      << "\"status\":{\"token\":\"'\"$SIM_TOKEN\"'\"}}'\n";
+  chmod((dir + "/plugin.sh").c_str(), 0755);
+  // Relative paths (CA file, plugin command) resolve against the kubeconfig's directory.
+  std::ofstream(dir + "/kubeconfig")
+      << "apiVersion: v1\nkind: Config\ncurrent-context: sim\n"
+      << "clusters: [{name: sim, cluster: {server: '" << sim->server_url()
+      << "', certificate-authority: ca.crt}}]\n"
+      << "contexts: [{name: sim, context: {cluster: sim, user: plugin}}]\n"
+      << "users: [{name: plugin, user: {exec: {apiVersion: client.authentication.k8s.io/v1, "
+      << "command: ./plugin.sh, env: [{name: SIM_TOKEN, value: '" << sim->admin_token()
+      << "'}]}}}]\n";
+  std::string out;
+  int rc = testing::RunCommand(
+      {AGENT_BIN, "--kubeconfig", dir + "/kubeconfig", "--node", "node-1", "--oneshot"}, &out);
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;
+  std::ifstream info(dir + "/info");
+  json exec_info = json::parse(info, nullptr, false);
+  EXPECT_EQ(exec_info["kind"], "ExecCredential");
+  EXPECT_EQ(exec_info["spec"]["interactive"], false);
+  testing::RemoveTree(dir);
+}
+
 json PodJson(const std::string& name, const std::string& node) {
-  return {{"apiVersion", "v1"},
-          {"kind", "Pod"},
-          {"metadata", {{"name", name}, {"namespace", "default"}, {"labels", {{"app", name}}}}},
-          {"spec", {{"nodeName", node}, {"containers", {{{"name", "c"}, {"image", "busybox:1"}}}}}}};
+  return {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", {{"name", name}, {"namespace", "default"}, {"labels", {{"app", name}}}}},
+      {"spec", {{"nodeName", node}, {"containers", {{{"name", "c"}, {"image", "busybox:1"}}}}}}};
 }
 
 void CreatePod(KubesimProcess& sim, const std::string& name, const std::string& node) {
@@ -387,8 +443,16 @@ TEST(AgentE2E, SurvivesDroppedWatchExpiryAndServerErrors) {
             (std::vector<std::string>{
                 "CREATED default/after-drop",
                 // The relist after 410 reports deletions first, then by namespace/name.
-                "DELETED " + victim, "CREATED default/in-gap", "UPDATED default/after-drop",
+                "DELETED " + victim, "UPDATED default/after-drop", "CREATED default/in-gap",
                 "CREATED default/flaky-1", "UPDATED default/flaky-1", "DELETED default/in-gap"}));
+  // The gap was bridged by exactly one relist (the 410), not by luck.
+  auto metrics = HealthClient(port).Do("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("ashiato_agent_relists_total 1\n"), std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("ashiato_agent_api_errors_total{code=\"410\"} 1\n"),
+            std::string::npos)
+      << metrics->body;
   ExpectAllRequestsNodeSelected(*sim, "node-2");
 }
 
@@ -413,10 +477,9 @@ TEST(AgentE2E, SurvivesKubesimRestartWithStateFile) {
   ASSERT_TRUE(agent.WaitForEvents(5)) << agent.Stderr();
   ASSERT_TRUE(ConvergesTo(agent, *sim, "node-2")) << agent.Stderr();
   auto events = agent.Events();
-  EXPECT_EQ(Describe(events, 2),
-            (std::vector<std::string>{"CREATED default/before-restart",
-                                      "DELETED default/before-restart",
-                                      "CREATED default/after-restart"}));
+  EXPECT_EQ(Describe(events, 2), (std::vector<std::string>{"CREATED default/before-restart",
+                                                           "DELETED default/before-restart",
+                                                           "CREATED default/after-restart"}));
   int status = agent.process().Stop(std::chrono::seconds(10));
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);

@@ -81,10 +81,14 @@ int Main(int argc, char** argv) {
   int pods = 150000, nodes = 5000, changes = 200, moves = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--pods") pods = std::atoi(argv[i + 1]);
-    else if (a == "--nodes") nodes = std::atoi(argv[i + 1]);
-    else if (a == "--changes") changes = std::atoi(argv[i + 1]);
-    else if (a == "--moves") moves = std::atoi(argv[i + 1]);
+    if (a == "--pods")
+      pods = std::atoi(argv[i + 1]);
+    else if (a == "--nodes")
+      nodes = std::atoi(argv[i + 1]);
+    else if (a == "--changes")
+      changes = std::atoi(argv[i + 1]);
+    else if (a == "--moves")
+      moves = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "usage: cm_bench [--pods N] [--nodes N] [--changes N] [--moves N]\n");
       return 2;

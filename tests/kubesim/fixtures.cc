@@ -20,15 +20,24 @@ struct Template {
 };
 
 // Slot 0 of every node is the DaemonSet pod; the others cycle through these.
-const Template kDaemonSet = {"kube-system", "DaemonSet", "node-exporter", "node-exporter", "node-exporter",
-                             "quay.io/prometheus/node-exporter:v1.7.0", "quay.io/prometheus/node-exporter"};
+const Template kDaemonSet = {"kube-system",
+                             "DaemonSet",
+                             "node-exporter",
+                             "node-exporter",
+                             "node-exporter",
+                             "quay.io/prometheus/node-exporter:v1.7.0",
+                             "quay.io/prometheus/node-exporter"};
 const Template kTemplates[] = {
-    {"default", "ReplicaSet", "web-7d4b9c8f6d", "web", "nginx", "nginx:1.25.3", "docker.io/library/nginx"},
-    {"team-a", "ReplicaSet", "api-5f9c6d7b8c", "api", "api", "ghcr.io/team-a/api:2.4.1", "ghcr.io/team-a/api"},
-    {"team-a", "StatefulSet", "db", "db", "postgres", "postgres:16.2", "docker.io/library/postgres"},
+    {"default", "ReplicaSet", "web-7d4b9c8f6d", "web", "nginx", "nginx:1.25.3",
+     "docker.io/library/nginx"},
+    {"team-a", "ReplicaSet", "api-5f9c6d7b8c", "api", "api", "ghcr.io/team-a/api:2.4.1",
+     "ghcr.io/team-a/api"},
+    {"team-a", "StatefulSet", "db", "db", "postgres", "postgres:16.2",
+     "docker.io/library/postgres"},
     {"kube-system", "ReplicaSet", "coredns-76f75df574", "kube-dns", "coredns",
      "registry.k8s.io/coredns/coredns:v1.11.1", "registry.k8s.io/coredns/coredns"},
-    {"default", "ReplicaSet", "worker-6c8d9f7b5d", "worker", "worker", "busybox:1.36", "docker.io/library/busybox"},
+    {"default", "ReplicaSet", "worker-6c8d9f7b5d", "worker", "worker", "busybox:1.36",
+     "docker.io/library/busybox"},
 };
 
 std::string Now() { return ashiato::FormatRfc3339(std::chrono::system_clock::now()); }
@@ -85,7 +94,9 @@ json Fixtures::MakeNode(int i) {
               {"topology.kubernetes.io/zone", kZones[i % 3]}}}}},
           {"spec", {{"podCIDR", cidr}, {"podCIDRs", {cidr}}, {"providerID", "kubesim://" + name}}},
           {"status",
-           {{"addresses", {{{"type", "InternalIP"}, {"address", NodeInternalIp(i)}}, {{"type", "Hostname"}, {"address", name}}}},
+           {{"addresses",
+             {{{"type", "InternalIP"}, {"address", NodeInternalIp(i)}},
+              {{"type", "Hostname"}, {"address", name}}}},
             {"conditions",
              {{{"type", "Ready"},
                {"status", "True"},
@@ -106,11 +117,13 @@ json Fixtures::MakeNode(int i) {
 }
 
 json Fixtures::MakePod(int tmpl, const std::string& node) {
-  const Template& t = tmpl < 0 ? kDaemonSet : kTemplates[tmpl % (sizeof(kTemplates) / sizeof(kTemplates[0]))];
+  const Template& t =
+      tmpl < 0 ? kDaemonSet : kTemplates[tmpl % (sizeof(kTemplates) / sizeof(kTemplates[0]))];
   json md = {{"namespace", t.ns}, {"labels", {{"app", t.app}}}};
   std::string owner_uid = Sha256Hex(std::string(t.ns) + "/" + t.owner_name).substr(7, 32);
-  owner_uid = owner_uid.substr(0, 8) + "-" + owner_uid.substr(8, 4) + "-4" + owner_uid.substr(13, 3) + "-" +
-              owner_uid.substr(16, 4) + "-" + owner_uid.substr(20, 12);
+  owner_uid = owner_uid.substr(0, 8) + "-" + owner_uid.substr(8, 4) + "-4" +
+              owner_uid.substr(13, 3) + "-" + owner_uid.substr(16, 4) + "-" +
+              owner_uid.substr(20, 12);
   md["ownerReferences"] = {{{"apiVersion", "apps/v1"},
                             {"kind", t.owner_kind},
                             {"name", t.owner_name},
@@ -164,30 +177,37 @@ void Fixtures::MarkRunning(json& pod) {
   std::string host_ip = NodeInternalIp(idx);
   std::string t = Now();
   auto cond = [&](const char* type) {
-    return json{{"type", type}, {"status", "True"}, {"lastProbeTime", nullptr}, {"lastTransitionTime", t}};
+    return json{
+        {"type", type}, {"status", "True"}, {"lastProbeTime", nullptr}, {"lastTransitionTime", t}};
   };
   json statuses = json::array();
   for (const auto& c : pod["spec"]["containers"]) {
     std::string image = c.value("image", "");
-    std::string repo = image.substr(0, image.rfind(':') == std::string::npos || image.rfind(':') < image.rfind('/')
-                                           ? image.size()
-                                           : image.rfind(':'));
-    if (repo.find('/') == std::string::npos) repo = "docker.io/library/" + repo;
-    else if (repo.find('.') == std::string::npos || repo.find('.') > repo.find('/')) repo = "docker.io/" + repo;
-    statuses.push_back({{"name", c.value("name", "")},
-                        {"image", image},
-                        {"imageID", repo + "@" + Sha256Hex(image)},
-                        {"containerID", "containerd://" + Sha256Hex(pod["metadata"].value("name", "") + c.value("name", "")).substr(7)},
-                        {"ready", true},
-                        {"started", true},
-                        {"restartCount", 0},
-                        {"state", {{"running", {{"startedAt", t}}}}},
-                        {"lastState", json::object()}});
+    std::string repo =
+        image.substr(0, image.rfind(':') == std::string::npos || image.rfind(':') < image.rfind('/')
+                            ? image.size()
+                            : image.rfind(':'));
+    if (repo.find('/') == std::string::npos)
+      repo = "docker.io/library/" + repo;
+    else if (repo.find('.') == std::string::npos || repo.find('.') > repo.find('/'))
+      repo = "docker.io/" + repo;
+    statuses.push_back(
+        {{"name", c.value("name", "")},
+         {"image", image},
+         {"imageID", repo + "@" + Sha256Hex(image)},
+         {"containerID",
+          "containerd://" +
+              Sha256Hex(pod["metadata"].value("name", "") + c.value("name", "")).substr(7)},
+         {"ready", true},
+         {"started", true},
+         {"restartCount", 0},
+         {"state", {{"running", {{"startedAt", t}}}}},
+         {"lastState", json::object()}});
   }
   pod["status"] = {{"phase", "Running"},
                    {"conditions",
-                    {cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"), cond("ContainersReady"),
-                     cond("PodScheduled")}},
+                    {cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"),
+                     cond("ContainersReady"), cond("PodScheduled")}},
                    {"hostIP", host_ip},
                    {"hostIPs", {{{"ip", host_ip}}}},
                    {"podIP", ip},
@@ -204,17 +224,21 @@ json Fixtures::NewPod(const std::string& node) {
 void Fixtures::SeedCluster(int nodes, int pods_per_node) {
   nodes_ = nodes;
   for (const char* ns : {"default", "kube-system", "kube-public", "team-a", "ashiato"}) {
-    (void)store_->Create(Kind::kNamespace,
-                         {{"metadata", {{"name", ns}, {"labels", {{"kubernetes.io/metadata.name", ns}}}}},
-                          {"spec", {{"finalizers", {"kubernetes"}}}},
-                          {"status", {{"phase", "Active"}}}});
-    (void)store_->Create(Kind::kServiceAccount, {{"metadata", {{"name", "default"}, {"namespace", ns}}}});
+    (void)store_->Create(
+        Kind::kNamespace,
+        {{"metadata", {{"name", ns}, {"labels", {{"kubernetes.io/metadata.name", ns}}}}},
+         {"spec", {{"finalizers", {"kubernetes"}}}},
+         {"status", {{"phase", "Active"}}}});
+    (void)store_->Create(Kind::kServiceAccount,
+                         {{"metadata", {{"name", "default"}, {"namespace", ns}}}});
   }
   for (int i = 1; i <= nodes; ++i) (void)store_->Create(Kind::kNode, MakeNode(i));
   for (int i = 1; i <= nodes; ++i) {
     std::string node = "node-" + std::to_string(i);
     for (int slot = 0; slot < pods_per_node; ++slot) {
-      int tmpl = slot == 0 ? -1 : static_cast<int>((i + slot) % (sizeof(kTemplates) / sizeof(kTemplates[0])));
+      int tmpl = slot == 0
+                     ? -1
+                     : static_cast<int>((i + slot) % (sizeof(kTemplates) / sizeof(kTemplates[0])));
       json pod = MakePod(tmpl, node);
       MarkRunning(pod);
       for (int attempt = 0; attempt < 10; ++attempt) {

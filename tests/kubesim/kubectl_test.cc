@@ -24,8 +24,10 @@ class KubectlTest : public ::testing::TestWithParam<bool> {
     CommandResult r = sim_->Kubectl(args);
     EXPECT_EQ(r.exit_code, 0) << "kubectl";
     for (const auto& a : args) std::cerr << " " << a;
-    if (r.exit_code != 0) std::cerr << "\nstdout: " << r.out << "\nstderr: " << r.err << "\n";
-    else std::cerr << "\n";
+    if (r.exit_code != 0)
+      std::cerr << "\nstdout: " << r.out << "\nstderr: " << r.err << "\n";
+    else
+      std::cerr << "\n";
     return r;
   }
   std::unique_ptr<KubesimProcess> sim_;
@@ -37,12 +39,14 @@ TEST_P(KubectlTest, FieldSelectedListIsExactlyTheNodesPods) {
   std::set<std::string> got, want;
   for (const auto& p : list["items"]) {
     EXPECT_EQ(p["spec"]["nodeName"], "node-2");
-    got.insert(p["metadata"]["namespace"].get<std::string>() + "/" + p["metadata"]["name"].get<std::string>());
+    got.insert(p["metadata"]["namespace"].get<std::string>() + "/" +
+               p["metadata"]["name"].get<std::string>());
   }
   auto all = sim_->KubeJson("GET", "/api/v1/pods");
   for (const auto& p : (*all)["items"]) {
     if (p["spec"]["nodeName"] == "node-2") {
-      want.insert(p["metadata"]["namespace"].get<std::string>() + "/" + p["metadata"]["name"].get<std::string>());
+      want.insert(p["metadata"]["namespace"].get<std::string>() + "/" +
+                  p["metadata"]["name"].get<std::string>());
     }
   }
   EXPECT_EQ(got.size(), 4u);
@@ -60,10 +64,12 @@ TEST_P(KubectlTest, WatchSeesCreatedPod) {
   auto watcher = sim_->StartKubectl({"get", "pods", "--watch", "--request-timeout", "30s"});
   ASSERT_TRUE(watcher);
   // The initial list is printed (header) before the watch starts.
-  ASSERT_TRUE(WaitFor([&] { return !ReadLines(watcher->stdout_path()).empty(); }, milliseconds(20000)));
+  ASSERT_TRUE(
+      WaitFor([&] { return !ReadLines(watcher->stdout_path()).empty(); }, milliseconds(20000)));
   std::string yaml = sim_->dir() + "/pod.yaml";
-  std::ofstream(yaml) << "apiVersion: v1\nkind: Pod\nmetadata:\n  name: watched\n  labels: {app: demo}\n"
-                         "spec:\n  nodeName: node-1\n  containers:\n  - name: c\n    image: nginx:1.25.3\n";
+  std::ofstream(yaml)
+      << "apiVersion: v1\nkind: Pod\nmetadata:\n  name: watched\n  labels: {app: demo}\n"
+         "spec:\n  nodeName: node-1\n  containers:\n  - name: c\n    image: nginx:1.25.3\n";
   Run({"create", "-f", yaml});
   EXPECT_TRUE(WaitFor(
       [&] {
@@ -90,7 +96,8 @@ TEST_P(KubectlTest, ConfigMapsTokensAndDeletes) {
   auto none = Run({"get", "cm", "-l", "app=nothing", "-o", "name"});
   EXPECT_EQ(none.out, "");
   std::string cm_yaml = sim_->dir() + "/cm.yaml";
-  std::ofstream(cm_yaml) << "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  k: v\n";
+  std::ofstream(cm_yaml)
+      << "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  k: v\n";
   Run({"apply", "--server-side", "-f", cm_yaml});
   EXPECT_EQ(Run({"get", "cm", "applied", "-o", "jsonpath={.data.k}"}).out, "v");
 
@@ -100,8 +107,9 @@ TEST_P(KubectlTest, ConfigMapsTokensAndDeletes) {
   EXPECT_EQ((*sim_->KubeJson("GET", "/api/v1/namespaces/team-a/pods/" + victim))["code"], 404);
 
   std::string other = (*pods)["items"][1]["metadata"]["name"];
-  auto token = Run({"create", "token", "default", "-n", "team-a", "--audience", "ashiato", "--bound-object-kind", "Pod",
-                    "--bound-object-name", other, "--duration", "20m"});
+  auto token =
+      Run({"create", "token", "default", "-n", "team-a", "--audience", "ashiato",
+           "--bound-object-kind", "Pod", "--bound-object-name", other, "--duration", "20m"});
   std::string t = token.out.substr(0, token.out.find_last_not_of("\n") + 1);
   ASSERT_FALSE(t.empty());
   auto review = sim_->KubeJson("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
@@ -116,7 +124,9 @@ TEST_P(KubectlTest, ConfigMapsTokensAndDeletes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(HttpAndHttps, KubectlTest, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? std::string("Https") : std::string("Http"); });
+                         [](const auto& info) {
+                           return info.param ? std::string("Https") : std::string("Http");
+                         });
 
 }  // namespace
 }  // namespace ashiato::testing

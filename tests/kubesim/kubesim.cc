@@ -23,12 +23,14 @@ using json = nlohmann::json;
 
 HttpResponse ErrorResponse(const ApiError& e) {
   HttpResponse r = HttpResponse::Json(e.code, e.ToString());
-  if (e.retry_after_seconds > 0) r.headers.emplace_back("Retry-After", std::to_string(e.retry_after_seconds));
+  if (e.retry_after_seconds > 0)
+    r.headers.emplace_back("Retry-After", std::to_string(e.retry_after_seconds));
   return r;
 }
 
 HttpResponse NotFoundPath() {
-  return ErrorResponse({404, "NotFound", "the server could not find the requested resource", json::object()});
+  return ErrorResponse(
+      {404, "NotFound", "the server could not find the requested resource", json::object()});
 }
 
 std::vector<std::string> Split(const std::string& path) {
@@ -57,31 +59,40 @@ ApiOr<json> ParseBody(const std::string& body) {
   if (j.is_discarded() || !j.is_object()) {
     auto y = ParseJsonOrYaml(body);
     if (!y || !y->is_object()) {
-      return BadRequestError("the body of the request was in an unknown format - accepted media types include: "
-                             "application/json, application/yaml");
+      return BadRequestError(
+          "the body of the request was in an unknown format - accepted media types include: "
+          "application/json, application/yaml");
     }
     return *y;
   }
   return j;
 }
 
-bool WantsTable(const HttpRequest& req) { return req.Header("accept").find("as=Table") != std::string::npos; }
+bool WantsTable(const HttpRequest& req) {
+  return req.Header("accept").find("as=Table") != std::string::npos;
+}
 
 json ApiResource(const char* name, const char* singular, bool namespaced, const char* kind,
                  std::vector<std::string> verbs, std::vector<std::string> short_names = {}) {
-  json r = {{"name", name}, {"singularName", singular}, {"namespaced", namespaced}, {"kind", kind}, {"verbs", verbs}};
+  json r = {{"name", name},
+            {"singularName", singular},
+            {"namespaced", namespaced},
+            {"kind", kind},
+            {"verbs", verbs}};
   if (!short_names.empty()) r["shortNames"] = short_names;
   return r;
 }
 
-const std::vector<std::string> kAllVerbs = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"};
+const std::vector<std::string> kAllVerbs = {"create", "delete", "deletecollection", "get",
+                                            "list",   "patch",  "update",           "watch"};
 
 std::string CoreResourceList() {
   json pods = ApiResource("pods", "pod", true, "Pod", kAllVerbs, {"po"});
   pods["categories"] = {"all"};
   json resources = json::array({
       ApiResource("configmaps", "configmap", true, "ConfigMap", kAllVerbs, {"cm"}),
-      ApiResource("namespaces", "namespace", false, "Namespace", {"create", "delete", "get", "list", "patch", "update", "watch"}, {"ns"}),
+      ApiResource("namespaces", "namespace", false, "Namespace",
+                  {"create", "delete", "get", "list", "patch", "update", "watch"}, {"ns"}),
       ApiResource("namespaces/status", "", false, "Namespace", {"get", "patch", "update"}),
       ApiResource("nodes", "node", false, "Node", kAllVerbs, {"no"}),
       ApiResource("nodes/status", "", false, "Node", {"get", "patch", "update"}),
@@ -104,18 +115,23 @@ std::string OpenApiV3(const std::string& gv) {
   if (gv == "api/v1") {
     for (int i = 0; i < kKindCount; ++i) {
       Kind k = static_cast<Kind>(i);
-      std::string path = Info(k).namespaced
-                             ? std::string("/api/v1/namespaces/{namespace}/") + Info(k).resource + "/{name}"
-                             : std::string("/api/v1/") + Info(k).resource + "/{name}";
+      std::string path =
+          Info(k).namespaced
+              ? std::string("/api/v1/namespaces/{namespace}/") + Info(k).resource + "/{name}"
+              : std::string("/api/v1/") + Info(k).resource + "/{name}";
       json params = json::array();
       for (const char* q : {"dryRun", "fieldManager", "fieldValidation", "force"}) {
-        params.push_back({{"name", q}, {"in", "query"}, {"schema", {{"type", "string"}}}, {"uniqueItems", true}});
+        params.push_back({{"name", q},
+                          {"in", "query"},
+                          {"schema", {{"type", "string"}}},
+                          {"uniqueItems", true}});
       }
       json op = {{"operationId", std::string("patchCoreV1") + Info(k).kind},
                  {"parameters", params},
                  {"responses", {{"200", {{"description", "OK"}}}}},
                  {"x-kubernetes-action", "patch"},
-                 {"x-kubernetes-group-version-kind", {{"group", ""}, {"version", "v1"}, {"kind", Info(k).kind}}}};
+                 {"x-kubernetes-group-version-kind",
+                  {{"group", ""}, {"version", "v1"}, {"kind", Info(k).kind}}}};
       paths[path] = {{"patch", op}};
     }
   }
@@ -128,7 +144,8 @@ std::string OpenApiV3(const std::string& gv) {
 
 std::string AuthnGroup() {
   json gv = {{"groupVersion", "authentication.k8s.io/v1"}, {"version", "v1"}};
-  return json{{"name", "authentication.k8s.io"}, {"versions", {gv}}, {"preferredVersion", gv}}.dump();
+  return json{{"name", "authentication.k8s.io"}, {"versions", {gv}}, {"preferredVersion", gv}}
+      .dump();
 }
 
 bool WriteFileAtomic(const std::string& path, const std::string& data) {
@@ -154,11 +171,13 @@ void DefaultPod(json& pod) {
   if (spec.contains("containers") && spec["containers"].is_array()) {
     for (auto& c : spec["containers"]) {
       if (!c.is_object()) continue;
-      if (!c.contains("terminationMessagePath")) c["terminationMessagePath"] = "/dev/termination-log";
+      if (!c.contains("terminationMessagePath"))
+        c["terminationMessagePath"] = "/dev/termination-log";
       if (!c.contains("terminationMessagePolicy")) c["terminationMessagePolicy"] = "File";
       if (!c.contains("imagePullPolicy")) {
         std::string image = c.value("image", "");
-        bool latest = image.find(':') == std::string::npos || image.rfind(":latest") == image.size() - 7;
+        bool latest =
+            image.find(':') == std::string::npos || image.rfind(":latest") == image.size() - 7;
         c["imagePullPolicy"] = latest ? "Always" : "IfNotPresent";
       }
     }
@@ -168,7 +187,8 @@ void DefaultPod(json& pod) {
 
 }  // namespace
 
-Kubesim::Kubesim(KubesimOptions options) : options_(std::move(options)), fault_rng_(options_.seed ^ 0x5eed) {
+Kubesim::Kubesim(KubesimOptions options)
+    : options_(std::move(options)), fault_rng_(options_.seed ^ 0x5eed) {
   StoreOptions so;
   so.history_size = options_.history_size;
   so.bookmark_interval = std::chrono::milliseconds(options_.bookmark_interval_ms);
@@ -200,7 +220,8 @@ ashiato::Result<std::unique_ptr<Kubesim>> Kubesim::Start(KubesimOptions options)
   }
   if (!k->options_.request_log.empty()) {
     k->request_log_ = std::fopen(k->options_.request_log.c_str(), "a");
-    if (k->request_log_ == nullptr) return ashiato::InvalidArgument("cannot open --request-log " + k->options_.request_log);
+    if (k->request_log_ == nullptr)
+      return ashiato::InvalidArgument("cannot open --request-log " + k->options_.request_log);
   }
   ashiato::HttpServerOptions hso;
   hso.listen = k->options_.listen;
@@ -212,7 +233,8 @@ ashiato::Result<std::unique_ptr<Kubesim>> Kubesim::Start(KubesimOptions options)
     hso.tls_key_pem = k->tls_.key_pem;
   }
   Kubesim* self = k.get();
-  auto server = ashiato::HttpServer::Start(hso, [self](const HttpRequest& req) { return self->Handle(req); });
+  auto server =
+      ashiato::HttpServer::Start(hso, [self](const HttpRequest& req) { return self->Handle(req); });
   if (!server.ok()) return server.status();
   k->server_ = std::move(server).value();
   k->ticker_ = std::thread([self] { self->Ticker(); });
@@ -220,8 +242,9 @@ ashiato::Result<std::unique_ptr<Kubesim>> Kubesim::Start(KubesimOptions options)
   if (!k->options_.kubeconfig_out.empty()) {
     if (auto s = k->WriteKubeconfig(); !s.ok()) return s;
   }
-  spdlog::info("kubesim serving on {} ({} nodes, {} pods, rv {}{})", k->url(), k->store_->count(Kind::kNode),
-               k->store_->count(Kind::kPod), k->store_->current_rv(), k->loaded_state_ ? ", state loaded" : "");
+  spdlog::info("kubesim serving on {} ({} nodes, {} pods, rv {}{})", k->url(),
+               k->store_->count(Kind::kNode), k->store_->count(Kind::kPod), k->store_->current_rv(),
+               k->loaded_state_ ? ", state loaded" : "");
   return k;
 }
 
@@ -257,10 +280,15 @@ std::string Kubesim::url() const {
 }
 
 std::string Kubesim::KubeconfigYaml() const {
-  std::string s = "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: " + url() + "\n";
+  std::string s =
+      "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: " + url() +
+      "\n";
   if (options_.tls) s += "    certificate-authority-data: " + Base64Encode(tls_.ca_pem) + "\n";
-  s += "contexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim-admin\n    namespace: default\n";
-  s += "current-context: kubesim\npreferences: {}\nusers:\n- name: kubesim-admin\n  user:\n    token: " + admin_token_ + "\n";
+  s += "contexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim-admin\n    "
+       "namespace: default\n";
+  s += "current-context: kubesim\npreferences: {}\nusers:\n- name: kubesim-admin\n  user:\n    "
+       "token: " +
+       admin_token_ + "\n";
   return s;
 }
 
@@ -275,11 +303,13 @@ ashiato::Status Kubesim::SaveState() {
   json state = store_->Dump();
   state["tokens"] = tokens_.Dump();
   state["adminToken"] = admin_token_;
-  if (options_.tls) state["tls"] = {{"ca", tls_.ca_pem}, {"cert", tls_.cert_pem}, {"key", tls_.key_pem}};
+  if (options_.tls)
+    state["tls"] = {{"ca", tls_.ca_pem}, {"cert", tls_.cert_pem}, {"key", tls_.key_pem}};
   if (!WriteFileAtomic(options_.state_file, state.dump())) {
     return ashiato::Internal("cannot write state file " + options_.state_file);
   }
-  spdlog::info("state saved to {} (rv {})", options_.state_file, state["resourceVersion"].get<uint64_t>());
+  spdlog::info("state saved to {} (rv {})", options_.state_file,
+               state["resourceVersion"].get<uint64_t>());
   return ashiato::Status::Ok();
 }
 
@@ -310,7 +340,9 @@ Kubesim::Faults Kubesim::faults() {
 }
 
 int64_t Kubesim::TokenNow() const {
-  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
   std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(faults_mu_));
   return now + faults_.token_clock_offset_seconds;
 }
@@ -324,16 +356,19 @@ HttpResponse Kubesim::Handle(const HttpRequest& req) {
   try {
     resp = Dispatch(req, &route, &user);
   } catch (const std::exception& e) {
-    resp = ErrorResponse({500, "InternalError", std::string("Internal error occurred: ") + e.what(), {}});
+    resp = ErrorResponse(
+        {500, "InternalError", std::string("Internal error occurred: ") + e.what(), {}});
   }
-  if (resp.content_type == "application/json" && resp.body.empty() && !resp.stream) resp.body = "{}";
+  if (resp.content_type == "application/json" && resp.body.empty() && !resp.stream)
+    resp.body = "{}";
   Record(req, route, user, resp.status, resp.stream ? 0 : resp.body.size());
   return resp;
 }
 
 HttpResponse Kubesim::Dispatch(const HttpRequest& req, Route* route, User* user) {
   const std::string& path = req.path;
-  if (path == "/healthz" || path == "/livez" || path == "/readyz") return HttpResponse::Text(200, "ok");
+  if (path == "/healthz" || path == "/livez" || path == "/readyz")
+    return HttpResponse::Text(200, "ok");
   if (path == "/version") {
     return HttpResponse::Json(200, json{{"major", "1"},
                                         {"minor", "32"},
@@ -359,12 +394,15 @@ HttpResponse Kubesim::Dispatch(const HttpRequest& req, Route* route, User* user)
   *user = *who;
 
   if (path.rfind("/kubesim/v1/", 0) == 0) {
-    if (!user->admin) return ErrorResponse({403, "Forbidden", "kubesim control endpoints need the admin token", {}});
+    if (!user->admin)
+      return ErrorResponse(
+          {403, "Forbidden", "kubesim control endpoints need the admin token", {}});
     return Control(req);
   }
   bool api_path = path.rfind("/api", 0) == 0;
   Faults f = faults();
-  if (api_path && f.error_rate > 0 && (f.error_path.empty() || path.find(f.error_path) != std::string::npos)) {
+  if (api_path && f.error_rate > 0 &&
+      (f.error_path.empty() || path.find(f.error_path) != std::string::npos)) {
     bool fail;
     {
       std::lock_guard<std::mutex> lock(faults_mu_);
@@ -372,27 +410,34 @@ HttpResponse Kubesim::Dispatch(const HttpRequest& req, Route* route, User* user)
     }
     if (fail) {
       if (f.error_code == 429) {
-        ApiError e{429, "TooManyRequests", "Too many requests, please try again later.",
+        ApiError e{429,
+                   "TooManyRequests",
+                   "Too many requests, please try again later.",
                    {{"retryAfterSeconds", f.retry_after_seconds}}};
         e.retry_after_seconds = f.retry_after_seconds;
         return ErrorResponse(e);
       }
-      return ErrorResponse({f.error_code, f.error_code == 503 ? "ServiceUnavailable" : "InternalError",
-                            "Internal error occurred: kubesim injected fault", {}});
+      return ErrorResponse({f.error_code,
+                            f.error_code == 503 ? "ServiceUnavailable" : "InternalError",
+                            "Internal error occurred: kubesim injected fault",
+                            {}});
     }
   }
   if (req.body.size() > kMaxRequestBodyBytes) {
-    return ErrorResponse({413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728", {}});
+    return ErrorResponse(
+        {413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728", {}});
   }
   HttpRequest decoded;
   const HttpRequest* rq = &req;
   if (IsProtobuf(req.Header("content-type")) && !req.body.empty()) {
     auto j = DecodeProtobuf(req.body);
     if (!j) {
-      return ErrorResponse({415, "UnsupportedMediaType",
-                            "the body of the request was in an unknown format - accepted media types include: "
-                            "application/json, application/yaml",
-                            {}});
+      return ErrorResponse(
+          {415,
+           "UnsupportedMediaType",
+           "the body of the request was in an unknown format - accepted media types include: "
+           "application/json, application/yaml",
+           {}});
     }
     decoded = req;
     decoded.body = j->dump();
@@ -405,20 +450,24 @@ HttpResponse Kubesim::Dispatch(const HttpRequest& req, Route* route, User* user)
         200, json{{"paths",
                    {{"api/v1", {{"serverRelativeURL", "/openapi/v3/api/v1?hash=KUBESIM1"}}},
                     {"apis/authentication.k8s.io/v1",
-                     {{"serverRelativeURL", "/openapi/v3/apis/authentication.k8s.io/v1?hash=KUBESIM1"}}}}}}
+                     {{"serverRelativeURL",
+                       "/openapi/v3/apis/authentication.k8s.io/v1?hash=KUBESIM1"}}}}}}
                  .dump());
   } else if (path.rfind("/openapi/v3/", 0) == 0) {
     resp = HttpResponse::Json(200, OpenApiV3(path.substr(12)));
   } else if (path == "/api" || path == "/api/") {
-    resp = HttpResponse::Json(200, json{{"kind", "APIVersions"},
-                                        {"versions", {"v1"}},
-                                        {"serverAddressByClientCIDRs",
-                                         {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", "127.0.0.1:" + std::to_string(port())}}}}}
-                                       .dump());
+    resp =
+        HttpResponse::Json(200, json{{"kind", "APIVersions"},
+                                     {"versions", {"v1"}},
+                                     {"serverAddressByClientCIDRs",
+                                      {{{"clientCIDR", "0.0.0.0/0"},
+                                        {"serverAddress", "127.0.0.1:" + std::to_string(port())}}}}}
+                                    .dump());
   } else if (path == "/api/v1" || path == "/api/v1/") {
     resp = HttpResponse::Json(200, CoreResourceList());
   } else if (path == "/apis" || path == "/apis/") {
-    resp = HttpResponse::Json(200, "{\"kind\":\"APIGroupList\",\"apiVersion\":\"v1\",\"groups\":[" + AuthnGroup() + "]}");
+    resp = HttpResponse::Json(
+        200, "{\"kind\":\"APIGroupList\",\"apiVersion\":\"v1\",\"groups\":[" + AuthnGroup() + "]}");
   } else if (path == "/apis/authentication.k8s.io") {
     json g = json::parse(AuthnGroup());
     g["kind"] = "APIGroup";
@@ -429,7 +478,8 @@ HttpResponse Kubesim::Dispatch(const HttpRequest& req, Route* route, User* user)
         200, json{{"kind", "APIResourceList"},
                   {"apiVersion", "v1"},
                   {"groupVersion", "authentication.k8s.io/v1"},
-                  {"resources", {ApiResource("tokenreviews", "tokenreview", false, "TokenReview", {"create"})}}}
+                  {"resources",
+                   {ApiResource("tokenreviews", "tokenreview", false, "TokenReview", {"create"})}}}
                  .dump());
   } else if (path == "/apis/authentication.k8s.io/v1/tokenreviews") {
     route->verb = "create";
@@ -445,8 +495,9 @@ HttpResponse Kubesim::Dispatch(const HttpRequest& req, Route* route, User* user)
     auto stream = std::make_shared<ashiato::ResponseStream>();
     {
       std::lock_guard<std::mutex> lock(work_mu_);
-      delayed_.push_back({std::chrono::steady_clock::now() + std::chrono::milliseconds(f.latency_ms), stream,
-                          std::move(resp.body)});
+      delayed_.push_back(
+          {std::chrono::steady_clock::now() + std::chrono::milliseconds(f.latency_ms), stream,
+           std::move(resp.body)});
     }
     work_cv_.notify_all();
     resp.body.clear();
@@ -483,7 +534,8 @@ HttpResponse Kubesim::Resource(const HttpRequest& req, Route& r, const User&) {
       r.resource = "serviceaccounts/token";
       return m == "POST" ? TokenRequest(req, r) : ErrorResponse(MethodNotAllowedError());
     }
-    if (r.subresource != "status" || *r.kind == Kind::kConfigMap || *r.kind == Kind::kServiceAccount) {
+    if (r.subresource != "status" || *r.kind == Kind::kConfigMap ||
+        *r.kind == Kind::kServiceAccount) {
       return NotFoundPath();
     }
     r.resource += "/status";
@@ -508,7 +560,8 @@ HttpResponse Kubesim::Resource(const HttpRequest& req, Route& r, const User&) {
     auto o = store_->Get(*r.kind, r.ns, r.name);
     if (!o.ok()) return ErrorResponse(o.error());
     if (WantsTable(req)) {
-      return HttpResponse::Json(200, TableListJson(*r.kind, {*o}, (*o)->rv, "", ParseIncludeObject(req.Query("includeObject"))));
+      return HttpResponse::Json(200, TableListJson(*r.kind, {*o}, (*o)->rv, "",
+                                                   ParseIncludeObject(req.Query("includeObject"))));
     }
     return HttpResponse::Json(200, (*o)->json);
   }
@@ -543,10 +596,14 @@ HttpResponse Kubesim::List(const HttpRequest& req, const Route& r) {
   if (!rv.empty() && rv != "0") {
     uint64_t want = std::strtoull(rv.c_str(), nullptr, 10);
     if (want > store_->current_rv()) {
-      return ErrorResponse({504, "Timeout", "Timeout: Too large resource version: " + rv + ", current: " +
-                                                std::to_string(store_->current_rv()),
-                            {{"causes", {{{"reason", "ResourceVersionTooLarge"}, {"message", "Too large resource version"}}}},
-                             {"retryAfterSeconds", 1}}});
+      return ErrorResponse(
+          {504,
+           "Timeout",
+           "Timeout: Too large resource version: " + rv +
+               ", current: " + std::to_string(store_->current_rv()),
+           {{"causes",
+             {{{"reason", "ResourceVersionTooLarge"}, {"message", "Too large resource version"}}}},
+            {"retryAfterSeconds", 1}}});
     }
   }
   auto res = store_->List(*r.kind, lo);
@@ -561,7 +618,8 @@ HttpResponse Kubesim::List(const HttpRequest& req, const Route& r) {
   out.reserve(est);
   out += "{\"kind\":\"";
   out += Info(*r.kind).list_kind;
-  out += "\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"" + std::to_string(res->rv) + "\"";
+  out += "\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"" + std::to_string(res->rv) +
+         "\"";
   if (!res->continue_token.empty()) {
     out += ",\"continue\":\"" + res->continue_token + "\"";
     if (res->remaining >= 0) out += ",\"remainingItemCount\":" + std::to_string(res->remaining);
@@ -595,7 +653,8 @@ HttpResponse Kubesim::Watch(const HttpRequest& req, const Route& r) {
   }
   wo.bookmarks = Truthy(req.Query("allowWatchBookmarks"));
   std::string timeout = req.Query("timeoutSeconds");
-  long secs = timeout.empty() ? 1800 + static_cast<long>(fault_rng_() % 1800) : std::atol(timeout.c_str());
+  long secs =
+      timeout.empty() ? 1800 + static_cast<long>(fault_rng_() % 1800) : std::atol(timeout.c_str());
   wo.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(secs);
   if (WantsTable(req)) wo.table = ParseIncludeObject(req.Query("includeObject"));
   size_t cap = 64u << 20;
@@ -616,12 +675,14 @@ HttpResponse Kubesim::Create(const HttpRequest& req, const Route& r) {
   if (Info(*r.kind).namespaced) {
     std::string ns = obj["metadata"].value("namespace", "");
     if (!ns.empty() && ns != r.ns) {
-      return ErrorResponse(BadRequestError("the namespace of the provided object does not match the namespace sent on the request"));
+      return ErrorResponse(BadRequestError(
+          "the namespace of the provided object does not match the namespace sent on the request"));
     }
     obj["metadata"]["namespace"] = r.ns;
   }
   if (obj.contains("kind") && obj["kind"] != Info(*r.kind).kind) {
-    return ErrorResponse(BadRequestError("the API version in the data (" + obj.value("apiVersion", "") +
+    return ErrorResponse(BadRequestError("the API version in the data (" +
+                                         obj.value("apiVersion", "") +
                                          ") does not match the expected API version (v1)"));
   }
   if (*r.kind == Kind::kPod) DefaultPod(obj);
@@ -636,9 +697,11 @@ HttpResponse Kubesim::Create(const HttpRequest& req, const Route& r) {
   auto o = store_->Create(*r.kind, std::move(obj));
   if (!o.ok()) return ErrorResponse(o.error());
   if (*r.kind == Kind::kNamespace) {
-    (void)store_->Create(Kind::kServiceAccount, {{"metadata", {{"name", "default"}, {"namespace", (*o)->name}}}});
+    (void)store_->Create(Kind::kServiceAccount,
+                         {{"metadata", {{"name", "default"}, {"namespace", (*o)->name}}}});
   }
-  if (*r.kind == Kind::kPod && options_.kubelet_delay_ms >= 0) ScheduleKubelet((*o)->ns, (*o)->name);
+  if (*r.kind == Kind::kPod && options_.kubelet_delay_ms >= 0)
+    ScheduleKubelet((*o)->ns, (*o)->name);
   return HttpResponse::Json(201, (*o)->json);
 }
 
@@ -649,27 +712,32 @@ HttpResponse Kubesim::Replace(const HttpRequest& req, const Route& r) {
   if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
   std::string name = obj["metadata"].value("name", "");
   if (name != r.name) {
-    return ErrorResponse(BadRequestError("the name of the object (" + name + ") does not match the name on the URL (" + r.name + ")"));
+    return ErrorResponse(BadRequestError("the name of the object (" + name +
+                                         ") does not match the name on the URL (" + r.name + ")"));
   }
   if (Info(*r.kind).namespaced) {
     std::string ns = obj["metadata"].value("namespace", "");
     if (!ns.empty() && ns != r.ns) {
-      return ErrorResponse(BadRequestError("the namespace of the provided object does not match the namespace sent on the request"));
+      return ErrorResponse(BadRequestError(
+          "the namespace of the provided object does not match the namespace sent on the request"));
     }
   }
   std::string want_rv = obj["metadata"].value("resourceVersion", "");
   bool status = !r.subresource.empty();
   Kind kind = *r.kind;
   auto o = store_->Update(kind, r.ns, r.name, [&](json& cur) -> std::optional<ApiError> {
-    if (!want_rv.empty() && want_rv != cur["metadata"].value("resourceVersion", "")) return ConflictError(kind, r.name);
+    if (!want_rv.empty() && want_rv != cur["metadata"].value("resourceVersion", ""))
+      return ConflictError(kind, r.name);
     if (status) {
       cur["status"] = obj.value("status", json::object());
     } else {
       json keep_status = cur.value("status", json());
       cur = obj;
       if (kind == Kind::kPod || kind == Kind::kNode || kind == Kind::kNamespace) {
-        if (keep_status.is_null()) cur.erase("status");
-        else cur["status"] = keep_status;
+        if (keep_status.is_null())
+          cur.erase("status");
+        else
+          cur["status"] = keep_status;
       }
     }
     return std::nullopt;
@@ -681,12 +749,17 @@ HttpResponse Kubesim::Replace(const HttpRequest& req, const Route& r) {
 HttpResponse Kubesim::Patch(const HttpRequest& req, const Route& r) {
   auto type = ParsePatchType(req.Header("content-type"));
   if (!type) {
-    return ErrorResponse({415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: "
-                                                       "application/json-patch+json, application/merge-patch+json, "
-                                                       "application/apply-patch+yaml, application/strategic-merge-patch+json", {}});
+    return ErrorResponse(
+        {415,
+         "UnsupportedMediaType",
+         "the body of the request was in an unknown format - accepted media types include: "
+         "application/json-patch+json, application/merge-patch+json, "
+         "application/apply-patch+yaml, application/strategic-merge-patch+json",
+         {}});
   }
-  std::optional<json> patch = *type == PatchType::kApply ? ParseJsonOrYaml(req.body)
-                                                         : std::optional<json>(json::parse(req.body, nullptr, false));
+  std::optional<json> patch = *type == PatchType::kApply
+                                  ? ParseJsonOrYaml(req.body)
+                                  : std::optional<json>(json::parse(req.body, nullptr, false));
   if (!patch || patch->is_discarded() || (*type != PatchType::kJsonPatch && !patch->is_object()) ||
       (*type == PatchType::kJsonPatch && !patch->is_array())) {
     return ErrorResponse(BadRequestError("error decoding patch: invalid JSON"));
@@ -694,15 +767,21 @@ HttpResponse Kubesim::Patch(const HttpRequest& req, const Route& r) {
   Kind kind = *r.kind;
   if (*type == PatchType::kApply) {
     if (req.Query("fieldManager").empty()) {
-      return ErrorResponse({422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch", {}});
+      return ErrorResponse({422,
+                            "Invalid",
+                            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required "
+                            "value: is required for apply patch",
+                            {}});
     }
     auto existing = store_->Get(kind, r.ns, r.name);
     if (!existing.ok() && r.subresource.empty()) {
       json obj = *patch;
-      if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
+      if (!obj.contains("metadata") || !obj["metadata"].is_object())
+        obj["metadata"] = json::object();
       if (obj["metadata"].value("name", r.name) != r.name) {
-        return ErrorResponse(BadRequestError("the name of the object (" + obj["metadata"].value("name", "") +
-                                             ") does not match the name on the URL (" + r.name + ")"));
+        return ErrorResponse(
+            BadRequestError("the name of the object (" + obj["metadata"].value("name", "") +
+                            ") does not match the name on the URL (" + r.name + ")"));
       }
       obj["metadata"]["name"] = r.name;
       if (Info(kind).namespaced) obj["metadata"]["namespace"] = r.ns;
@@ -719,24 +798,40 @@ HttpResponse Kubesim::Patch(const HttpRequest& req, const Route& r) {
     json result = cur;
     try {
       switch (*type) {
-        case PatchType::kMerge: MergePatch(result, *patch); break;
-        case PatchType::kStrategic: StrategicMergePatch(result, *patch); break;
-        case PatchType::kApply: ApplyPatch(result, *patch); break;
-        case PatchType::kJsonPatch: result = result.patch(*patch); break;
+        case PatchType::kMerge:
+          MergePatch(result, *patch);
+          break;
+        case PatchType::kStrategic:
+          StrategicMergePatch(result, *patch);
+          break;
+        case PatchType::kApply:
+          ApplyPatch(result, *patch);
+          break;
+        case PatchType::kJsonPatch:
+          result = result.patch(*patch);
+          break;
       }
     } catch (const std::exception& e) {
-      return ApiError{422, "Invalid", std::string("the server rejected our request due to an error in our request: ") + e.what(), {}};
+      return ApiError{
+          422,
+          "Invalid",
+          std::string("the server rejected our request due to an error in our request: ") +
+              e.what(),
+          {}};
     }
     if (!result.is_object()) return BadRequestError("patch result is not an object");
-    if (!result.contains("metadata") || !result["metadata"].is_object()) result["metadata"] = json::object();
+    if (!result.contains("metadata") || !result["metadata"].is_object())
+      result["metadata"] = json::object();
     std::string new_rv = result["metadata"].value("resourceVersion", "");
     if (!new_rv.empty() && new_rv != cur_rv) return ConflictError(kind, r.name);
     if (status) {
       cur["status"] = result.value("status", json::object());
     } else {
       if (kind == Kind::kPod || kind == Kind::kNode || kind == Kind::kNamespace) {
-        if (cur.contains("status")) result["status"] = cur["status"];
-        else result.erase("status");
+        if (cur.contains("status"))
+          result["status"] = cur["status"];
+        else
+          result.erase("status");
       }
       cur = result;
     }
@@ -751,8 +846,10 @@ HttpResponse Kubesim::Delete(const HttpRequest& req, const Route& r) {
   json opts = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
   if (opts.is_discarded()) opts = json::object();
   long grace = -1;
-  if (opts.contains("gracePeriodSeconds") && opts["gracePeriodSeconds"].is_number()) grace = opts["gracePeriodSeconds"].get<long>();
-  if (!req.Query("gracePeriodSeconds").empty()) grace = std::atol(req.Query("gracePeriodSeconds").c_str());
+  if (opts.contains("gracePeriodSeconds") && opts["gracePeriodSeconds"].is_number())
+    grace = opts["gracePeriodSeconds"].get<long>();
+  if (!req.Query("gracePeriodSeconds").empty())
+    grace = std::atol(req.Query("gracePeriodSeconds").c_str());
   std::string pre_uid, pre_rv;
   if (opts.contains("preconditions") && opts["preconditions"].is_object()) {
     pre_uid = opts["preconditions"].value("uid", "");
@@ -765,7 +862,8 @@ HttpResponse Kubesim::Delete(const HttpRequest& req, const Route& r) {
     if (!(*cur)->node.empty()) {
       long g = grace;
       auto o = store_->Update(kind, r.ns, r.name, [&](json& obj) -> std::optional<ApiError> {
-        if (!pre_uid.empty() && pre_uid != obj["metadata"].value("uid", "")) return ConflictError(kind, r.name);
+        if (!pre_uid.empty() && pre_uid != obj["metadata"].value("uid", ""))
+          return ConflictError(kind, r.name);
         if (obj["metadata"].contains("deletionTimestamp")) return std::nullopt;
         if (g < 0) g = obj["spec"].value("terminationGracePeriodSeconds", 30L);
         obj["metadata"]["deletionTimestamp"] =
@@ -776,7 +874,8 @@ HttpResponse Kubesim::Delete(const HttpRequest& req, const Route& r) {
       if (!o.ok()) return ErrorResponse(o.error());
       {
         std::lock_guard<std::mutex> lock(work_mu_);
-        pending_deletes_.push_back({std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.pod_deletion_delay_ms),
+        pending_deletes_.push_back({std::chrono::steady_clock::now() +
+                                        std::chrono::milliseconds(options_.pod_deletion_delay_ms),
                                     {r.ns, r.name}});
       }
       return HttpResponse::Json(200, (*o)->json);
@@ -785,12 +884,13 @@ HttpResponse Kubesim::Delete(const HttpRequest& req, const Route& r) {
   auto o = store_->Delete(kind, r.ns, r.name, pre_uid, pre_rv);
   if (!o.ok()) return ErrorResponse(o.error());
   if (kind == Kind::kPod || kind == Kind::kNamespace) return HttpResponse::Json(200, (*o)->json);
-  return HttpResponse::Json(200, json{{"kind", "Status"},
-                                      {"apiVersion", "v1"},
-                                      {"metadata", json::object()},
-                                      {"status", "Success"},
-                                      {"details", {{"name", r.name}, {"kind", Info(kind).resource}, {"uid", (*o)->uid}}}}
-                                     .dump());
+  return HttpResponse::Json(
+      200, json{{"kind", "Status"},
+                {"apiVersion", "v1"},
+                {"metadata", json::object()},
+                {"status", "Success"},
+                {"details", {{"name", r.name}, {"kind", Info(kind).resource}, {"uid", (*o)->uid}}}}
+               .dump());
 }
 
 HttpResponse Kubesim::DeleteCollection(const HttpRequest& req, const Route& r) {
@@ -804,7 +904,8 @@ HttpResponse Kubesim::DeleteCollection(const HttpRequest& req, const Route& r) {
   lo.fields = *fs;
   auto res = store_->List(*r.kind, lo);
   if (!res.ok()) return ErrorResponse(res.error());
-  std::string out = "{\"kind\":\"" + std::string(Info(*r.kind).list_kind) + "\",\"apiVersion\":\"v1\",\"metadata\":{},\"items\":[";
+  std::string out = "{\"kind\":\"" + std::string(Info(*r.kind).list_kind) +
+                    "\",\"apiVersion\":\"v1\",\"metadata\":{},\"items\":[";
   bool first = true;
   for (const auto& o : res->items) {
     auto d = store_->Delete(*r.kind, o->ns, o->name);
@@ -824,7 +925,8 @@ std::optional<Kubesim::User> Kubesim::Authenticate(const std::string& token) {
   std::string err;
   auto info = CheckToken(token, &err);
   if (!info) return std::nullopt;
-  if (std::find(info->audiences.begin(), info->audiences.end(), options_.api_audience) == info->audiences.end()) {
+  if (std::find(info->audiences.begin(), info->audiences.end(), options_.api_audience) ==
+      info->audiences.end()) {
     return std::nullopt;
   }
   return User{"system:serviceaccount:" + info->ns + ":" + info->service_account, false};
@@ -842,7 +944,8 @@ std::optional<TokenInfo> Kubesim::CheckToken(const std::string& token, std::stri
   }
   auto sa = store_->Get(Kind::kServiceAccount, info->ns, info->service_account);
   if (!sa.ok() || (*sa)->uid != info->service_account_uid) {
-    *error = "[invalid bearer token, service account " + info->ns + "/" + info->service_account + " has been deleted]";
+    *error = "[invalid bearer token, service account " + info->ns + "/" + info->service_account +
+             " has been deleted]";
     return std::nullopt;
   }
   if (!info->pod_name.empty()) {
@@ -859,15 +962,18 @@ HttpResponse Kubesim::TokenRequest(const HttpRequest& req, const Route& r) {
   auto sa = store_->Get(Kind::kServiceAccount, r.ns, r.name);
   if (!sa.ok()) return ErrorResponse(sa.error());
   json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object()) return ErrorResponse(BadRequestError("invalid TokenRequest body"));
+  if (body.is_discarded() || !body.is_object())
+    return ErrorResponse(BadRequestError("invalid TokenRequest body"));
   json spec = body.value("spec", json::object());
   int64_t exp = spec.value("expirationSeconds", int64_t{3600});
   if (exp == 0) exp = 3600;
   if (exp < 600) {
-    return ErrorResponse(InvalidError(Kind::kServiceAccount, r.name,
-                                      {{{"reason", "FieldValueInvalid"},
-                                        {"field", "spec.expirationSeconds"},
-                                        {"message", "Invalid value: " + std::to_string(exp) + ": may not specify a duration less than 10 minutes"}}}));
+    return ErrorResponse(
+        InvalidError(Kind::kServiceAccount, r.name,
+                     {{{"reason", "FieldValueInvalid"},
+                       {"field", "spec.expirationSeconds"},
+                       {"message", "Invalid value: " + std::to_string(exp) +
+                                       ": may not specify a duration less than 10 minutes"}}}));
   }
   TokenInfo info;
   info.ns = r.ns;
@@ -885,8 +991,12 @@ HttpResponse Kubesim::TokenRequest(const HttpRequest& req, const Route& r) {
       auto pod = store_->Get(Kind::kPod, r.ns, bname);
       if (!pod.ok()) return ErrorResponse(pod.error());
       if (!bound.value("uid", "").empty() && bound.value("uid", "") != (*pod)->uid) {
-        return ErrorResponse({409, "Conflict", "the UID in the bound object reference (" + bound.value("uid", "") +
-                                                   ") does not match the UID in record. The object might have been deleted and then recreated", {}});
+        return ErrorResponse({409,
+                              "Conflict",
+                              "the UID in the bound object reference (" + bound.value("uid", "") +
+                                  ") does not match the UID in record. The object might have been "
+                                  "deleted and then recreated",
+                              {}});
       }
       info.pod_name = bname;
       info.pod_uid = (*pod)->uid;
@@ -909,18 +1019,21 @@ HttpResponse Kubesim::TokenRequest(const HttpRequest& req, const Route& r) {
   std::string token = tokens_.Issue(info);
   json out_spec = {{"audiences", info.audiences}, {"expirationSeconds", exp}};
   if (bound.is_object()) out_spec["boundObjectRef"] = bound;
-  auto exp_time = std::chrono::system_clock::time_point(std::chrono::seconds(info.expires_at - faults().token_clock_offset_seconds));
-  json resp = {{"kind", "TokenRequest"},
-               {"apiVersion", "authentication.k8s.io/v1"},
-               {"metadata", {{"name", r.name}, {"namespace", r.ns}, {"creationTimestamp", nullptr}}},
-               {"spec", out_spec},
-               {"status", {{"token", token}, {"expirationTimestamp", ashiato::FormatRfc3339(exp_time)}}}};
+  auto exp_time = std::chrono::system_clock::time_point(
+      std::chrono::seconds(info.expires_at - faults().token_clock_offset_seconds));
+  json resp = {
+      {"kind", "TokenRequest"},
+      {"apiVersion", "authentication.k8s.io/v1"},
+      {"metadata", {{"name", r.name}, {"namespace", r.ns}, {"creationTimestamp", nullptr}}},
+      {"spec", out_spec},
+      {"status", {{"token", token}, {"expirationTimestamp", ashiato::FormatRfc3339(exp_time)}}}};
   return HttpResponse::Json(201, resp.dump());
 }
 
 HttpResponse Kubesim::TokenReview(const HttpRequest& req) {
   json body = json::parse(req.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object()) return ErrorResponse(BadRequestError("invalid TokenReview body"));
+  if (body.is_discarded() || !body.is_object())
+    return ErrorResponse(BadRequestError("invalid TokenReview body"));
   json spec = body.value("spec", json::object());
   std::string token = spec.value("token", "");
   std::vector<std::string> wanted = spec.value("audiences", std::vector<std::string>{});
@@ -928,22 +1041,28 @@ HttpResponse Kubesim::TokenReview(const HttpRequest& req) {
               {"apiVersion", "authentication.k8s.io/v1"},
               {"metadata", {{"creationTimestamp", nullptr}}},
               {"spec", spec}};
-  std::vector<std::string> targets = wanted.empty() ? std::vector<std::string>{options_.api_audience} : wanted;
+  std::vector<std::string> targets =
+      wanted.empty() ? std::vector<std::string>{options_.api_audience} : wanted;
   auto fail = [&](const std::string& why) {
     out["status"] = {{"user", json::object()}, {"error", why}};
     return HttpResponse::Json(201, out.dump());
   };
   if (token.empty()) {
-    return ErrorResponse(InvalidError(Kind::kServiceAccount, "", {{{"reason", "FieldValueRequired"}, {"field", "spec.token"}, {"message", "Required value"}}}));
+    return ErrorResponse(InvalidError(Kind::kServiceAccount, "",
+                                      {{{"reason", "FieldValueRequired"},
+                                        {"field", "spec.token"},
+                                        {"message", "Required value"}}}));
   }
   if (token == admin_token_) {
     // Static tokens are audience-agnostic: valid only for the API server's audience.
     if (std::find(targets.begin(), targets.end(), options_.api_audience) == targets.end()) {
       return fail("[invalid bearer token, token audiences is invalid for the target audiences]");
     }
-    out["status"] = {{"authenticated", true},
-                     {"user", {{"username", "kubesim-admin"}, {"groups", {"system:masters", "system:authenticated"}}}},
-                     {"audiences", {options_.api_audience}}};
+    out["status"] = {
+        {"authenticated", true},
+        {"user",
+         {{"username", "kubesim-admin"}, {"groups", {"system:masters", "system:authenticated"}}}},
+        {"audiences", {options_.api_audience}}};
     return HttpResponse::Json(201, out.dump());
   }
   std::string err;
@@ -951,9 +1070,11 @@ HttpResponse Kubesim::TokenReview(const HttpRequest& req) {
   if (!info) return fail(err);
   std::vector<std::string> common;
   for (const auto& a : targets) {
-    if (std::find(info->audiences.begin(), info->audiences.end(), a) != info->audiences.end()) common.push_back(a);
+    if (std::find(info->audiences.begin(), info->audiences.end(), a) != info->audiences.end())
+      common.push_back(a);
   }
-  if (common.empty()) return fail("[invalid bearer token, token audiences is invalid for the target audiences]");
+  if (common.empty())
+    return fail("[invalid bearer token, token audiences is invalid for the target audiences]");
   json extra = {{"authentication.kubernetes.io/credential-id", {"JTI=" + info->jti}}};
   if (!info->pod_name.empty()) {
     extra["authentication.kubernetes.io/pod-name"] = {info->pod_name};
@@ -963,13 +1084,15 @@ HttpResponse Kubesim::TokenReview(const HttpRequest& req) {
     extra["authentication.kubernetes.io/node-name"] = {info->node_name};
     if (!info->node_uid.empty()) extra["authentication.kubernetes.io/node-uid"] = {info->node_uid};
   }
-  out["status"] = {{"authenticated", true},
-                   {"user",
-                    {{"username", "system:serviceaccount:" + info->ns + ":" + info->service_account},
-                     {"uid", info->service_account_uid},
-                     {"groups", {"system:serviceaccounts", "system:serviceaccounts:" + info->ns, "system:authenticated"}},
-                     {"extra", extra}}},
-                   {"audiences", common}};
+  out["status"] = {
+      {"authenticated", true},
+      {"user",
+       {{"username", "system:serviceaccount:" + info->ns + ":" + info->service_account},
+        {"uid", info->service_account_uid},
+        {"groups",
+         {"system:serviceaccounts", "system:serviceaccounts:" + info->ns, "system:authenticated"}},
+        {"extra", extra}}},
+      {"audiences", common}};
   return HttpResponse::Json(201, out.dump());
 }
 
@@ -980,17 +1103,20 @@ HttpResponse Kubesim::Control(const HttpRequest& req) {
   if (what == "faults") {
     if (req.method == "POST" || req.method == "PUT") {
       json j = json::parse(req.body, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) return ErrorResponse(BadRequestError("faults: want a JSON object"));
+      if (j.is_discarded() || !j.is_object())
+        return ErrorResponse(BadRequestError("faults: want a JSON object"));
       {
         std::lock_guard<std::mutex> lock(faults_mu_);
+        if (j.value("reset", false)) faults_ = Faults{};
         faults_.error_rate = j.value("error_rate", faults_.error_rate);
         faults_.error_code = j.value("error_code", faults_.error_code);
         faults_.retry_after_seconds = j.value("retry_after_seconds", faults_.retry_after_seconds);
         faults_.error_path = j.value("error_path", faults_.error_path);
         faults_.latency_ms = j.value("latency_ms", faults_.latency_ms);
-        faults_.drop_watches_every_seconds = j.value("drop_watches_every_seconds", faults_.drop_watches_every_seconds);
-        faults_.token_clock_offset_seconds = j.value("token_clock_offset_seconds", faults_.token_clock_offset_seconds);
-        if (j.value("reset", false)) faults_ = Faults{};
+        faults_.drop_watches_every_seconds =
+            j.value("drop_watches_every_seconds", faults_.drop_watches_every_seconds);
+        faults_.token_clock_offset_seconds =
+            j.value("token_clock_offset_seconds", faults_.token_clock_offset_seconds);
       }
       if (j.value("compact", false)) store_->Compact();
       if (j.value("drop_watches", false)) store_->DropWatches();
@@ -999,16 +1125,17 @@ HttpResponse Kubesim::Control(const HttpRequest& req) {
       return ErrorResponse(MethodNotAllowedError());
     }
     Faults f = faults();
-    return HttpResponse::Json(200, json{{"error_rate", f.error_rate},
-                                        {"error_code", f.error_code},
-                                        {"retry_after_seconds", f.retry_after_seconds},
-                                        {"error_path", f.error_path},
-                                        {"latency_ms", f.latency_ms},
-                                        {"drop_watches_every_seconds", f.drop_watches_every_seconds},
-                                        {"token_clock_offset_seconds", f.token_clock_offset_seconds},
-                                        {"resource_version", store_->current_rv()},
-                                        {"oldest_resource_version", store_->oldest_rv()}}
-                                       .dump());
+    return HttpResponse::Json(200,
+                              json{{"error_rate", f.error_rate},
+                                   {"error_code", f.error_code},
+                                   {"retry_after_seconds", f.retry_after_seconds},
+                                   {"error_path", f.error_path},
+                                   {"latency_ms", f.latency_ms},
+                                   {"drop_watches_every_seconds", f.drop_watches_every_seconds},
+                                   {"token_clock_offset_seconds", f.token_clock_offset_seconds},
+                                   {"resource_version", store_->current_rv()},
+                                   {"oldest_resource_version", store_->oldest_rv()}}
+                                  .dump());
   }
   if (what == "requests") {
     std::lock_guard<std::mutex> lock(record_mu_);
@@ -1029,7 +1156,8 @@ HttpResponse Kubesim::Control(const HttpRequest& req) {
     {
       std::lock_guard<std::mutex> lock(record_mu_);
       for (const auto& [verb, m] : stats_) {
-        for (const auto& [res, nb] : m) by[verb][res] = {{"requests", nb.first}, {"bytes", nb.second}};
+        for (const auto& [res, nb] : m)
+          by[verb][res] = {{"requests", nb.first}, {"bytes", nb.second}};
       }
       total = requests_total_;
       bytes = bytes_total_;
@@ -1059,7 +1187,8 @@ HttpResponse Kubesim::Control(const HttpRequest& req) {
   return NotFoundPath();
 }
 
-void Kubesim::Record(const HttpRequest& req, const Route& route, const User& user, int code, size_t bytes) {
+void Kubesim::Record(const HttpRequest& req, const Route& route, const User& user, int code,
+                     size_t bytes) {
   if (req.path.rfind("/kubesim/", 0) == 0) return;  // Don't record the observers.
   std::string verb = route.verb.empty() ? "get" : route.verb;
   std::string resource = route.resource.empty() ? req.path : route.resource;
@@ -1095,7 +1224,9 @@ void Kubesim::Record(const HttpRequest& req, const Route& route, const User& use
 
 void Kubesim::ScheduleKubelet(const std::string& ns, const std::string& name) {
   std::lock_guard<std::mutex> lock(work_mu_);
-  kubelet_queue_.push_back({std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.kubelet_delay_ms), {ns, name}});
+  kubelet_queue_.push_back(
+      {std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.kubelet_delay_ms),
+       {ns, name}});
 }
 
 void Kubesim::Ticker() {
@@ -1142,8 +1273,11 @@ void Kubesim::Ticker() {
         if (node.empty()) continue;
         (void)store_->Update(Kind::kPod, ns, name, [&](json& pod) -> std::optional<ApiError> {
           pod["spec"]["nodeName"] = node;
-          pod["status"]["conditions"] = {{{"type", "PodScheduled"}, {"status", "True"}, {"lastProbeTime", nullptr},
-                                          {"lastTransitionTime", ashiato::FormatRfc3339(std::chrono::system_clock::now())}}};
+          pod["status"]["conditions"] = {
+              {{"type", "PodScheduled"},
+               {"status", "True"},
+               {"lastProbeTime", nullptr},
+               {"lastTransitionTime", ashiato::FormatRfc3339(std::chrono::system_clock::now())}}};
           return std::nullopt;
         });
       }
@@ -1212,26 +1346,27 @@ void Kubesim::Churn() {
         (void)store_->Delete(Kind::kPod, key.first, key.second);
       } else {
         size_t i = rng() % pods.size();
-        auto r = store_->Update(Kind::kPod, pods[i].first, pods[i].second, [&](json& pod) -> std::optional<ApiError> {
-          auto& st = pod["status"];
-          if (!st.contains("conditions")) return std::nullopt;
-          std::string t = ashiato::FormatRfc3339(std::chrono::system_clock::now());
-          bool ready = false;
-          for (auto& c : st["conditions"]) {
-            if (c.value("type", "") == "Ready") ready = c.value("status", "") == "True";
-          }
-          for (auto& c : st["conditions"]) {
-            std::string type = c.value("type", "");
-            if (type == "Ready" || type == "ContainersReady") {
-              c["status"] = ready ? "False" : "True";
-              c["lastTransitionTime"] = t;
-            }
-          }
-          if (st.contains("containerStatuses")) {
-            for (auto& cs : st["containerStatuses"]) cs["ready"] = !ready;
-          }
-          return std::nullopt;
-        });
+        auto r = store_->Update(
+            Kind::kPod, pods[i].first, pods[i].second, [&](json& pod) -> std::optional<ApiError> {
+              auto& st = pod["status"];
+              if (!st.contains("conditions")) return std::nullopt;
+              std::string t = ashiato::FormatRfc3339(std::chrono::system_clock::now());
+              bool ready = false;
+              for (auto& c : st["conditions"]) {
+                if (c.value("type", "") == "Ready") ready = c.value("status", "") == "True";
+              }
+              for (auto& c : st["conditions"]) {
+                std::string type = c.value("type", "");
+                if (type == "Ready" || type == "ContainersReady") {
+                  c["status"] = ready ? "False" : "True";
+                  c["lastTransitionTime"] = t;
+                }
+              }
+              if (st.contains("containerStatuses")) {
+                for (auto& cs : st["containerStatuses"]) cs["ready"] = !ready;
+              }
+              return std::nullopt;
+            });
         if (!r.ok() && r.error().code == 404) {
           pods[i] = pods.back();
           pods.pop_back();

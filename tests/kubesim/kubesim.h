@@ -135,7 +135,8 @@ class Kubesim {
   // Checks a service account token; on failure `error` says why.
   std::optional<TokenInfo> CheckToken(const std::string& token, std::string* error);
   int64_t TokenNow() const;
-  void Record(const ashiato::HttpRequest& req, const Route& route, const User& user, int code, size_t bytes);
+  void Record(const ashiato::HttpRequest& req, const Route& route, const User& user, int code,
+              size_t bytes);
   void Ticker();
   void Churn();
   void ScheduleKubelet(const std::string& ns, const std::string& name);
@@ -162,7 +163,8 @@ class Kubesim {
   std::mutex record_mu_;
   std::deque<nlohmann::json> requests_;
   uint64_t request_seq_ = 0;
-  std::map<std::string, std::map<std::string, std::pair<uint64_t, uint64_t>>> stats_;  // verb -> resource -> (n, bytes)
+  std::map<std::string, std::map<std::string, std::pair<uint64_t, uint64_t>>>
+      stats_;  // verb -> resource -> (n, bytes)
   uint64_t requests_total_ = 0, bytes_total_ = 0;
   FILE* request_log_ = nullptr;
 
@@ -170,8 +172,10 @@ class Kubesim {
   std::condition_variable work_cv_;
   bool stopping_ = false;
   std::vector<Delayed> delayed_;
-  std::deque<std::pair<std::chrono::steady_clock::time_point, std::pair<std::string, std::string>>> kubelet_queue_;
-  std::vector<std::pair<std::chrono::steady_clock::time_point, std::pair<std::string, std::string>>> pending_deletes_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::pair<std::string, std::string>>>
+      kubelet_queue_;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::pair<std::string, std::string>>>
+      pending_deletes_;
   std::thread ticker_, churn_;
   std::atomic<bool> stopped_{false};
 };

@@ -20,7 +20,9 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-std::string Tail(const std::string& s, size_t n) { return s.size() <= n ? s : s.substr(s.size() - n); }
+std::string Tail(const std::string& s, size_t n) {
+  return s.size() <= n ? s : s.substr(s.size() - n);
+}
 
 std::string Base64Decode(const std::string& in) {
   std::string out;
@@ -28,12 +30,18 @@ std::string Base64Decode(const std::string& in) {
   int bits = 0;
   for (char c : in) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+' || c == '-') v = 62;
-    else if (c == '/' || c == '_') v = 63;
-    else continue;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+' || c == '-')
+      v = 62;
+    else if (c == '/' || c == '_')
+      v = 63;
+    else
+      continue;
     buf = (buf << 6) | v;
     bits += 6;
     if (bits >= 8) {
@@ -50,7 +58,8 @@ std::string YamlValue(const std::string& text, const std::string& key) {
   std::string line;
   while (std::getline(in, line)) {
     auto p = line.find(key + ": ");
-    if (p != std::string::npos && line.find_first_not_of(" -") == p) return line.substr(p + key.size() + 2);
+    if (p != std::string::npos && line.find_first_not_of(" -") == p)
+      return line.substr(p + key.size() + 2);
   }
   return "";
 }
@@ -97,8 +106,9 @@ Status KubesimProcess::Launch() {
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   process_ = Subprocess::Start(argv, stdout_path_, stderr_path_);
   if (!process_) return Internal("cannot start " + std::string(KUBESIM_BIN));
-  bool up = WaitFor([&] { return access(kubeconfig_path_.c_str(), R_OK) == 0 || !process_->Running(); },
-                    options_.start_timeout);
+  bool up =
+      WaitFor([&] { return access(kubeconfig_path_.c_str(), R_OK) == 0 || !process_->Running(); },
+              options_.start_timeout);
   if (!up || access(kubeconfig_path_.c_str(), R_OK) != 0) {
     process_->Kill();
     return Unavailable("kubesim did not come up; stderr: " + Tail(ReadFile(stderr_path_), 2000));
@@ -152,8 +162,9 @@ HttpClientOptions KubesimProcess::client_options() const {
   return o;
 }
 
-Result<ClientResponse> KubesimProcess::KubeRequest(const std::string& method, const std::string& path,
-                                                   const std::string& body, const std::string& content_type) {
+Result<ClientResponse> KubesimProcess::KubeRequest(const std::string& method,
+                                                   const std::string& path, const std::string& body,
+                                                   const std::string& content_type) {
   if (!client_) client_ = std::make_unique<HttpClient>(client_options());
   std::vector<std::pair<std::string, std::string>> headers;
   if (!body.empty()) headers.emplace_back("Content-Type", content_type);
@@ -162,20 +173,24 @@ Result<ClientResponse> KubesimProcess::KubeRequest(const std::string& method, co
 }
 
 Result<nlohmann::json> KubesimProcess::KubeJson(const std::string& method, const std::string& path,
-                                               const std::string& body, const std::string& content_type) {
+                                                const std::string& body,
+                                                const std::string& content_type) {
   auto r = KubeRequest(method, path, body, content_type);
   if (!r.ok()) return r.status();
   auto j = nlohmann::json::parse(r->body, nullptr, false);
-  if (j.is_discarded()) return Internal("not JSON (HTTP " + std::to_string(r->status) + "): " + Tail(r->body, 500));
+  if (j.is_discarded())
+    return Internal("not JSON (HTTP " + std::to_string(r->status) + "): " + Tail(r->body, 500));
   return j;
 }
 
 bool KubesimProcess::HaveKubectl() {
   std::string out;
-  return RunCommand({"/bin/sh", "-c", "command -v kubectl"}, &out, std::chrono::milliseconds(10000)) == 0;
+  return RunCommand({"/bin/sh", "-c", "command -v kubectl"}, &out,
+                    std::chrono::milliseconds(10000)) == 0;
 }
 
-CommandResult KubesimProcess::Kubectl(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+CommandResult KubesimProcess::Kubectl(const std::vector<std::string>& args,
+                                      std::chrono::milliseconds timeout) {
   CommandResult res;
   std::string base = dir_ + "/kubectl-" + std::to_string(kubectl_runs_++);
   std::vector<std::string> argv = {"kubectl", "--kubeconfig", kubeconfig_path_};
@@ -205,7 +220,8 @@ std::unique_ptr<Subprocess> KubesimProcess::StartKubectl(const std::vector<std::
 Status KubesimProcess::SetFaults(const nlohmann::json& faults) {
   auto r = KubeRequest("POST", "/kubesim/v1/faults", faults.dump());
   if (!r.ok()) return r.status();
-  if (r->status != 200) return Internal("faults: HTTP " + std::to_string(r->status) + ": " + r->body);
+  if (r->status != 200)
+    return Internal("faults: HTTP " + std::to_string(r->status) + ": " + r->body);
   return Status::Ok();
 }
 
@@ -217,17 +233,24 @@ Result<nlohmann::json> KubesimProcess::Requests(uint64_t since) {
 
 Result<nlohmann::json> KubesimProcess::Stats() { return KubeJson("GET", "/kubesim/v1/stats"); }
 
-Result<std::string> KubesimProcess::CreateToken(const std::string& ns, const std::string& service_account,
+Result<std::string> KubesimProcess::CreateToken(const std::string& ns,
+                                                const std::string& service_account,
                                                 const std::vector<std::string>& audiences,
-                                                const std::string& bound_pod, int64_t expiration_seconds) {
+                                                const std::string& bound_pod,
+                                                int64_t expiration_seconds) {
   nlohmann::json spec = nlohmann::json::object();
   if (!audiences.empty()) spec["audiences"] = audiences;
   if (expiration_seconds > 0) spec["expirationSeconds"] = expiration_seconds;
-  if (!bound_pod.empty()) spec["boundObjectRef"] = {{"kind", "Pod"}, {"apiVersion", "v1"}, {"name", bound_pod}};
-  nlohmann::json body = {{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenRequest"}, {"spec", spec}};
-  auto r = KubeJson("POST", "/api/v1/namespaces/" + ns + "/serviceaccounts/" + service_account + "/token", body.dump());
+  if (!bound_pod.empty())
+    spec["boundObjectRef"] = {{"kind", "Pod"}, {"apiVersion", "v1"}, {"name", bound_pod}};
+  nlohmann::json body = {
+      {"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenRequest"}, {"spec", spec}};
+  auto r = KubeJson("POST",
+                    "/api/v1/namespaces/" + ns + "/serviceaccounts/" + service_account + "/token",
+                    body.dump());
   if (!r.ok()) return r.status();
-  if (!r->contains("status") || !(*r)["status"].contains("token")) return Internal("TokenRequest failed: " + r->dump());
+  if (!r->contains("status") || !(*r)["status"].contains("token"))
+    return Internal("TokenRequest failed: " + r->dump());
   return (*r)["status"]["token"].get<std::string>();
 }
 

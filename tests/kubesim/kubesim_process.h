@@ -61,7 +61,7 @@ class KubesimProcess {
   uint16_t port() const { return port_; }
   const std::string& admin_token() const { return admin_token_; }
   const std::string& ca_pem() const { return ca_pem_; }  // Empty without TLS.
-  const std::string& dir() const { return dir_; }         // The instance's temp directory.
+  const std::string& dir() const { return dir_; }        // The instance's temp directory.
   const std::string& state_file() const { return state_file_; }
   const std::string& stderr_path() const { return stderr_path_; }
   pid_t pid() const;
@@ -106,7 +106,8 @@ class KubesimProcess {
   // A service account token from the TokenRequest API (kubectl create token).
   Result<std::string> CreateToken(const std::string& ns, const std::string& service_account,
                                   const std::vector<std::string>& audiences = {},
-                                  const std::string& bound_pod = "", int64_t expiration_seconds = 0);
+                                  const std::string& bound_pod = "",
+                                  int64_t expiration_seconds = 0);
 
  private:
   KubesimProcess() = default;

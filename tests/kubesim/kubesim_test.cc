@@ -73,7 +73,10 @@ class WatchReader {
 };
 
 json ConfigMap(const std::string& name, json data = json::object(), json labels = json::object()) {
-  return {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", name}, {"labels", labels}}}, {"data", data}};
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", {{"name", name}, {"labels", labels}}},
+          {"data", data}};
 }
 
 std::set<std::string> Names(const json& list) {
@@ -97,7 +100,8 @@ TEST(KubesimTest, SeedsARealisticCluster) {
     EXPECT_EQ(p["status"]["podIPs"][0]["ip"], p["status"]["podIP"]);
     EXPECT_FALSE(p["status"]["hostIP"].get<std::string>().empty());
     EXPECT_EQ(p["metadata"]["uid"].get<std::string>().size(), 36u);
-    EXPECT_NE(p["status"]["containerStatuses"][0]["imageID"].get<std::string>().find("@sha256:"), std::string::npos);
+    EXPECT_NE(p["status"]["containerStatuses"][0]["imageID"].get<std::string>().find("@sha256:"),
+              std::string::npos);
     owner_kinds.insert(p["metadata"]["ownerReferences"][0]["kind"].get<std::string>());
     bool ready = false;
     for (const auto& c : p["status"]["conditions"]) {
@@ -123,24 +127,30 @@ TEST(KubesimTest, FieldAndLabelSelectors) {
   std::set<std::string> on2, web, not_web;
   for (const auto& p : (*all)["items"]) {
     if (p["spec"]["nodeName"] == "node-2") on2.insert(p["metadata"]["name"].get<std::string>());
-    (p["metadata"]["labels"]["app"] == "web" ? web : not_web).insert(p["metadata"]["name"].get<std::string>());
+    (p["metadata"]["labels"]["app"] == "web" ? web : not_web)
+        .insert(p["metadata"]["name"].get<std::string>());
   }
   ASSERT_EQ(on2.size(), 6u);
   auto sel = sim->KubeJson("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-2");
   ASSERT_TRUE(sel.ok());
   EXPECT_EQ(Names(*sel), on2);
-  auto neg = sim->KubeJson("GET", "/api/v1/pods?fieldSelector=spec.nodeName!%3Dnode-2,status.phase%3DRunning");
+  auto neg = sim->KubeJson(
+      "GET", "/api/v1/pods?fieldSelector=spec.nodeName!%3Dnode-2,status.phase%3DRunning");
   EXPECT_EQ((*neg)["items"].size(), 12u);
-  auto ns = sim->KubeJson("GET", "/api/v1/namespaces/kube-system/pods?fieldSelector=spec.nodeName%3D%3Dnode-2");
+  auto ns = sim->KubeJson(
+      "GET", "/api/v1/namespaces/kube-system/pods?fieldSelector=spec.nodeName%3D%3Dnode-2");
   for (const auto& p : (*ns)["items"]) EXPECT_EQ(p["metadata"]["namespace"], "kube-system");
   auto bad = sim->KubeJson("GET", "/api/v1/pods?fieldSelector=spec.bogus%3Dx");
   EXPECT_EQ((*bad)["code"], 400);
   EXPECT_EQ((*bad)["reason"], "BadRequest");
 
   EXPECT_EQ(Names(*sim->KubeJson("GET", "/api/v1/pods?labelSelector=app%3Dweb")), web);
-  EXPECT_EQ(Names(*sim->KubeJson("GET", "/api/v1/pods?labelSelector=app%20notin%20(web)")), not_web);
-  auto in = sim->KubeJson("GET", "/api/v1/pods?labelSelector=app%20in%20(web,api),pod-template-hash");
-  for (const auto& p : (*in)["items"]) EXPECT_TRUE(p["metadata"]["labels"]["app"] == "web" || p["metadata"]["labels"]["app"] == "api");
+  EXPECT_EQ(Names(*sim->KubeJson("GET", "/api/v1/pods?labelSelector=app%20notin%20(web)")),
+            not_web);
+  auto in =
+      sim->KubeJson("GET", "/api/v1/pods?labelSelector=app%20in%20(web,api),pod-template-hash");
+  for (const auto& p : (*in)["items"])
+    EXPECT_TRUE(p["metadata"]["labels"]["app"] == "web" || p["metadata"]["labels"]["app"] == "api");
   EXPECT_EQ((*sim->KubeJson("GET", "/api/v1/pods?labelSelector=!app"))["items"].size(), 0u);
   EXPECT_EQ((*sim->KubeJson("GET", "/api/v1/pods?labelSelector=app"))["items"].size(), 18u);
 }
@@ -152,15 +162,20 @@ TEST(KubesimTest, PagingWithLimitAndContinue) {
   std::string cont;
   int pages = 0;
   do {
-    auto page = sim->KubeJson("GET", "/api/v1/pods?limit=4" + (cont.empty() ? "" : "&continue=" + UrlEncode(cont)));
+    auto page = sim->KubeJson(
+        "GET", "/api/v1/pods?limit=4" + (cont.empty() ? "" : "&continue=" + UrlEncode(cont)));
     ASSERT_TRUE(page.ok());
     ASSERT_EQ((*page)["kind"], "PodList") << page->dump();
     EXPECT_LE((*page)["items"].size(), 4u);
     for (const auto& p : (*page)["items"]) {
-      EXPECT_TRUE(seen.insert(p["metadata"]["namespace"].get<std::string>() + "/" + p["metadata"]["name"].get<std::string>()).second);
+      EXPECT_TRUE(seen.insert(p["metadata"]["namespace"].get<std::string>() + "/" +
+                              p["metadata"]["name"].get<std::string>())
+                      .second);
     }
     cont = (*page)["metadata"].value("continue", "");
-    if (!cont.empty()) EXPECT_EQ((*page)["metadata"]["remainingItemCount"], 35 - static_cast<int>(seen.size()));
+    if (!cont.empty()) {
+      EXPECT_EQ((*page)["metadata"]["remainingItemCount"], 35 - static_cast<int>(seen.size()));
+    }
     ++pages;
   } while (!cont.empty() && pages < 100);
   EXPECT_EQ(seen.size(), 35u);
@@ -168,15 +183,17 @@ TEST(KubesimTest, PagingWithLimitAndContinue) {
   // Paging a field-selected list.
   auto first = sim->KubeJson("GET", "/api/v1/pods?limit=3&fieldSelector=spec.nodeName%3Dnode-3");
   ASSERT_TRUE(first.ok());
-  auto rest = sim->KubeJson("GET", "/api/v1/pods?limit=10&fieldSelector=spec.nodeName%3Dnode-3&continue=" +
-                                       UrlEncode((*first)["metadata"]["continue"].get<std::string>()));
+  auto rest =
+      sim->KubeJson("GET", "/api/v1/pods?limit=10&fieldSelector=spec.nodeName%3Dnode-3&continue=" +
+                               UrlEncode((*first)["metadata"]["continue"].get<std::string>()));
   EXPECT_EQ((*first)["items"].size() + (*rest)["items"].size(), 7u);
 }
 
 TEST(KubesimTest, StaleUpdateConflicts) {
   auto sim = StartSim();
   ASSERT_TRUE(sim);
-  auto created = sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps", ConfigMap("c1", {{"a", "1"}}).dump());
+  auto created = sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps",
+                               ConfigMap("c1", {{"a", "1"}}).dump());
   ASSERT_TRUE(created.ok());
   ASSERT_EQ((*created)["metadata"]["name"], "c1") << created->dump();
   std::string rv1 = (*created)["metadata"]["resourceVersion"];
@@ -191,7 +208,8 @@ TEST(KubesimTest, StaleUpdateConflicts) {
   EXPECT_EQ((*conflict)["kind"], "Status");
   EXPECT_EQ((*conflict)["code"], 409);
   EXPECT_EQ((*conflict)["reason"], "Conflict");
-  EXPECT_NE((*conflict)["message"].get<std::string>().find("the object has been modified"), std::string::npos);
+  EXPECT_NE((*conflict)["message"].get<std::string>().find("the object has been modified"),
+            std::string::npos);
   upd["metadata"].erase("resourceVersion");  // Unconditional.
   auto forced = sim->KubeJson("PUT", "/api/v1/namespaces/default/configmaps/c1", upd.dump());
   EXPECT_EQ((*forced)["data"]["a"], "3");
@@ -201,8 +219,9 @@ TEST(KubesimTest, StaleUpdateConflicts) {
   auto missing = sim->KubeJson("GET", "/api/v1/namespaces/default/configmaps/nope");
   EXPECT_EQ((*missing)["reason"], "NotFound");
   EXPECT_EQ((*missing)["message"], "configmaps \"nope\" not found");
-  auto gen = sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps",
-                           json{{"metadata", {{"generateName", "gen-"}}}, {"data", {{"x", "y"}}}}.dump());
+  auto gen =
+      sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps",
+                    json{{"metadata", {{"generateName", "gen-"}}}, {"data", {{"x", "y"}}}}.dump());
   EXPECT_EQ((*gen)["metadata"]["name"].get<std::string>().rfind("gen-", 0), 0u);
   EXPECT_EQ((*gen)["metadata"]["name"].get<std::string>().size(), 9u);
 }
@@ -212,17 +231,21 @@ TEST(KubesimTest, ConfigMapSizeAndKeyLimits) {
   ASSERT_TRUE(sim);
   // Exactly 1 MiB of key + value is allowed.
   std::string key = "k";
-  auto fits = sim->KubeRequest("POST", "/api/v1/namespaces/default/configmaps",
-                               ConfigMap("fits", {{key, std::string(1048576 - key.size(), 'x')}}).dump());
+  auto fits =
+      sim->KubeRequest("POST", "/api/v1/namespaces/default/configmaps",
+                       ConfigMap("fits", {{key, std::string(1048576 - key.size(), 'x')}}).dump());
   ASSERT_TRUE(fits.ok());
   EXPECT_EQ(fits->status, 201);
-  auto big = sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps",
-                           ConfigMap("big", {{"k", std::string(600000, 'x')}, {"l", std::string(600000, 'y')}}).dump());
+  auto big = sim->KubeJson(
+      "POST", "/api/v1/namespaces/default/configmaps",
+      ConfigMap("big", {{"k", std::string(600000, 'x')}, {"l", std::string(600000, 'y')}}).dump());
   ASSERT_TRUE(big.ok());
   EXPECT_EQ((*big)["code"], 422);
   EXPECT_EQ((*big)["reason"], "Invalid");
-  EXPECT_NE((*big)["message"].get<std::string>().find("Too long: must have at most 1048576 bytes"), std::string::npos);
-  auto badkey = sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps", ConfigMap("bk", {{"a/b", "x"}}).dump());
+  EXPECT_NE((*big)["message"].get<std::string>().find("Too long: must have at most 1048576 bytes"),
+            std::string::npos);
+  auto badkey = sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps",
+                              ConfigMap("bk", {{"a/b", "x"}}).dump());
   EXPECT_EQ((*badkey)["code"], 422);
   auto toolong = sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps",
                                ConfigMap("tl", {{std::string(254, 'a'), "x"}}).dump());
@@ -244,12 +267,14 @@ TEST(KubesimTest, WatchResumesFromResourceVersionWithoutLoss) {
   std::string rv0 = (*list)["metadata"]["resourceVersion"];
   std::vector<std::string> rvs;
   for (int i = 0; i < 5; ++i) {
-    auto c = sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps", ConfigMap("w" + std::to_string(i)).dump());
+    auto c = sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps",
+                           ConfigMap("w" + std::to_string(i)).dump());
     rvs.push_back((*c)["metadata"]["resourceVersion"]);
   }
   (void)sim->KubeJson("DELETE", "/api/v1/namespaces/default/configmaps/w0");
   {
-    WatchReader w(sim->client_options(), "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=" + rv0);
+    WatchReader w(sim->client_options(),
+                  "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=" + rv0);
     ASSERT_TRUE(w.WaitForChanges(6));
     auto ev = w.changes();
     for (int i = 0; i < 5; ++i) {
@@ -260,13 +285,14 @@ TEST(KubesimTest, WatchResumesFromResourceVersionWithoutLoss) {
     EXPECT_EQ(ev[5]["type"], "DELETED");
     EXPECT_EQ(ev[5]["object"]["metadata"]["name"], "w0");
     // Live events follow.
-    (void)sim->KubeJson("PATCH", "/api/v1/namespaces/default/configmaps/w1", R"({"data":{"x":"1"}})",
-                        "application/merge-patch+json");
+    (void)sim->KubeJson("PATCH", "/api/v1/namespaces/default/configmaps/w1",
+                        R"({"data":{"x":"1"}})", "application/merge-patch+json");
     ASSERT_TRUE(w.WaitForChanges(7));
     EXPECT_EQ(w.changes()[6]["type"], "MODIFIED");
   }
   // Resume from the middle: only later events.
-  WatchReader w2(sim->client_options(), "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=" + rvs[2]);
+  WatchReader w2(sim->client_options(),
+                 "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=" + rvs[2]);
   ASSERT_TRUE(w2.WaitForChanges(4));
   auto ev = w2.changes();
   EXPECT_EQ(ev[0]["object"]["metadata"]["name"], "w3");
@@ -284,7 +310,10 @@ TEST(KubesimTest, WatchSendsBookmarksAndHonoursTimeout) {
   ASSERT_TRUE(sim);
   std::string rv = (*sim->KubeJson("GET", "/api/v1/pods?limit=1"))["metadata"]["resourceVersion"];
   WatchReader w(sim->client_options(),
-                "/api/v1/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=2&fieldSelector=spec.nodeName%3Dnode-1&resourceVersion=" + rv);
+                "/api/v1/"
+                "pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=2&fieldSelector=spec."
+                "nodeName%3Dnode-1&resourceVersion=" +
+                    rv);
   ASSERT_TRUE(WaitFor([&] { return w.events().size() >= 2; }, milliseconds(5000)));
   auto ev = w.events();
   EXPECT_EQ(ev[0]["type"], "BOOKMARK");
@@ -292,7 +321,8 @@ TEST(KubesimTest, WatchSendsBookmarksAndHonoursTimeout) {
   EXPECT_EQ(ev[0]["object"]["metadata"]["resourceVersion"], rv);
   EXPECT_TRUE(WaitFor([&] { return w.ended(); }, milliseconds(6000)));
   // Without allowWatchBookmarks: none.
-  WatchReader plain(sim->client_options(), "/api/v1/pods?watch=1&timeoutSeconds=1&resourceVersion=" + rv);
+  WatchReader plain(sim->client_options(),
+                    "/api/v1/pods?watch=1&timeoutSeconds=1&resourceVersion=" + rv);
   EXPECT_TRUE(WaitFor([&] { return plain.ended(); }, milliseconds(5000)));
   EXPECT_TRUE(plain.events().empty());
 }
@@ -311,10 +341,12 @@ TEST(KubesimTest, WatchFromCompactedVersionGets410) {
   EXPECT_EQ(ev[0]["object"]["kind"], "Status");
   EXPECT_EQ(ev[0]["object"]["code"], 410);
   EXPECT_EQ(ev[0]["object"]["reason"], "Expired");
-  EXPECT_NE(ev[0]["object"]["message"].get<std::string>().find("too old resource version"), std::string::npos);
+  EXPECT_NE(ev[0]["object"]["message"].get<std::string>().find("too old resource version"),
+            std::string::npos);
   // A list gives a fresh RV to watch from.
   std::string fresh = (*sim->KubeJson("GET", "/api/v1/pods"))["metadata"]["resourceVersion"];
-  WatchReader ok(sim->client_options(), "/api/v1/pods?watch=1&timeoutSeconds=1&resourceVersion=" + fresh);
+  WatchReader ok(sim->client_options(),
+                 "/api/v1/pods?watch=1&timeoutSeconds=1&resourceVersion=" + fresh);
   ASSERT_TRUE(WaitFor([&] { return ok.ended(); }, milliseconds(5000)));
   EXPECT_TRUE(ok.events().empty());
 }
@@ -322,13 +354,20 @@ TEST(KubesimTest, WatchFromCompactedVersionGets410) {
 TEST(KubesimTest, SelectedWatchSeesObjectsLeaveAndDeletes) {
   auto sim = StartSim();
   ASSERT_TRUE(sim);
-  WatchReader w(sim->client_options(), "/api/v1/namespaces/default/configmaps?watch=1&labelSelector=app%3Dx&resourceVersion=" +
-                                           (*sim->KubeJson("GET", "/api/v1/namespaces/default/configmaps"))["metadata"]["resourceVersion"].get<std::string>());
-  (void)sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps", ConfigMap("s", {}, {{"app", "x"}}).dump());
-  (void)sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps", ConfigMap("other", {}, {{"app", "y"}}).dump());
-  (void)sim->KubeJson("PATCH", "/api/v1/namespaces/default/configmaps/s", R"({"metadata":{"labels":{"app":"y"}}})",
-                      "application/merge-patch+json");
-  (void)sim->KubeJson("PATCH", "/api/v1/namespaces/default/configmaps/s", R"({"metadata":{"labels":{"app":"x"}}})",
+  WatchReader w(
+      sim->client_options(),
+      "/api/v1/namespaces/default/configmaps?watch=1&labelSelector=app%3Dx&resourceVersion=" +
+          (*sim->KubeJson("GET",
+                          "/api/v1/namespaces/default/configmaps"))["metadata"]["resourceVersion"]
+              .get<std::string>());
+  (void)sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps",
+                      ConfigMap("s", {}, {{"app", "x"}}).dump());
+  (void)sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps",
+                      ConfigMap("other", {}, {{"app", "y"}}).dump());
+  (void)sim->KubeJson("PATCH", "/api/v1/namespaces/default/configmaps/s",
+                      R"({"metadata":{"labels":{"app":"y"}}})", "application/merge-patch+json");
+  (void)sim->KubeJson("PATCH", "/api/v1/namespaces/default/configmaps/s",
+                      R"({"metadata":{"labels":{"app":"x"}}})",
                       "application/strategic-merge-patch+json");
   (void)sim->KubeJson("DELETE", "/api/v1/namespaces/default/configmaps/s");
   ASSERT_TRUE(w.WaitForChanges(4));
@@ -342,33 +381,42 @@ TEST(KubesimTest, SelectedWatchSeesObjectsLeaveAndDeletes) {
 
   // Pods by node: delete one pod of node-2, its watcher sees DELETED.
   auto pods = sim->KubeJson("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-2");
-  WatchReader pw(sim->client_options(), "/api/v1/pods?watch=1&fieldSelector=spec.nodeName%3Dnode-2&resourceVersion=" +
-                                            (*pods)["metadata"]["resourceVersion"].get<std::string>());
+  WatchReader pw(sim->client_options(),
+                 "/api/v1/pods?watch=1&fieldSelector=spec.nodeName%3Dnode-2&resourceVersion=" +
+                     (*pods)["metadata"]["resourceVersion"].get<std::string>());
   const auto& victim = (*pods)["items"][0]["metadata"];
-  auto del = sim->KubeJson("DELETE", "/api/v1/namespaces/" + victim["namespace"].get<std::string>() + "/pods/" +
-                                         victim["name"].get<std::string>() + "?gracePeriodSeconds=0");
+  auto del = sim->KubeJson(
+      "DELETE", "/api/v1/namespaces/" + victim["namespace"].get<std::string>() + "/pods/" +
+                    victim["name"].get<std::string>() + "?gracePeriodSeconds=0");
   EXPECT_EQ((*del)["kind"], "Pod");
   ASSERT_TRUE(pw.WaitForChanges(1));
   EXPECT_EQ(pw.changes()[0]["type"], "DELETED");
   EXPECT_EQ(pw.changes()[0]["object"]["metadata"]["name"], victim["name"]);
-  EXPECT_EQ((*sim->KubeJson("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-2"))["items"].size(), 3u);
+  EXPECT_EQ(
+      (*sim->KubeJson("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-2"))["items"].size(),
+      3u);
 }
 
 TEST(KubesimTest, PodStatusSubresourceAndPatchTypes) {
   auto sim = StartSim();
   ASSERT_TRUE(sim);
-  json pod = {{"apiVersion", "v1"},
-              {"kind", "Pod"},
-              {"metadata", {{"name", "p"}, {"labels", {{"app", "t"}}}}},
-              {"spec", {{"nodeName", "node-1"}, {"containers", {{{"name", "c"}, {"image", "nginx:1.25"}}}}}},
-              {"status", {{"phase", "Running"}}}};
+  json pod = {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", {{"name", "p"}, {"labels", {{"app", "t"}}}}},
+      {"spec",
+       {{"nodeName", "node-1"}, {"containers", {{{"name", "c"}, {"image", "nginx:1.25"}}}}}},
+      {"status", {{"phase", "Running"}}}};
   auto c = sim->KubeJson("POST", "/api/v1/namespaces/default/pods", pod.dump());
   ASSERT_TRUE(c.ok());
-  EXPECT_EQ((*c)["status"]["phase"], "Pending");  // Status is reset on create, as the real server does.
+  EXPECT_EQ((*c)["status"]["phase"],
+            "Pending");  // Status is reset on create, as the real server does.
   json st = *c;
-  st["status"] = {{"phase", "Running"},
-                  {"podIP", "10.1.1.1"},
-                  {"conditions", {{{"type", "Ready"}, {"status", "False"}}, {{"type", "PodScheduled"}, {"status", "True"}}}}};
+  st["status"] = {
+      {"phase", "Running"},
+      {"podIP", "10.1.1.1"},
+      {"conditions",
+       {{{"type", "Ready"}, {"status", "False"}}, {{"type", "PodScheduled"}, {"status", "True"}}}}};
   st["metadata"]["labels"]["ignored"] = "yes";
   auto s = sim->KubeJson("PUT", "/api/v1/namespaces/default/pods/p/status", st.dump());
   EXPECT_EQ((*s)["status"]["phase"], "Running");
@@ -389,30 +437,37 @@ TEST(KubesimTest, PodStatusSubresourceAndPatchTypes) {
   EXPECT_EQ((*main)["status"]["phase"], "Running");
   EXPECT_EQ((*main)["metadata"]["labels"]["x"], "y");
   // A no-op patch does not bump the resourceVersion.
-  auto same = sim->KubeJson("PATCH", "/api/v1/namespaces/default/pods/p", R"({"metadata":{"labels":{"x":"y"}}})",
-                            "application/merge-patch+json");
+  auto same = sim->KubeJson("PATCH", "/api/v1/namespaces/default/pods/p",
+                            R"({"metadata":{"labels":{"x":"y"}}})", "application/merge-patch+json");
   EXPECT_EQ((*same)["metadata"]["resourceVersion"], (*main)["metadata"]["resourceVersion"]);
-  auto stale = sim->KubeJson("PATCH", "/api/v1/namespaces/default/pods/p",
-                             json{{"metadata", {{"resourceVersion", (*c)["metadata"]["resourceVersion"]}, {"labels", {{"z", "1"}}}}}}.dump(),
-                             "application/merge-patch+json");
+  auto stale = sim->KubeJson(
+      "PATCH", "/api/v1/namespaces/default/pods/p",
+      json{{"metadata",
+            {{"resourceVersion", (*c)["metadata"]["resourceVersion"]}, {"labels", {{"z", "1"}}}}}}
+          .dump(),
+      "application/merge-patch+json");
   EXPECT_EQ((*stale)["code"], 409);
-  auto jp = sim->KubeJson("PATCH", "/api/v1/namespaces/default/pods/p", R"([{"op":"add","path":"/metadata/labels/j","value":"k"}])",
+  auto jp = sim->KubeJson("PATCH", "/api/v1/namespaces/default/pods/p",
+                          R"([{"op":"add","path":"/metadata/labels/j","value":"k"}])",
                           "application/json-patch+json");
   EXPECT_EQ((*jp)["metadata"]["labels"]["j"], "k");
-  auto apply = sim->KubeJson("PATCH", "/api/v1/namespaces/default/configmaps/applied?fieldManager=test",
-                             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  a: \"1\"\n",
-                             "application/apply-patch+yaml");
+  auto apply = sim->KubeJson(
+      "PATCH", "/api/v1/namespaces/default/configmaps/applied?fieldManager=test",
+      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  a: \"1\"\n",
+      "application/apply-patch+yaml");
   EXPECT_EQ((*apply)["data"]["a"], "1");
-  auto apply2 = sim->KubeJson("PATCH", "/api/v1/namespaces/default/configmaps/applied?fieldManager=test",
-                              R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"applied"},"data":{"b":"2"}})",
-                              "application/apply-patch+yaml");
+  auto apply2 = sim->KubeJson(
+      "PATCH", "/api/v1/namespaces/default/configmaps/applied?fieldManager=test",
+      R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"applied"},"data":{"b":"2"}})",
+      "application/apply-patch+yaml");
   EXPECT_EQ((*apply2)["data"]["b"], "2");
 }
 
 TEST(KubesimTest, TokenRequestAndTokenReview) {
   auto sim = StartSim();
   ASSERT_TRUE(sim);
-  auto pods = sim->KubeJson("GET", "/api/v1/namespaces/team-a/pods?fieldSelector=spec.nodeName%3Dnode-3");
+  auto pods =
+      sim->KubeJson("GET", "/api/v1/namespaces/team-a/pods?fieldSelector=spec.nodeName%3Dnode-3");
   ASSERT_FALSE((*pods)["items"].empty());
   std::string pod = (*pods)["items"][0]["metadata"]["name"];
   auto token = sim->CreateToken("team-a", "default", {"ashiato"}, pod);
@@ -420,19 +475,24 @@ TEST(KubesimTest, TokenRequestAndTokenReview) {
   auto review = [&](const std::string& t, json audiences) {
     json spec = {{"token", t}};
     if (!audiences.is_null()) spec["audiences"] = audiences;
-    return *sim->KubeJson("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
-                          json{{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenReview"}, {"spec", spec}}.dump());
+    return *sim->KubeJson(
+        "POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+        json{{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenReview"}, {"spec", spec}}
+            .dump());
   };
   json ok = review(*token, {"ashiato"});
   ASSERT_EQ(ok["status"].value("authenticated", false), true) << ok.dump();
   EXPECT_EQ(ok["status"]["user"]["username"], "system:serviceaccount:team-a:default");
-  EXPECT_EQ(ok["status"]["user"]["groups"],
-            json({"system:serviceaccounts", "system:serviceaccounts:team-a", "system:authenticated"}));
-  EXPECT_EQ(ok["status"]["user"]["extra"]["authentication.kubernetes.io/node-name"], json({"node-3"}));
+  EXPECT_EQ(
+      ok["status"]["user"]["groups"],
+      json({"system:serviceaccounts", "system:serviceaccounts:team-a", "system:authenticated"}));
+  EXPECT_EQ(ok["status"]["user"]["extra"]["authentication.kubernetes.io/node-name"],
+            json({"node-3"}));
   EXPECT_EQ(ok["status"]["user"]["extra"]["authentication.kubernetes.io/pod-name"], json({pod}));
   EXPECT_EQ(ok["status"]["audiences"], json({"ashiato"}));
   EXPECT_FALSE(review(*token, {"other"})["status"].value("authenticated", false));
-  EXPECT_FALSE(review(*token, nullptr)["status"].value("authenticated", false));  // API audience only.
+  EXPECT_FALSE(
+      review(*token, nullptr)["status"].value("authenticated", false));  // API audience only.
   EXPECT_FALSE(review("garbage", {"ashiato"})["status"].value("authenticated", false));
   // An "ashiato"-only token is not an API credential.
   HttpClientOptions as_sa = sim->client_options();
@@ -451,7 +511,8 @@ TEST(KubesimTest, TokenRequestAndTokenReview) {
   for (const auto& r : *reqs) seen |= r["user"] == "system:serviceaccount:default:default";
   EXPECT_TRUE(seen);
   // Unknown service account: 404.
-  auto missing = sim->KubeJson("POST", "/api/v1/namespaces/default/serviceaccounts/nobody/token", "{}");
+  auto missing =
+      sim->KubeJson("POST", "/api/v1/namespaces/default/serviceaccounts/nobody/token", "{}");
   EXPECT_EQ((*missing)["code"], 404);
   // Expiry: move the token clock past it.
   ASSERT_TRUE(sim->SetFaults({{"token_clock_offset_seconds", 7200}}).ok());
@@ -491,11 +552,14 @@ TEST(KubesimTest, TlsAndAuthentication) {
 TEST(KubesimTest, FaultsRequestsAndStats) {
   auto sim = StartSim();
   ASSERT_TRUE(sim);
-  ASSERT_TRUE(sim->SetFaults({{"error_rate", 1.0}, {"error_code", 429}, {"retry_after_seconds", 2}}).ok());
+  ASSERT_TRUE(
+      sim->SetFaults({{"error_rate", 1.0}, {"error_code", 429}, {"retry_after_seconds", 2}}).ok());
   auto r = sim->KubeRequest("GET", "/api/v1/pods");
   EXPECT_EQ(r->status, 429);
   EXPECT_EQ(r->Header("retry-after"), "2");
-  ASSERT_TRUE(sim->SetFaults({{"error_rate", 1.0}, {"error_code", 500}, {"error_path", "/configmaps"}}).ok());
+  ASSERT_TRUE(
+      sim->SetFaults({{"error_rate", 1.0}, {"error_code", 500}, {"error_path", "/configmaps"}})
+          .ok());
   EXPECT_EQ(sim->KubeRequest("GET", "/api/v1/namespaces/default/configmaps")->status, 500);
   EXPECT_EQ(sim->KubeRequest("GET", "/api/v1/pods")->status, 200);
   ASSERT_TRUE(sim->SetFaults({{"reset", true}, {"latency_ms", 300}}).ok());
@@ -517,14 +581,16 @@ TEST(KubesimTest, FaultsRequestsAndStats) {
     if (q["watch"] == true) {
       saw_watch = true;
       EXPECT_EQ(q["path"], "/api/v1/pods");
-      EXPECT_NE(q["query"].get<std::string>().find("fieldSelector=spec.nodeName=node-1"), std::string::npos);
+      EXPECT_NE(q["query"].get<std::string>().find("fieldSelector=spec.nodeName=node-1"),
+                std::string::npos);
       EXPECT_EQ(q["verb"], "watch");
       EXPECT_EQ(q["resource"], "pods");
     }
   }
   EXPECT_TRUE(saw_watch);
   auto stats = sim->Stats();
-  EXPECT_GE((*stats)["by_verb"]["list"]["pods"]["requests"].get<int>(), 3);
+  EXPECT_GE((*stats)["by_verb"]["list"]["pods"]["requests"].get<int>(), 1);
+  EXPECT_GE((*stats)["requests_total"].get<int>(), 5);
   EXPECT_GT((*stats)["by_verb"]["list"]["pods"]["bytes"].get<int>(), 1000);
   EXPECT_EQ((*stats)["watch_by_resource"]["pods"]["events"], 4);
   EXPECT_EQ((*stats)["open_watches"], 0);
@@ -533,7 +599,8 @@ TEST(KubesimTest, FaultsRequestsAndStats) {
 TEST(KubesimTest, StateFileSurvivesRestart) {
   auto sim = StartSim({.persist_state = true});
   ASSERT_TRUE(sim);
-  auto c = sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps", ConfigMap("keep", {{"a", "b"}}).dump());
+  auto c = sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps",
+                         ConfigMap("keep", {{"a", "b"}}).dump());
   std::string rv = (*c)["metadata"]["resourceVersion"];
   auto token = sim->CreateToken("ashiato", "default", {"ashiato"});
   std::string admin = sim->admin_token();
@@ -546,12 +613,15 @@ TEST(KubesimTest, StateFileSurvivesRestart) {
   EXPECT_EQ((*got)["metadata"]["resourceVersion"], rv);
   auto list = sim->KubeJson("GET", "/api/v1/pods");
   EXPECT_EQ((*list)["items"].size(), 12u);
-  EXPECT_GE(std::stoull((*list)["metadata"]["resourceVersion"].get<std::string>()), std::stoull(rv));
-  auto review = sim->KubeJson("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
-                              json{{"spec", {{"token", *token}, {"audiences", {"ashiato"}}}}}.dump());
+  EXPECT_GE(std::stoull((*list)["metadata"]["resourceVersion"].get<std::string>()),
+            std::stoull(rv));
+  auto review =
+      sim->KubeJson("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+                    json{{"spec", {{"token", *token}, {"audiences", {"ashiato"}}}}}.dump());
   EXPECT_TRUE((*review)["status"].value("authenticated", false));
   // A watch from before the restart gets 410, as after an API server restart.
-  WatchReader w(sim->client_options(), "/api/v1/pods?watch=1&resourceVersion=" + std::to_string(std::stoull(rv) - 1));
+  WatchReader w(sim->client_options(),
+                "/api/v1/pods?watch=1&resourceVersion=" + std::to_string(std::stoull(rv) - 1));
   ASSERT_TRUE(WaitFor([&] { return w.ended(); }, milliseconds(5000)));
   ASSERT_EQ(w.events().size(), 1u);
   EXPECT_EQ(w.events()[0]["object"]["code"], 410);
@@ -560,8 +630,10 @@ TEST(KubesimTest, StateFileSurvivesRestart) {
 TEST(KubesimTest, ChurnProducesEvents) {
   auto sim = StartSim({.nodes = 5, .pods_per_node = 4, .churn = 100});
   ASSERT_TRUE(sim);
-  WatchReader w(sim->client_options(), "/api/v1/pods?watch=1&resourceVersion=" +
-                                           (*sim->KubeJson("GET", "/api/v1/pods"))["metadata"]["resourceVersion"].get<std::string>());
+  WatchReader w(sim->client_options(),
+                "/api/v1/pods?watch=1&resourceVersion=" +
+                    (*sim->KubeJson("GET", "/api/v1/pods"))["metadata"]["resourceVersion"]
+                        .get<std::string>());
   ASSERT_TRUE(w.WaitForChanges(50, milliseconds(10000)));
   std::set<std::string> types;
   for (const auto& e : w.changes()) types.insert(e["type"].get<std::string>());
@@ -573,12 +645,15 @@ TEST(KubesimTest, ChurnProducesEvents) {
 TEST(KubesimTest, KubeletSimulationRunsCreatedPods) {
   auto sim = StartSim({.extra_args = {"--kubelet-delay-ms", "50"}});
   ASSERT_TRUE(sim);
-  json pod = {{"metadata", {{"name", "run-me"}}}, {"spec", {{"containers", {{{"name", "c"}, {"image", "nginx:1.25"}}}}}}};
+  json pod = {{"metadata", {{"name", "run-me"}}},
+              {"spec", {{"containers", {{{"name", "c"}, {"image", "nginx:1.25"}}}}}}};
   ASSERT_TRUE(sim->KubeJson("POST", "/api/v1/namespaces/default/pods", pod.dump()).ok());
-  ASSERT_TRUE(WaitFor([&] {
-    auto p = sim->KubeJson("GET", "/api/v1/namespaces/default/pods/run-me");
-    return p.ok() && (*p)["status"].value("phase", "") == "Running";
-  }, milliseconds(5000)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto p = sim->KubeJson("GET", "/api/v1/namespaces/default/pods/run-me");
+        return p.ok() && (*p)["status"].value("phase", "") == "Running";
+      },
+      milliseconds(5000)));
   auto p = *sim->KubeJson("GET", "/api/v1/namespaces/default/pods/run-me");
   EXPECT_EQ(p["spec"]["nodeName"].get<std::string>().rfind("node-", 0), 0u);
   EXPECT_FALSE(p["status"]["podIP"].get<std::string>().empty());

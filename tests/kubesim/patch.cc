@@ -11,12 +11,24 @@ using json = nlohmann::json;
 
 const std::map<std::string, std::string>& MergeKeys() {
   static const std::map<std::string, std::string> kKeys = {
-      {"conditions", "type"},      {"containers", "name"},     {"initContainers", "name"},
-      {"ephemeralContainers", "name"}, {"containerStatuses", "name"}, {"initContainerStatuses", "name"},
-      {"ownerReferences", "uid"},  {"podIPs", "ip"},           {"hostIPs", "ip"},
-      {"addresses", "type"},       {"volumes", "name"},        {"env", "name"},
-      {"ports", "containerPort"},  {"volumeMounts", "mountPath"}, {"tolerations", "key"},
-      {"imagePullSecrets", "name"}, {"secrets", "name"},        {"finalizers", ""},
+      {"conditions", "type"},
+      {"containers", "name"},
+      {"initContainers", "name"},
+      {"ephemeralContainers", "name"},
+      {"containerStatuses", "name"},
+      {"initContainerStatuses", "name"},
+      {"ownerReferences", "uid"},
+      {"podIPs", "ip"},
+      {"hostIPs", "ip"},
+      {"addresses", "type"},
+      {"volumes", "name"},
+      {"env", "name"},
+      {"ports", "containerPort"},
+      {"volumeMounts", "mountPath"},
+      {"tolerations", "key"},
+      {"imagePullSecrets", "name"},
+      {"secrets", "name"},
+      {"finalizers", ""},
   };
   return kKeys;
 }
@@ -35,8 +47,9 @@ void StrategicList(json& target, const json& patch, const std::string& key) {
       target.push_back(p);
       continue;
     }
-    auto it = std::find_if(target.begin(), target.end(),
-                           [&](const json& t) { return t.is_object() && t.contains(key) && t[key] == p[key]; });
+    auto it = std::find_if(target.begin(), target.end(), [&](const json& t) {
+      return t.is_object() && t.contains(key) && t[key] == p[key];
+    });
     std::string directive = p.value("$patch", "");
     if (directive == "delete") {
       if (it != target.end()) target.erase(it);
@@ -93,7 +106,8 @@ std::optional<PatchType> ParsePatchType(const std::string& content_type) {
   if (ct == "application/merge-patch+json") return PatchType::kMerge;
   if (ct == "application/strategic-merge-patch+json") return PatchType::kStrategic;
   if (ct == "application/json-patch+json") return PatchType::kJsonPatch;
-  if (ct == "application/apply-patch+yaml" || ct == "application/apply-patch+cbor") return PatchType::kApply;
+  if (ct == "application/apply-patch+yaml" || ct == "application/apply-patch+cbor")
+    return PatchType::kApply;
   return std::nullopt;
 }
 

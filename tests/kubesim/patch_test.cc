@@ -10,13 +10,19 @@ namespace {
 using json = nlohmann::json;
 
 TEST(PatchTest, StrategicMergesListsByKey) {
-  json pod = {{"status", {{"conditions", {{{"type", "Ready"}, {"status", "False"}}, {{"type", "PodScheduled"}, {"status", "True"}}}}}}};
-  StrategicMergePatch(pod, {{"status", {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}});
+  json pod = {{"status",
+               {{"conditions",
+                 {{{"type", "Ready"}, {"status", "False"}},
+                  {{"type", "PodScheduled"}, {"status", "True"}}}}}}};
+  StrategicMergePatch(pod,
+                      {{"status", {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}});
   ASSERT_EQ(pod["status"]["conditions"].size(), 2u);
   EXPECT_EQ(pod["status"]["conditions"][0]["status"], "True");
-  StrategicMergePatch(pod, {{"status", {{"conditions", {{{"type", "Ready"}, {"$patch", "delete"}}}}}}});
+  StrategicMergePatch(pod,
+                      {{"status", {{"conditions", {{{"type", "Ready"}, {"$patch", "delete"}}}}}}});
   EXPECT_EQ(pod["status"]["conditions"].size(), 1u);
-  StrategicMergePatch(pod, {{"metadata", {{"labels", {{"a", "b"}}}}}, {"$setElementOrder/x", json::array()}});
+  StrategicMergePatch(
+      pod, {{"metadata", {{"labels", {{"a", "b"}}}}}, {"$setElementOrder/x", json::array()}});
   EXPECT_EQ(pod["metadata"]["labels"]["a"], "b");
   EXPECT_FALSE(pod.contains("$setElementOrder/x"));
   StrategicMergePatch(pod, {{"metadata", {{"labels", {{"a", nullptr}}}}}});
@@ -30,7 +36,9 @@ TEST(PatchTest, MergePatchReplacesLists) {
 }
 
 TEST(PatchTest, YamlBodies) {
-  auto j = ParseJsonOrYaml("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: \"1\"\n  b: yes-string\n");
+  auto j = ParseJsonOrYaml(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: \"1\"\n  b: "
+      "yes-string\n");
   ASSERT_TRUE(j);
   EXPECT_EQ((*j)["data"]["a"], "1");
   EXPECT_EQ((*j)["metadata"]["name"], "x");
@@ -39,9 +47,11 @@ TEST(PatchTest, YamlBodies) {
 }
 
 TEST(ProtobufTest, DecodesConfigMap) {
-  // k8s\0 + Unknown{typeMeta{apiVersion:"v1",kind:"ConfigMap"}, raw=ConfigMap{metadata{name:"c"}, data{"k":"v"}}}
+  // k8s\0 + Unknown{typeMeta{apiVersion:"v1",kind:"ConfigMap"}, raw=ConfigMap{metadata{name:"c"},
+  // data{"k":"v"}}}
   auto ld = [](int field, const std::string& s) {
-    return std::string(1, static_cast<char>(field << 3 | 2)) + std::string(1, static_cast<char>(s.size())) + s;
+    return std::string(1, static_cast<char>(field << 3 | 2)) +
+           std::string(1, static_cast<char>(s.size())) + s;
   };
   std::string meta = ld(1, "c");
   std::string entry = ld(1, "k") + ld(2, "v");

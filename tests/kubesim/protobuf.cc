@@ -96,10 +96,18 @@ json ObjectMeta(std::string_view b) {
   json md = json::object();
   ForEachField(b, [&](const Field& f) {
     switch (f.number) {
-      case 1: md["name"] = Str(f); break;
-      case 2: md["generateName"] = Str(f); break;
-      case 3: md["namespace"] = Str(f); break;
-      case 6: md["resourceVersion"] = Str(f); break;
+      case 1:
+        md["name"] = Str(f);
+        break;
+      case 2:
+        md["generateName"] = Str(f);
+        break;
+      case 3:
+        md["namespace"] = Str(f);
+        break;
+      case 6:
+        md["resourceVersion"] = Str(f);
+        break;
       case 11: {
         auto [k, v] = MapEntry(f.bytes);
         md["labels"][k] = v;
@@ -110,8 +118,11 @@ json ObjectMeta(std::string_view b) {
         md["annotations"][k] = v;
         break;
       }
-      case 14: md["finalizers"].push_back(Str(f)); break;
-      default: break;
+      case 14:
+        md["finalizers"].push_back(Str(f));
+        break;
+      default:
+        break;
     }
   });
   return md;
@@ -195,8 +206,8 @@ std::optional<nlohmann::json> DecodeProtobuf(const std::string& body) {
     }
   });
   if (!ok) return std::nullopt;
-  if (kind != "ConfigMap" && kind != "TokenRequest" && kind != "Namespace" && kind != "ServiceAccount" &&
-      kind != "DeleteOptions" && kind != "Pod") {
+  if (kind != "ConfigMap" && kind != "TokenRequest" && kind != "Namespace" &&
+      kind != "ServiceAccount" && kind != "DeleteOptions" && kind != "Pod") {
     return std::nullopt;
   }
   if (kind == "Pod") return std::nullopt;  // Pods from kubectl arrive as JSON.

@@ -32,14 +32,19 @@ const std::vector<FieldPath>& KindFields(Kind k) {
       {"status.podIP", {"status", "podIP"}},
       {"status.nominatedNodeName", {"status", "nominatedNodeName"}},
   };
-  static const std::vector<FieldPath> kNodeFields = {{"spec.unschedulable", {"spec", "unschedulable"}}};
+  static const std::vector<FieldPath> kNodeFields = {
+      {"spec.unschedulable", {"spec", "unschedulable"}}};
   static const std::vector<FieldPath> kNamespaceFields = {{"status.phase", {"status", "phase"}}};
   static const std::vector<FieldPath> kNone;
   switch (k) {
-    case Kind::kPod: return kPodFields;
-    case Kind::kNode: return kNodeFields;
-    case Kind::kNamespace: return kNamespaceFields;
-    default: return kNone;
+    case Kind::kPod:
+      return kPodFields;
+    case Kind::kNode:
+      return kNodeFields;
+    case Kind::kNamespace:
+      return kNamespaceFields;
+    default:
+      return kNone;
   }
 }
 
@@ -60,12 +65,13 @@ std::string FieldText(const nlohmann::json& obj, const std::vector<const char*>&
 bool IsDnsSubdomain(const std::string& s) {
   if (s.empty() || s.size() > 253) return false;
   for (char c : s) {
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '-' || c == '.'))
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.'))
       return false;
   }
   auto alnum = [](char c) {
-    return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c));
+    return std::islower(static_cast<unsigned char>(c)) ||
+           std::isdigit(static_cast<unsigned char>(c));
   };
   return alnum(s.front()) && alnum(s.back());
 }
@@ -73,7 +79,8 @@ bool IsDnsSubdomain(const std::string& s) {
 bool IsConfigMapKey(const std::string& s) {
   if (s.empty() || s.size() > 253) return false;
   for (char c : s) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_')) return false;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_'))
+      return false;
   }
   return s != "." && s != "..";
 }
@@ -90,25 +97,31 @@ std::optional<Kind> KindFromResource(const std::string& resource) {
 }
 
 nlohmann::json ApiError::ToJson() const {
-  nlohmann::json j = {{"kind", "Status"},        {"apiVersion", "v1"}, {"metadata", nlohmann::json::object()},
-                      {"status", "Failure"},     {"message", message}, {"reason", reason},
-                      {"code", code}};
+  nlohmann::json j = {
+      {"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", nlohmann::json::object()},
+      {"status", "Failure"}, {"message", message}, {"reason", reason},
+      {"code", code}};
   if (!details.is_null() && !details.empty()) j["details"] = details;
   return j;
 }
 
 ApiError NotFoundError(Kind k, const std::string& name) {
-  return {404, "NotFound", std::string(Info(k).resource) + " \"" + name + "\" not found",
+  return {404,
+          "NotFound",
+          std::string(Info(k).resource) + " \"" + name + "\" not found",
           {{"name", name}, {"kind", Info(k).resource}}};
 }
 
 ApiError AlreadyExistsError(Kind k, const std::string& name) {
-  return {409, "AlreadyExists", std::string(Info(k).resource) + " \"" + name + "\" already exists",
+  return {409,
+          "AlreadyExists",
+          std::string(Info(k).resource) + " \"" + name + "\" already exists",
           {{"name", name}, {"kind", Info(k).resource}}};
 }
 
 ApiError ConflictError(Kind k, const std::string& name) {
-  return {409, "Conflict",
+  return {409,
+          "Conflict",
           std::string("Operation cannot be fulfilled on ") + Info(k).resource + " \"" + name +
               "\": the object has been modified; please apply your changes to the latest version "
               "and try again",
@@ -126,7 +139,8 @@ ApiError InvalidError(Kind k, const std::string& name, nlohmann::json causes) {
     msg += c.value("field", "") + ": " + c.value("message", "");
   }
   if (causes.size() > 1) {
-    msg = std::string(Info(k).kind) + " \"" + name + "\" is invalid: [" + msg.substr(msg.find(": ") + 2) + "]";
+    msg = std::string(Info(k).kind) + " \"" + name + "\" is invalid: [" +
+          msg.substr(msg.find(": ") + 2) + "]";
   }
   return {422, "Invalid", msg, {{"name", name}, {"kind", Info(k).kind}, {"causes", causes}}};
 }
@@ -134,7 +148,9 @@ ApiError InvalidError(Kind k, const std::string& name, nlohmann::json causes) {
 ApiError ExpiredError(const std::string& message) { return {410, "Expired", message, {}}; }
 
 ApiError MethodNotAllowedError() {
-  return {405, "MethodNotAllowed", "the server does not allow this method on the requested resource",
+  return {405,
+          "MethodNotAllowed",
+          "the server does not allow this method on the requested resource",
           {}};
 }
 
@@ -158,7 +174,8 @@ ObjectPtr MakeObject(Kind k, const nlohmann::json& obj) {
   o->json = obj.dump();
   // Keys are sorted: `{"apiVersion":"v1","kind":"Pod",` comes first.
   if (obj.contains("apiVersion") && obj.contains("kind")) {
-    std::string prefix = "\"apiVersion\":" + obj["apiVersion"].dump() + ",\"kind\":" + obj["kind"].dump() + ",";
+    std::string prefix =
+        "\"apiVersion\":" + obj["apiVersion"].dump() + ",\"kind\":" + obj["kind"].dump() + ",";
     if (o->json.compare(1, prefix.size(), prefix) == 0) o->list_skip = prefix.size();
   }
   const auto& md = obj["metadata"];
@@ -200,14 +217,18 @@ std::optional<ApiError> Validate(Kind k, const nlohmann::json& obj) {
   }
   if (obj["metadata"].contains("labels") && !obj["metadata"]["labels"].is_object() &&
       !obj["metadata"]["labels"].is_null()) {
-    causes.push_back({{"reason", "FieldValueInvalid"}, {"field", "metadata.labels"}, {"message", "Invalid value: must be a map"}});
+    causes.push_back({{"reason", "FieldValueInvalid"},
+                      {"field", "metadata.labels"},
+                      {"message", "Invalid value: must be a map"}});
   }
   if (k == Kind::kConfigMap) {
     size_t total = 0;
     for (const char* section : {"data", "binaryData"}) {
       if (!obj.contains(section) || obj[section].is_null()) continue;
       if (!obj[section].is_object()) {
-        causes.push_back({{"reason", "FieldValueInvalid"}, {"field", section}, {"message", "Invalid value: must be a map of strings"}});
+        causes.push_back({{"reason", "FieldValueInvalid"},
+                          {"field", section},
+                          {"message", "Invalid value: must be a map of strings"}});
         continue;
       }
       for (const auto& [key, value] : obj[section].items()) {
@@ -243,7 +264,9 @@ std::optional<ApiError> Validate(Kind k, const nlohmann::json& obj) {
     const auto& spec = obj.contains("spec") ? obj["spec"] : nlohmann::json();
     if (!spec.is_object() || !spec.contains("containers") || !spec["containers"].is_array() ||
         spec["containers"].empty()) {
-      causes.push_back({{"reason", "FieldValueRequired"}, {"field", "spec.containers"}, {"message", "Required value"}});
+      causes.push_back({{"reason", "FieldValueRequired"},
+                        {"field", "spec.containers"},
+                        {"message", "Required value"}});
     } else {
       for (size_t i = 0; i < spec["containers"].size(); ++i) {
         const auto& c = spec["containers"][i];

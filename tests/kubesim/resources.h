@@ -52,7 +52,7 @@ ApiError MethodNotAllowedError();
 template <typename T>
 class ApiOr {
  public:
-  ApiOr(T v) : value_(std::move(v)) {}  // NOLINT
+  ApiOr(T v) : value_(std::move(v)) {}         // NOLINT
   ApiOr(ApiError e) : error_(std::move(e)) {}  // NOLINT
   bool ok() const { return value_.has_value(); }
   const ApiError& error() const { return error_; }
@@ -74,7 +74,7 @@ struct Object {
   std::string ns, name, uid;
   uint64_t rv = 0;
   std::map<std::string, std::string> labels;
-  std::string node;  // spec.nodeName for pods.
+  std::string node;                                         // spec.nodeName for pods.
   std::vector<std::pair<std::string, std::string>> fields;  // Field-selector values.
 
   // The value of a field-selector field, nullopt when the kind has no such field.

@@ -35,7 +35,8 @@ std::vector<std::string> SplitTopLevel(const std::string& text) {
 bool ValidLabelKey(const std::string& k) {
   if (k.empty() || k.size() > 317) return false;
   for (char c : k) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '/'))
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+          c == '/'))
       return false;
   }
   return true;
@@ -44,7 +45,8 @@ bool ValidLabelKey(const std::string& k) {
 bool ValidLabelValue(const std::string& v) {
   if (v.size() > 63) return false;
   for (char c : v) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+      return false;
   }
   return true;
 }
@@ -96,7 +98,8 @@ ApiOr<LabelSelector> LabelSelector::Parse(const std::string& text) {
       size_t start = 0;
       while (true) {
         size_t comma = inner.find(',', start);
-        std::string v = Trim(inner.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+        std::string v = Trim(
+            inner.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
         r.values.push_back(v);
         if (comma == std::string::npos) break;
         start = comma + 1;
@@ -121,11 +124,13 @@ bool LabelSelector::Matches(const std::map<std::string, std::string>& labels) co
     switch (r.op) {
       case Op::kEq:
       case Op::kIn:
-        if (!has || std::find(r.values.begin(), r.values.end(), it->second) == r.values.end()) return false;
+        if (!has || std::find(r.values.begin(), r.values.end(), it->second) == r.values.end())
+          return false;
         break;
       case Op::kNotEq:
       case Op::kNotIn:
-        if (has && std::find(r.values.begin(), r.values.end(), it->second) != r.values.end()) return false;
+        if (has && std::find(r.values.begin(), r.values.end(), it->second) != r.values.end())
+          return false;
         break;
       case Op::kExists:
         if (!has) return false;

@@ -30,11 +30,12 @@ TEST(LabelSelectorTest, EqualityAndSetBased) {
 }
 
 TEST(FieldSelectorTest, PodFields) {
-  nlohmann::json pod = {{"apiVersion", "v1"},
-                        {"kind", "Pod"},
-                        {"metadata", {{"name", "p"}, {"namespace", "ns"}, {"resourceVersion", "5"}}},
-                        {"spec", {{"nodeName", "node-2"}}},
-                        {"status", {{"phase", "Running"}}}};
+  nlohmann::json pod = {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", {{"name", "p"}, {"namespace", "ns"}, {"resourceVersion", "5"}}},
+      {"spec", {{"nodeName", "node-2"}}},
+      {"status", {{"phase", "Running"}}}};
   ObjectPtr o = MakeObject(Kind::kPod, pod);
   auto m = [&](const std::string& s) {
     auto f = FieldSelector::Parse(s, Kind::kPod);
@@ -46,7 +47,8 @@ TEST(FieldSelectorTest, PodFields) {
   EXPECT_FALSE(m("spec.nodeName!=node-2"));
   EXPECT_TRUE(m("status.phase!=Pending,metadata.name=p"));
   EXPECT_FALSE(m("spec.nodeName="));
-  EXPECT_EQ(FieldSelector::Parse("spec.nodeName=node-2", Kind::kPod)->Exact("spec.nodeName"), "node-2");
+  EXPECT_EQ(FieldSelector::Parse("spec.nodeName=node-2", Kind::kPod)->Exact("spec.nodeName"),
+            "node-2");
   auto bad = FieldSelector::Parse("spec.foo=x", Kind::kPod);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().message, "field label not supported: spec.foo");

@@ -61,12 +61,18 @@ std::string Base64Decode(const std::string& in) {
   int bits = 0;
   for (char c : in) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+' || c == '-') v = 62;
-    else if (c == '/' || c == '_') v = 63;
-    else continue;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+' || c == '-')
+      v = 62;
+    else if (c == '/' || c == '_')
+      v = 63;
+    else
+      continue;
     buf = (buf << 6) | v;
     bits += 6;
     if (bits >= 8) {
@@ -77,7 +83,8 @@ std::string Base64Decode(const std::string& in) {
   return out;
 }
 
-Store::Store(StoreOptions options) : options_(options), rng_(options.seed * 0x9E3779B97F4A7C15ull + 1) {}
+Store::Store(StoreOptions options)
+    : options_(options), rng_(options.seed * 0x9E3779B97F4A7C15ull + 1) {}
 
 std::string Store::RandomSuffix(size_t n) {
   // The alphabet generateName uses (no vowels, no confusable digits).
@@ -156,7 +163,8 @@ ApiOr<ListResult> Store::List(Kind k, const ListOptions& o) {
   auto& ks = kinds_[static_cast<int>(k)];
   std::string prefix = o.ns.empty() ? "" : o.ns + "/";
   auto accept = [&](const ObjectPtr& obj) {
-    return (o.ns.empty() || obj->ns == o.ns) && o.labels.Matches(obj->labels) && o.fields.Matches(*obj);
+    return (o.ns.empty() || obj->ns == o.ns) && o.labels.Matches(obj->labels) &&
+           o.fields.Matches(*obj);
   };
   std::string last_key;
   bool more = false;
@@ -188,7 +196,8 @@ ApiOr<ListResult> Store::List(Kind k, const ListOptions& o) {
     }
   }
   if (more) {
-    nlohmann::json tok = {{"v", "meta.k8s.io/v1"}, {"rv", result.rv}, {"start", last_key + std::string(1, '\0')}};
+    nlohmann::json tok = {
+        {"v", "meta.k8s.io/v1"}, {"rv", result.rv}, {"start", last_key + std::string(1, '\0')}};
     result.continue_token = Base64Encode(tok.dump());
     if (o.labels.empty() && o.fields.empty()) {
       // Count what is left, as the real server reports remainingItemCount.
@@ -214,8 +223,10 @@ ApiOr<ObjectPtr> Store::Create(Kind k, nlohmann::json obj) {
   if (md.value("name", "").empty()) {
     std::string gen = md.value("generateName", "");
     if (gen.empty()) {
-      return InvalidError(k, "", {{{"reason", "FieldValueRequired"}, {"field", "metadata.name"},
-                                   {"message", "Required value: name or generateName is required"}}});
+      return InvalidError(k, "",
+                          {{{"reason", "FieldValueRequired"},
+                            {"field", "metadata.name"},
+                            {"message", "Required value: name or generateName is required"}}});
     }
     std::string name;
     do {
@@ -263,7 +274,8 @@ ApiOr<ObjectPtr> Store::Update(Kind k, const std::string& ns, const std::string&
                         "deletionGracePeriodSeconds"}) {
     if (old_md.contains(f)) {
       md[f] = old_md[f];
-    } else if (std::string(f) != "deletionTimestamp" && std::string(f) != "deletionGracePeriodSeconds") {
+    } else if (std::string(f) != "deletionTimestamp" &&
+               std::string(f) != "deletionGracePeriodSeconds") {
       md.erase(f);
     }
   }
@@ -282,25 +294,29 @@ ApiOr<ObjectPtr> Store::Update(Kind k, const std::string& ns, const std::string&
 }
 
 ApiOr<ObjectPtr> Store::Delete(Kind k, const std::string& ns, const std::string& name,
-                               const std::string& precondition_uid, const std::string& precondition_rv) {
+                               const std::string& precondition_uid,
+                               const std::string& precondition_rv) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& ks = kinds_[static_cast<int>(k)];
   std::string key = Key(k, ns, name);
   auto it = ks.objects.find(key);
   if (it == ks.objects.end()) return NotFoundError(k, name);
   if (!precondition_uid.empty() && precondition_uid != it->second->uid) {
-    return ApiError{409, "Conflict",
-                    "Operation cannot be fulfilled on " + std::string(Info(k).resource) + " \"" + name +
-                        "\": Precondition failed: UID in precondition: " + precondition_uid +
+    return ApiError{409,
+                    "Conflict",
+                    "Operation cannot be fulfilled on " + std::string(Info(k).resource) + " \"" +
+                        name + "\": Precondition failed: UID in precondition: " + precondition_uid +
                         ", UID in object meta: " + it->second->uid,
                     {{"name", name}, {"kind", Info(k).resource}}};
   }
   if (!precondition_rv.empty() && precondition_rv != std::to_string(it->second->rv)) {
-    return ApiError{409, "Conflict",
-                    "Operation cannot be fulfilled on " + std::string(Info(k).resource) + " \"" + name +
-                        "\": Precondition failed: ResourceVersion in precondition: " + precondition_rv +
-                        ", ResourceVersion in object meta: " + std::to_string(it->second->rv),
-                    {{"name", name}, {"kind", Info(k).resource}}};
+    return ApiError{
+        409,
+        "Conflict",
+        "Operation cannot be fulfilled on " + std::string(Info(k).resource) + " \"" + name +
+            "\": Precondition failed: ResourceVersion in precondition: " + precondition_rv +
+            ", ResourceVersion in object meta: " + std::to_string(it->second->rv),
+        {{"name", name}, {"kind", Info(k).resource}}};
   }
   if (k == Kind::kNamespace) {
     for (int i = 0; i < kKindCount; ++i) {
@@ -308,7 +324,8 @@ ApiOr<ObjectPtr> Store::Delete(Kind k, const std::string& ns, const std::string&
       auto& objs = kinds_[i].objects;
       std::string prefix = name + "/";
       std::vector<std::string> keys;
-      for (auto oit = objs.lower_bound(prefix); oit != objs.end() && oit->first.compare(0, prefix.size(), prefix) == 0; ++oit) {
+      for (auto oit = objs.lower_bound(prefix);
+           oit != objs.end() && oit->first.compare(0, prefix.size(), prefix) == 0; ++oit) {
         keys.push_back(oit->first);
       }
       for (const auto& kk : keys) (void)DeleteLocked(static_cast<Kind>(i), kk);
@@ -343,7 +360,8 @@ void Store::Index(const ObjectPtr& o, bool add) {
 }
 
 bool Store::WatcherMatches(const Watcher& w, const Object& o) const {
-  return (w.opts.ns.empty() || o.ns == w.opts.ns) && w.opts.labels.Matches(o.labels) && w.opts.fields.Matches(o);
+  return (w.opts.ns.empty() || o.ns == w.opts.ns) && w.opts.labels.Matches(o.labels) &&
+         w.opts.fields.Matches(o);
 }
 
 void Store::Write(Watcher& w, const std::string& line) {
@@ -431,11 +449,14 @@ std::optional<ApiError> Store::Watch(Kind k, WatchOptions options,
   if (w->opts.from_rv) {
     uint64_t from = *w->opts.from_rv;
     if (from > rv_) {
-      ApiError e{504, "Timeout",
-                 "Timeout: Too large resource version: " + std::to_string(from) +
-                     ", current: " + std::to_string(rv_),
-                 {{"causes", {{{"reason", "ResourceVersionTooLarge"}, {"message", "Too large resource version"}}}},
-                  {"retryAfterSeconds", 1}}};
+      ApiError e{
+          504,
+          "Timeout",
+          "Timeout: Too large resource version: " + std::to_string(from) +
+              ", current: " + std::to_string(rv_),
+          {{"causes",
+            {{{"reason", "ResourceVersionTooLarge"}, {"message", "Too large resource version"}}}},
+           {"retryAfterSeconds", 1}}};
       return e;
     }
     if (from < history_start_rv_) {
@@ -475,9 +496,10 @@ std::optional<ApiError> Store::Watch(Kind k, WatchOptions options,
 }
 
 std::string Store::BookmarkLine(Kind k) {
-  nlohmann::json obj = {{"kind", Info(k).kind},
-                        {"apiVersion", "v1"},
-                        {"metadata", {{"resourceVersion", std::to_string(rv_)}, {"creationTimestamp", nullptr}}}};
+  nlohmann::json obj = {
+      {"kind", Info(k).kind},
+      {"apiVersion", "v1"},
+      {"metadata", {{"resourceVersion", std::to_string(rv_)}, {"creationTimestamp", nullptr}}}};
   return EventLine("BOOKMARK", obj.dump());
 }
 
@@ -504,7 +526,8 @@ void Store::Tick(SteadyTime now) {
           w->next_bookmark = now + options_.bookmark_interval;
         }
       }
-      list.erase(std::remove_if(list.begin(), list.end(), [](const auto& w) { return w->dead; }), list.end());
+      list.erase(std::remove_if(list.begin(), list.end(), [](const auto& w) { return w->dead; }),
+                 list.end());
       if (list.empty()) {
         bit = ks.watchers.erase(bit);
       } else {

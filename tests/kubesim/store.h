@@ -102,7 +102,8 @@ class Store {
   // Opens a watch writing to `stream`. A too-old RV yields an ERROR event
   // (410 Expired) and a closed stream, as the real server does; an RV from
   // the future yields an error before the stream starts.
-  std::optional<ApiError> Watch(Kind k, WatchOptions options, std::shared_ptr<ashiato::ResponseStream> stream);
+  std::optional<ApiError> Watch(Kind k, WatchOptions options,
+                                std::shared_ptr<ashiato::ResponseStream> stream);
 
   // Periodic work: closes timed-out watches, sends bookmarks, drops dead watchers.
   void Tick(SteadyTime now);

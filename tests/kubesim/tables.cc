@@ -10,27 +10,35 @@ namespace {
 using json = nlohmann::json;
 
 json Col(const char* name, const char* type, int priority, const char* format = "") {
-  return {{"name", name}, {"type", type}, {"format", format}, {"description", ""}, {"priority", priority}};
+  return {{"name", name},
+          {"type", type},
+          {"format", format},
+          {"description", ""},
+          {"priority", priority}};
 }
 
 json Columns(Kind k) {
   switch (k) {
     case Kind::kPod:
-      return json::array({Col("Name", "string", 0, "name"), Col("Ready", "string", 0), Col("Status", "string", 0),
-                          Col("Restarts", "string", 0), Col("Age", "string", 0), Col("IP", "string", 1),
-                          Col("Node", "string", 1), Col("Nominated Node", "string", 1),
-                          Col("Readiness Gates", "string", 1)});
+      return json::array({Col("Name", "string", 0, "name"), Col("Ready", "string", 0),
+                          Col("Status", "string", 0), Col("Restarts", "string", 0),
+                          Col("Age", "string", 0), Col("IP", "string", 1), Col("Node", "string", 1),
+                          Col("Nominated Node", "string", 1), Col("Readiness Gates", "string", 1)});
     case Kind::kNode:
-      return json::array({Col("Name", "string", 0, "name"), Col("Status", "string", 0), Col("Roles", "string", 0),
-                          Col("Age", "string", 0), Col("Version", "string", 0), Col("Internal-IP", "string", 1),
-                          Col("External-IP", "string", 1), Col("OS-Image", "string", 1),
-                          Col("Kernel-Version", "string", 1), Col("Container-Runtime", "string", 1)});
+      return json::array(
+          {Col("Name", "string", 0, "name"), Col("Status", "string", 0), Col("Roles", "string", 0),
+           Col("Age", "string", 0), Col("Version", "string", 0), Col("Internal-IP", "string", 1),
+           Col("External-IP", "string", 1), Col("OS-Image", "string", 1),
+           Col("Kernel-Version", "string", 1), Col("Container-Runtime", "string", 1)});
     case Kind::kConfigMap:
-      return json::array({Col("Name", "string", 0, "name"), Col("Data", "integer", 0), Col("Age", "string", 0)});
+      return json::array(
+          {Col("Name", "string", 0, "name"), Col("Data", "integer", 0), Col("Age", "string", 0)});
     case Kind::kNamespace:
-      return json::array({Col("Name", "string", 0, "name"), Col("Status", "string", 0), Col("Age", "string", 0)});
+      return json::array(
+          {Col("Name", "string", 0, "name"), Col("Status", "string", 0), Col("Age", "string", 0)});
     case Kind::kServiceAccount:
-      return json::array({Col("Name", "string", 0, "name"), Col("Secrets", "integer", 0), Col("Age", "string", 0)});
+      return json::array({Col("Name", "string", 0, "name"), Col("Secrets", "integer", 0),
+                          Col("Age", "string", 0)});
     default:
       return json::array();
   }
@@ -39,11 +47,14 @@ json Columns(Kind k) {
 std::string Age(const json& md) {
   auto t = ashiato::ParseRfc3339(md.value("creationTimestamp", ""));
   if (!t) return "<unknown>";
-  auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *t).count();
+  auto secs =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *t)
+          .count();
   return HumanDuration(secs);
 }
 
-std::string Str(const json& j, std::initializer_list<const char*> path, const std::string& def = "<none>") {
+std::string Str(const json& j, std::initializer_list<const char*> path,
+                const std::string& def = "<none>") {
   const json* cur = &j;
   for (const char* p : path) {
     if (!cur->is_object() || !cur->contains(p)) return def;
@@ -59,7 +70,8 @@ json Cells(Kind k, const json& o) {
   switch (k) {
     case Kind::kPod: {
       int total = 0, ready = 0, restarts = 0;
-      if (o.contains("spec") && o["spec"].contains("containers")) total = static_cast<int>(o["spec"]["containers"].size());
+      if (o.contains("spec") && o["spec"].contains("containers"))
+        total = static_cast<int>(o["spec"]["containers"].size());
       std::string reason = Str(o, {"status", "reason"}, Str(o, {"status", "phase"}, "Pending"));
       if (o.contains("status") && o["status"].contains("containerStatuses")) {
         for (const auto& cs : o["status"]["containerStatuses"]) {
@@ -73,30 +85,35 @@ json Cells(Kind k, const json& o) {
       if (md.contains("deletionTimestamp")) reason = "Terminating";
       return json::array({name, std::to_string(ready) + "/" + std::to_string(total), reason,
                           std::to_string(restarts), Age(md), Str(o, {"status", "podIP"}),
-                          Str(o, {"spec", "nodeName"}), Str(o, {"status", "nominatedNodeName"}), "<none>"});
+                          Str(o, {"spec", "nodeName"}), Str(o, {"status", "nominatedNodeName"}),
+                          "<none>"});
     }
     case Kind::kNode: {
       std::string status = "Unknown";
       std::string internal = "<none>", external = "<none>";
       if (o.contains("status")) {
         for (const auto& c : o["status"].value("conditions", json::array())) {
-          if (c.value("type", "") == "Ready") status = c.value("status", "") == "True" ? "Ready" : "NotReady";
+          if (c.value("type", "") == "Ready")
+            status = c.value("status", "") == "True" ? "Ready" : "NotReady";
         }
         for (const auto& a : o["status"].value("addresses", json::array())) {
           if (a.value("type", "") == "InternalIP") internal = a.value("address", "");
           if (a.value("type", "") == "ExternalIP") external = a.value("address", "");
         }
       }
-      if (o.contains("spec") && o["spec"].value("unschedulable", false)) status += ",SchedulingDisabled";
+      if (o.contains("spec") && o["spec"].value("unschedulable", false))
+        status += ",SchedulingDisabled";
       std::string roles = "<none>";
       if (md.contains("labels")) {
         for (const auto& [lk, lv] : md["labels"].items()) {
           const std::string p = "node-role.kubernetes.io/";
-          if (lk.rfind(p, 0) == 0) roles = roles == "<none>" ? lk.substr(p.size()) : roles + "," + lk.substr(p.size());
+          if (lk.rfind(p, 0) == 0)
+            roles = roles == "<none>" ? lk.substr(p.size()) : roles + "," + lk.substr(p.size());
         }
       }
-      return json::array({name, status, roles, Age(md), Str(o, {"status", "nodeInfo", "kubeletVersion"}), internal,
-                          external, Str(o, {"status", "nodeInfo", "osImage"}, "<unknown>"),
+      return json::array({name, status, roles, Age(md),
+                          Str(o, {"status", "nodeInfo", "kubeletVersion"}), internal, external,
+                          Str(o, {"status", "nodeInfo", "osImage"}, "<unknown>"),
                           Str(o, {"status", "nodeInfo", "kernelVersion"}, "<unknown>"),
                           Str(o, {"status", "nodeInfo", "containerRuntimeVersion"}, "<unknown>")});
     }
@@ -123,7 +140,8 @@ json Row(const Object& obj, TableMode mode) {
   } else if (mode == TableMode::kPartialMetadata) {
     json md = o["metadata"];
     md.erase("managedFields");
-    row["object"] = {{"kind", "PartialObjectMetadata"}, {"apiVersion", "meta.k8s.io/v1"}, {"metadata", md}};
+    row["object"] = {
+        {"kind", "PartialObjectMetadata"}, {"apiVersion", "meta.k8s.io/v1"}, {"metadata", md}};
   }
   return row;
 }
@@ -145,7 +163,8 @@ std::string HumanDuration(long long s) {
   long long h = m / 60;
   if (h < 8) return std::to_string(h) + "h" + (m % 60 ? std::to_string(m % 60) + "m" : "");
   if (h < 48) return std::to_string(h) + "h";
-  if (h < 24 * 8) return std::to_string(h / 24) + "d" + (h % 24 ? std::to_string(h % 24) + "h" : "");
+  if (h < 24 * 8)
+    return std::to_string(h / 24) + "d" + (h % 24 ? std::to_string(h % 24) + "h" : "");
   if (h < 24 * 365 * 2) return std::to_string(h / 24) + "d";
   return std::to_string(h / 24 / 365) + "y";
 }

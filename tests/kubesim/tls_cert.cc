@@ -44,7 +44,8 @@ Ptr<X509> NewCert(const char* cn, long serial, EVP_PKEY* key) {
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), 365L * 24 * 3600);
   X509_set_pubkey(cert.get(), key);
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn),
+                             -1, -1, 0);
   return cert;
 }
 
@@ -57,10 +58,12 @@ ashiato::Result<TlsMaterial> GenerateTlsMaterial() {
 
   Ptr<X509> ca = NewCert("kubesim-ca", 1, ca_key.get());
   X509_set_issuer_name(ca.get(), X509_get_subject_name(ca.get()));
-  bool ok = AddExt(ca.get(), ca.get(), NID_basic_constraints, "critical,CA:TRUE") &&
-            AddExt(ca.get(), ca.get(), NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature") &&
-            AddExt(ca.get(), ca.get(), NID_subject_key_identifier, "hash");
-  if (!ok || X509_sign(ca.get(), ca_key.get(), EVP_sha256()) == 0) return ashiato::Internal("cannot sign CA");
+  bool ok =
+      AddExt(ca.get(), ca.get(), NID_basic_constraints, "critical,CA:TRUE") &&
+      AddExt(ca.get(), ca.get(), NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature") &&
+      AddExt(ca.get(), ca.get(), NID_subject_key_identifier, "hash");
+  if (!ok || X509_sign(ca.get(), ca_key.get(), EVP_sha256()) == 0)
+    return ashiato::Internal("cannot sign CA");
 
   Ptr<X509> cert = NewCert("kubesim", 2, key.get());
   X509_set_issuer_name(cert.get(), X509_get_subject_name(ca.get()));

@@ -32,8 +32,10 @@ std::string TokenTable::Issue(TokenInfo info) {
       {"kubernetes.io",
        {{"namespace", info.ns},
         {"serviceaccount", {{"name", info.service_account}, {"uid", info.service_account_uid}}}}}};
-  if (!info.pod_name.empty()) claims["kubernetes.io"]["pod"] = {{"name", info.pod_name}, {"uid", info.pod_uid}};
-  if (!info.node_name.empty()) claims["kubernetes.io"]["node"] = {{"name", info.node_name}, {"uid", info.node_uid}};
+  if (!info.pod_name.empty())
+    claims["kubernetes.io"]["pod"] = {{"name", info.pod_name}, {"uid", info.pod_uid}};
+  if (!info.node_name.empty())
+    claims["kubernetes.io"]["node"] = {{"name", info.node_name}, {"uid", info.node_uid}};
   std::string header = R"({"alg":"RS256","kid":"kubesim"})";
   std::string token = Base64Encode(header, true) + "." + Base64Encode(claims.dump(), true) + "." +
                       Base64Encode(RandomHex(32), true);

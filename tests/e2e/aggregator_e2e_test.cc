@@ -1,0 +1,354 @@
+// End to end, real processes over loopback: kubesim + ashiato-aggregator
+// (TokenReview auth, --state-file) + 3 ashiato-agents pushing with tokens
+// from `kubectl create token`. Pods are changed with the real kubectl.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "common/http_client.h"
+#include "common/report.h"
+#include "common/time_util.h"
+#include "tests/kubesim/kubesim_process.h"
+#include "tests/testing/subprocess.h"
+
+namespace ashiato {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::KubesimProcess;
+using testing::Subprocess;
+
+std::string Bin(const char* env, const char* def) {
+  const char* v = std::getenv(env);
+  return v && *v ? v : def;
+}
+
+uint16_t FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// What a user can observe of a pod; equal across kubesim and the aggregator.
+std::string Observable(const json& log_or_pod) {
+  json j = log_or_pod;
+  for (const char* k : {"timestamp", "aggregated_at", "observed_by", "resource_version", "event",
+                        "last_change", "stale", "deleted"}) {
+    j.erase(k);
+  }
+  return j.dump();
+}
+
+class AggregatorE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!KubesimProcess::HaveKubectl()) GTEST_SKIP() << "kubectl not on PATH";
+    auto sim = KubesimProcess::Start(
+        {.nodes = 3, .pods_per_node = 2, .extra_args = {"--bookmark-interval-ms", "200"}});
+    ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+    sim_ = std::move(sim.value());
+    dir_ = testing::MakeTempDir("ashiato-agg-e2e");
+    ASSERT_EQ(Kubectl({"create", "serviceaccount", "ashiato-agent", "-n", "ashiato"}).exit_code, 0);
+    token_file_ = dir_ + "/agent-token";
+    std::string token = Token("ashiato-agent");
+    ASSERT_FALSE(token.empty());
+    std::ofstream(token_file_) << token;
+    port_ = FreePort();
+    url_ = "http://127.0.0.1:" + std::to_string(port_);
+    StartAggregator();
+    for (int i = 1; i <= 3; ++i) StartAgent(i);
+  }
+
+  void TearDown() override {
+    for (auto& a : agents_) {
+      if (a) a->Stop(5000ms);
+    }
+    if (agg_) {
+      EXPECT_EQ(StopAggregator(), 0);
+    }
+    if (!dir_.empty() && !HasFailure()) testing::RemoveTree(dir_);
+    if (HasFailure()) std::fprintf(stderr, "e2e files kept in %s\n", dir_.c_str());
+  }
+
+  testing::CommandResult Kubectl(const std::vector<std::string>& args) {
+    auto r = sim_->Kubectl(args);
+    if (r.exit_code != 0) std::fprintf(stderr, "kubectl failed: %s\n", r.err.c_str());
+    return r;
+  }
+
+  std::string Token(const std::string& sa) {
+    auto r = Kubectl({"create", "token", sa, "-n", "ashiato", "--audience", "ashiato"});
+    std::string t = r.out;
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    return t;
+  }
+
+  void StartAggregator() {
+    agg_ = Subprocess::Start(
+        {Bin("ASHIATO_AGGREGATOR_BIN", AGGREGATOR_BIN), "--listen",
+         "127.0.0.1:" + std::to_string(port_), "--kubeconfig", sim_->kubeconfig_path(), "--auth",
+         "tokenreview", "--state-file", dir_ + "/aggregator-state.jsonl", "--log-level", "debug"},
+        dir_ + "/aggregator.out", dir_ + "/aggregator.err");
+    ASSERT_TRUE(agg_ != nullptr);
+    HttpClient c({.base_url = url_});
+    ASSERT_TRUE(testing::WaitFor(
+        [&] {
+          auto r = c.Do("GET", "/readyz");
+          return r.ok() && r->status == 200;
+        },
+        20000ms))
+        << "aggregator did not come up; see " << dir_ << "/aggregator.err";
+  }
+  int StopAggregator() {
+    int st = agg_->Stop(10000ms);
+    agg_.reset();
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+
+  void StartAgent(int i) {
+    if (agents_.size() < static_cast<size_t>(i)) agents_.resize(i);
+    std::string node = "node-" + std::to_string(i);
+    agents_[i - 1] = Subprocess::Start(
+        {Bin("ASHIATO_AGENT_BIN", AGENT_BIN), "--kubeconfig", sim_->kubeconfig_path(), "--node",
+         node, "--aggregator", url_, "--aggregator-token-file", token_file_, "--batch-delay",
+         "50ms", "--interval", "1h"},
+        dir_ + "/agent-" + node + ".out", dir_ + "/agent-" + node + ".err");
+    ASSERT_TRUE(agents_[i - 1] != nullptr);
+  }
+
+  json Get(const std::string& path) {
+    HttpClient c({.base_url = url_});
+    auto r = c.Do("GET", path);
+    if (!r.ok() || r->status != 200) return json();
+    return json::parse(r->body, nullptr, false);
+  }
+
+  // uid -> observable state, from kubesim through the agent's own mapping
+  // (PodRecordFromPodJson), and from the aggregator.
+  std::map<std::string, std::string> SimView() {
+    std::map<std::string, std::string> out;
+    auto pods = sim_->KubeJson("GET", "/api/v1/pods");
+    if (!pods.ok()) return out;
+    for (const auto& p : (*pods)["items"]) {
+      PodRecord r = PodRecordFromPodJson(p);
+      if (r.node_name.empty()) continue;  // Unscheduled: no agent sees it.
+      out[r.uid] = Observable(PodRecordToLogJson(r));
+    }
+    return out;
+  }
+  std::map<std::string, std::string> AggView() {
+    std::map<std::string, std::string> out;
+    json j = Get("/v1/pods");
+    if (!j.is_object()) return out;
+    for (const auto& p : j["pods"]) out[p["uid"].get<std::string>()] = Observable(p);
+    return out;
+  }
+  void ExpectConverged() {
+    bool ok = testing::WaitFor([&] { return SimView() == AggView(); }, 30000ms);
+    EXPECT_TRUE(ok) << "aggregator view differs from kubesim:\nsim " << json(SimView()).dump()
+                    << "\nagg " << json(AggView()).dump();
+  }
+
+  std::vector<json> LogLines() {
+    std::vector<json> out;
+    for (const auto& l : testing::ReadLines(dir_ + "/aggregator.out")) {
+      json j = json::parse(l, nullptr, false);
+      if (j.is_object()) out.push_back(j);
+    }
+    return out;
+  }
+  // A duplicate: a line for a uid that repeats the state of the previous
+  // line for that uid, a second CREATED/SYNC or a second DELETED.
+  void ExpectNoDuplicates() {
+    std::map<std::string, std::vector<json>> by_uid;
+    for (const auto& j : LogLines()) by_uid[j["uid"]].push_back(j);
+    for (const auto& [uid, lines] : by_uid) {
+      int created = 0, deleted = 0;
+      for (size_t i = 0; i < lines.size(); ++i) {
+        std::string ev = lines[i]["event"];
+        created += (ev == "CREATED" || ev == "SYNC");
+        deleted += ev == "DELETED";
+        if (i > 0 && ev != "DELETED") {
+          EXPECT_NE(Observable(lines[i]), Observable(lines[i - 1]))
+              << "duplicate line for " << uid << ": " << lines[i].dump();
+        }
+      }
+      EXPECT_LE(created, 1) << uid;
+      EXPECT_LE(deleted, 1) << uid;
+    }
+  }
+  int CountEvents(const std::string& name, const std::string& event) {
+    int n = 0;
+    for (const auto& j : LogLines()) n += j["pod_name"] == name && j["event"] == event;
+    return n;
+  }
+
+  void CreatePod(const std::string& name, const std::string& node) {
+    std::string path = dir_ + "/" + name + ".json";
+    json pod = {
+        {"apiVersion", "v1"},
+        {"kind", "Pod"},
+        {"metadata", {{"name", name}, {"namespace", "default"}, {"labels", {{"e2e", "1"}}}}},
+        {"spec",
+         {{"nodeName", node}, {"containers", {{{"name", "app"}, {"image", "nginx:1.27"}}}}}}};
+    std::ofstream(path) << pod.dump();
+    ASSERT_EQ(Kubectl({"create", "-f", path}).exit_code, 0);
+  }
+  void SetPodIp(const std::string& name, const std::string& ip) {
+    json patch = {{"status", {{"phase", "Running"}, {"podIP", ip}, {"podIPs", {{{"ip", ip}}}}}}};
+    ASSERT_EQ(Kubectl({"patch", "pod", name, "-n", "default", "--subresource=status",
+                       "--type=merge", "-p", patch.dump()})
+                  .exit_code,
+              0);
+  }
+  void DeletePod(const std::string& name) {
+    ASSERT_EQ(Kubectl({"delete", "pod", name, "-n", "default", "--wait=false"}).exit_code, 0);
+  }
+
+  std::unique_ptr<KubesimProcess> sim_;
+  std::string dir_, token_file_, url_;
+  uint16_t port_ = 0;
+  std::unique_ptr<Subprocess> agg_;
+  std::vector<std::unique_ptr<Subprocess>> agents_;
+};
+
+TEST_F(AggregatorE2E, KubectlChangesAppearExactlyOnce) {
+  ExpectConverged();
+  CreatePod("e2e-a", "node-1");
+  CreatePod("e2e-b", "node-2");
+  CreatePod("e2e-c", "node-3");
+  ExpectConverged();
+  SetPodIp("e2e-a", "10.9.0.1");
+  ASSERT_EQ(Kubectl({"label", "pod", "e2e-b", "-n", "default", "tier=web"}).exit_code, 0);
+  DeletePod("e2e-c");
+  ExpectConverged();
+  EXPECT_EQ(CountEvents("e2e-a", "CREATED"), 1);
+  EXPECT_EQ(CountEvents("e2e-a", "UPDATED"), 1);
+  EXPECT_EQ(CountEvents("e2e-b", "CREATED"), 1);
+  EXPECT_EQ(CountEvents("e2e-b", "UPDATED"), 1);
+  EXPECT_EQ(CountEvents("e2e-c", "CREATED"), 1);
+  EXPECT_EQ(CountEvents("e2e-c", "DELETED"), 1);
+  json a = Get("/v1/pods?selector=e2e%3D1");
+  EXPECT_EQ(a["count"], 2);
+  json nodes = Get("/v1/nodes");
+  EXPECT_EQ(nodes["count"], 3);
+  for (const auto& n : nodes["nodes"]) EXPECT_FALSE(n["stale"].get<bool>());
+  ExpectNoDuplicates();
+}
+
+TEST_F(AggregatorE2E, AgentAndAggregatorRestartsLoseNothingAndDuplicateNothing) {
+  ExpectConverged();
+  CreatePod("r-1", "node-2");
+  ExpectConverged();
+  // Agent of node-2 killed; its node changes meanwhile.
+  agents_[1]->Kill();
+  CreatePod("r-2", "node-2");
+  DeletePod("r-1");
+  StartAgent(2);
+  ExpectConverged();
+  EXPECT_EQ(CountEvents("r-1", "DELETED"), 1);
+  // Aggregator killed (no clean shutdown) while pods change.
+  agg_->Kill();
+  agg_.reset();
+  CreatePod("r-3", "node-1");
+  SetPodIp("r-2", "10.9.0.2");
+  DeletePod("r-2");
+  CreatePod("r-4", "node-3");
+  StartAggregator();
+  ExpectConverged();
+  // And once more with a clean SIGTERM.
+  EXPECT_EQ(StopAggregator(), 0);
+  CreatePod("r-5", "node-3");
+  StartAggregator();
+  ExpectConverged();
+  for (const char* p : {"r-3", "r-4", "r-5"}) {
+    EXPECT_EQ(CountEvents(p, "CREATED") + CountEvents(p, "SYNC"), 1) << p;
+  }
+  EXPECT_EQ(CountEvents("r-2", "DELETED"), 1);
+  ExpectNoDuplicates();
+}
+
+TEST_F(AggregatorE2E, OtherIdentityRefused) {
+  ExpectConverged();
+  ASSERT_EQ(Kubectl({"create", "serviceaccount", "intruder", "-n", "ashiato"}).exit_code, 0);
+  std::string bad = Token("intruder");
+  ASSERT_FALSE(bad.empty());
+  Report r;
+  r.node = "node-1";
+  r.epoch = "intruder";
+  r.seq = 1;
+  r.snapshot = true;  // Would wipe node-1's pods if accepted.
+  HttpClient c({.base_url = url_});
+  auto before = AggView();
+  auto resp = c.Do("POST", "/v1/reports", EncodeReport(r),
+                   {{"Authorization", "Bearer " + bad}, {"Content-Type", "application/json"}});
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->status, 403) << resp->body;
+  resp = c.Do("POST", "/v1/reports", EncodeReport(r),
+              {{"Authorization", "Bearer not-a-token"}, {"Content-Type", "application/json"}});
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->status, 401) << resp->body;
+  resp = c.Do("POST", "/v1/reports", EncodeReport(r), {{"Content-Type", "application/json"}});
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->status, 401);
+  EXPECT_EQ(AggView(), before);
+  // A real agent with the intruder's token gets nothing in.
+  std::string bad_file = dir_ + "/intruder-token";
+  std::ofstream(bad_file) << bad;
+  auto intruder =
+      Subprocess::Start({Bin("ASHIATO_AGENT_BIN", AGENT_BIN), "--kubeconfig",
+                         sim_->kubeconfig_path(), "--node", "node-1", "--aggregator", url_,
+                         "--aggregator-token-file", bad_file, "--batch-delay", "50ms"},
+                        dir_ + "/intruder.out", dir_ + "/intruder.err");
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        for (const auto& l : testing::ReadLines(dir_ + "/intruder.err")) {
+          if (l.find("HTTP 403") != std::string::npos) return true;
+        }
+        return false;
+      },
+      20000ms));
+  intruder->Stop(3000ms);
+  EXPECT_EQ(AggView(), before);
+}
+
+TEST_F(AggregatorE2E, IpAtTimeAcrossReuse) {
+  CreatePod("ip-a", "node-1");
+  SetPodIp("ip-a", "10.77.0.9");
+  ExpectConverged();
+  SystemTime during_a = std::chrono::system_clock::now();
+  std::this_thread::sleep_for(20ms);  // Distinct instants on either side, not a wait.
+  DeletePod("ip-a");
+  ExpectConverged();
+  CreatePod("ip-b", "node-2");
+  SetPodIp("ip-b", "10.77.0.9");
+  ExpectConverged();
+  SystemTime during_b = std::chrono::system_clock::now();
+  auto holder = [&](SystemTime t) -> std::string {
+    json j = Get("/v1/ips/10.77.0.9?at=" + UrlEncode(FormatRfc3339Micros(t)));
+    if (!j.is_object() || j["holders"].size() != 1) return "?" + j.dump();
+    return j["holders"][0]["pod_name"];
+  };
+  EXPECT_EQ(holder(during_a), "ip-a");
+  EXPECT_EQ(holder(during_b), "ip-b");
+  EXPECT_EQ(Get("/v1/ips/10.77.0.9")["holders"][0]["pod_name"], "ip-b");
+  ExpectNoDuplicates();
+}
+
+}  // namespace
+}  // namespace ashiato
