@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <cctype>
-
 #include <nlohmann/json.hpp>
 
 namespace ashiato {

@@ -159,6 +159,10 @@ class AggregatorE2E : public ::testing::Test {
     return out;
   }
   void ExpectConverged() {
+    for (const auto& l : testing::ReadLines(dir_ + "/agent-node-1.err")) {
+      ASSERT_EQ(l.find("has no pusher"), std::string::npos)
+          << "ashiato-agent was built without the pusher wired in agent/main.cc";
+    }
     bool ok = testing::WaitFor([&] { return SimView() == AggView(); }, 30000ms);
     EXPECT_TRUE(ok) << "aggregator view differs from kubesim:\nsim " << json(SimView()).dump()
                     << "\nagg " << json(AggView()).dump();

@@ -108,7 +108,8 @@ std::string Store::NewUid() {
     rng_ ^= rng_ << 17;
     if (i == 8 || i == 12 || i == 16 || i == 20) s.push_back('-');
     char c = kHex[(rng_ >> 11) & 15];
-    if (i == 12) c = '4';
+    if (i == 12) c = '4';                       // Version 4,
+    if (i == 16) c = "89ab"[(rng_ >> 11) & 3];  // RFC 4122 variant.
     s.push_back(c);
   }
   return s;
