@@ -50,6 +50,10 @@ Status Agent::RunOneshot() {
 }
 
 Status Agent::Run() {
+  if (options_.all_nodes || options_.node.empty()) {
+    // A cluster-wide watch per node is what overloads API servers.
+    return InvalidArgument("continuous mode needs a node; --all-nodes is for --oneshot only");
+  }
   std::thread interval([this] { IntervalLoop(); });
   Status s = reflector_.Run();
   Stop();

@@ -259,6 +259,14 @@ TEST_F(AgentTest, OneshotListsOnceAndFlushes) {
   EXPECT_TRUE(none.events().empty());
 }
 
+TEST_F(AgentTest, ContinuousModeRefusesToWatchWithoutNode) {
+  AgentOptions o = TestOptions();
+  o.all_nodes = true;
+  Agent agent(o, &api_, {&sink_}, nullptr);
+  EXPECT_EQ(agent.Run().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(api_.Queries().empty());
+}
+
 TEST_F(AgentTest, OneshotAllNodesHasNoFieldSelector) {
   AgentOptions o = TestOptions();
   o.oneshot = true;

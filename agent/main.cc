@@ -53,6 +53,13 @@ int main(int argc, char** argv) {
   }
 
   Agent agent(options, &api, sinks, &metrics);
+  std::thread signal_thread([&agent, signals] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("signal {}: stopping", sig);
+    agent.Stop();
+  });
+  signal_thread.detach();  // Blocked in sigwait until a signal; the process exits after Run.
 
   if (options.oneshot) {
     Status s = agent.RunOneshot();
@@ -77,14 +84,6 @@ int main(int argc, char** argv) {
     health = std::move(*server);
     spdlog::info("health and metrics on port {}", health->port());
   }
-
-  std::thread signal_thread([&agent, signals] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    spdlog::info("signal {}: stopping", sig);
-    agent.Stop();
-  });
-  signal_thread.detach();  // Blocked in sigwait until a signal; the process exits after Run.
 
   spdlog::info("watching pods of node {} on {}", options.node, config->server);
   Status s = agent.Run();

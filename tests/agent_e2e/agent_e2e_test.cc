@@ -14,6 +14,7 @@
 #include <set>
 
 #include "common/pod_record.h"
+#include "common/time_util.h"
 #include "tests/kubesim/kubesim_process.h"
 #include "tests/testing/subprocess.h"
 
@@ -231,6 +232,27 @@ void RunOneshot(bool tls) {
     EXPECT_FALSE(r.pod_ip.empty());
   }
   ExpectAllRequestsNodeSelected(*sim, "node-2");
+
+  // --quorum-list: paginated (limit/continue) without resourceVersion=0, same pods.
+  auto before = sim->Requests();
+  ASSERT_TRUE(before.ok());
+  std::string paged;
+  rc = testing::RunCommand({AGENT_BIN, "--kubeconfig", sim->kubeconfig_path(), "--node", "node-2",
+                            "--oneshot", "--quorum-list", "--list-page-size", "3"},
+                           &paged);
+  ASSERT_EQ(rc, 0);
+  EXPECT_EQ(std::count(paged.begin(), paged.end(), '\n'), 4) << paged;
+  auto after = sim->Requests();
+  ASSERT_TRUE(after.ok());
+  std::vector<std::string> queries;
+  for (size_t i = before->size(); i < after->size(); ++i) {
+    if ((*after)[i].value("resource", "") == "pods") queries.push_back((*after)[i]["query"]);
+  }
+  ASSERT_EQ(queries.size(), 2u);
+  EXPECT_NE(queries[0].find("limit=3"), std::string::npos) << queries[0];
+  EXPECT_EQ(queries[0].find("resourceVersion"), std::string::npos) << queries[0];
+  EXPECT_NE(queries[1].find("continue="), std::string::npos) << queries[1];
+  ExpectAllRequestsNodeSelected(*sim, "node-2");
 }
 
 TEST(AgentE2E, OneshotPrintsExactlyTheNodesPodsHttp) { RunOneshot(false); }
@@ -351,6 +373,42 @@ TEST(AgentE2E, OneshotWithExecCredentialPlugin) {
   EXPECT_EQ(exec_info["kind"], "ExecCredential");
   EXPECT_EQ(exec_info["spec"]["interactive"], false);
   testing::RemoveTree(dir);
+}
+
+// 429 with Retry-After: the agent waits at least that long between attempts.
+TEST(AgentE2E, HonoursRetryAfterOn429) {
+  KubesimProcessOptions o;
+  o.nodes = 2;
+  o.pods_per_node = 2;
+  auto sim = StartSim(o);
+  ASSERT_NE(sim, nullptr);
+  ASSERT_TRUE(sim->SetFaults({{"error_rate", 1.0},
+                              {"error_code", 429},
+                              {"retry_after_seconds", 1},
+                              {"error_path", "/api/v1/pods"}})
+                  .ok());
+  AgentProcess agent(*sim, "node-2");
+  std::vector<SystemTime> times;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        times.clear();
+        auto r = sim->Requests();
+        if (!r.ok()) return false;
+        for (const auto& q : *r) {
+          if (q.value("resource", "") == "pods" && q.value("code", 0) == 429) {
+            times.push_back(*ParseRfc3339(q["time"].get<std::string>()));
+          }
+        }
+        return times.size() >= 3;
+      },
+      kWait));
+  for (size_t i = 1; i < times.size(); ++i) {
+    EXPECT_GE(times[i] - times[i - 1], std::chrono::milliseconds(950));
+  }
+  ASSERT_TRUE(sim->SetFaults({{"reset", true}}).ok());
+  ASSERT_TRUE(agent.WaitForEvents(2)) << agent.Stderr();
+  ASSERT_TRUE(ConvergesTo(agent, *sim, "node-2"));
+  EXPECT_EQ(Describe(agent.Events()).size(), 2u);
 }
 
 json PodJson(const std::string& name, const std::string& node) {

@@ -6,6 +6,7 @@
 // each change from POST to its unified log line (p50/p99).
 // Prints one "name value unit" line per figure.
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
