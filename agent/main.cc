@@ -10,6 +10,7 @@
 #include "agent/agent.h"
 #include "agent/flags.h"
 #include "agent/health_server.h"
+#include "agent/pusher.h"
 #include "agent/stdout_sink.h"
 #include "common/kube_client.h"
 #include "common/log.h"
@@ -41,15 +42,15 @@ int main(int argc, char** argv) {
   std::vector<EventSink*> sinks;
   if (!options.no_stdout) sinks.push_back(&stdout_sink);
 
-  // ---- PUSHER HOOK (aggregator delivery, agent/pusher.h) ----------------
-  // Construct the Pusher here from `options` (aggregator, aggregator_token_file,
-  // batch_max, batch_delay, buffer_max, node) and append it to `sinks`, e.g.:
-  //   std::unique_ptr<Pusher> pusher;
-  //   if (!options.aggregator.empty()) { pusher = ...; sinks.push_back(pusher.get()); }
-  std::unique_ptr<EventSink> pusher;
-  // -----------------------------------------------------------------------
-  if (!options.aggregator.empty() && pusher == nullptr) {
-    spdlog::warn("--aggregator is set but this build has no pusher; running standalone");
+  // Delivery to the aggregator (agent/pusher.h), when configured.
+  std::unique_ptr<Pusher> pusher;
+  if (!options.aggregator.empty()) {
+    pusher = std::make_unique<Pusher>(PusherOptionsFromAgent(options));
+    if (Status s = pusher->Start(); !s.ok()) {
+      spdlog::error("cannot start the aggregator pusher: {}", s.ToString());
+      return 1;
+    }
+    sinks.push_back(pusher.get());
   }
 
   Agent agent(options, &api, sinks, &metrics);

@@ -114,9 +114,10 @@ void ExpectAllRequestsNodeSelected(KubesimProcess& sim, const std::string& node)
   int pod_reads = 0;
   for (const auto& r : *requests) {
     if (r.value("user_agent", "").rfind("ashiato-agent", 0) != 0) continue;
-    if (r.value("resource", "") != "pods") continue;
-    std::string verb = r.value("verb", "");
-    if (verb != "list" && verb != "watch" && verb != "get") continue;
+    // Every request the agent sends, including ones failed by injected
+    // faults (recorded before routing, so without a resource).
+    EXPECT_EQ(r.value("method", ""), "GET") << r.dump();
+    EXPECT_EQ(r.value("path", ""), "/api/v1/pods") << r.dump();
     ++pod_reads;
     EXPECT_NE(r.value("query", "").find("fieldSelector=spec.nodeName=" + node), std::string::npos)
         << "request without the node field selector: " << r.dump();
@@ -395,7 +396,7 @@ TEST(AgentE2E, HonoursRetryAfterOn429) {
         auto r = sim->Requests();
         if (!r.ok()) return false;
         for (const auto& q : *r) {
-          if (q.value("resource", "") == "pods" && q.value("code", 0) == 429) {
+          if (q.value("path", "") == "/api/v1/pods" && q.value("code", 0) == 429) {
             times.push_back(*ParseRfc3339(q["time"].get<std::string>()));
           }
         }
@@ -409,6 +410,7 @@ TEST(AgentE2E, HonoursRetryAfterOn429) {
   ASSERT_TRUE(agent.WaitForEvents(2)) << agent.Stderr();
   ASSERT_TRUE(ConvergesTo(agent, *sim, "node-2"));
   EXPECT_EQ(Describe(agent.Events()).size(), 2u);
+  ExpectAllRequestsNodeSelected(*sim, "node-2");
 }
 
 json PodJson(const std::string& name, const std::string& node) {
