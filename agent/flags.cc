@@ -6,38 +6,6 @@
 
 namespace ashiato {
 
-std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) {
-  if (text.empty()) return std::nullopt;
-  bool digits_only = std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(c); });
-  if (digits_only) return std::chrono::milliseconds(std::stoll(text) * 1000);
-  double total_ms = 0;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t start = i;
-    while (i < text.size() &&
-           (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
-      ++i;
-    }
-    if (start == i) return std::nullopt;
-    double value = std::stod(text.substr(start, i - start));
-    size_t unit_start = i;
-    while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
-    std::string unit = text.substr(unit_start, i - unit_start);
-    if (unit == "ms") {
-      total_ms += value;
-    } else if (unit == "s") {
-      total_ms += value * 1000;
-    } else if (unit == "m") {
-      total_ms += value * 60000;
-    } else if (unit == "h") {
-      total_ms += value * 3600000;
-    } else {
-      return std::nullopt;
-    }
-  }
-  return std::chrono::milliseconds(static_cast<long long>(total_ms));
-}
-
 std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptions* o) {
   CLI::App app{"ashiato-agent: watches the pods of one node and prints one JSON line per change"};
   std::string interval = "5m", shutdown_grace = "10s", batch_delay = "500ms";

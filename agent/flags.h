@@ -6,6 +6,7 @@
 #include <string>
 
 #include "agent/agent_options.h"
+#include "common/duration.h"
 
 namespace ashiato {
 
@@ -14,8 +15,5 @@ namespace ashiato {
 // code to return right away (0 after --help, 2 on a usage error, with the
 // message printed to stderr).
 std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptions* options);
-
-// Parses "500ms", "30s", "5m", "1h30m" or a bare number of seconds.
-std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text);
 
 }  // namespace ashiato

@@ -12,17 +12,6 @@ std::optional<int> Parse(std::vector<const char*> args, AgentOptions* o) {
   return ParseAgentFlags(static_cast<int>(args.size()), args.data(), o);
 }
 
-TEST(FlagsTest, Durations) {
-  EXPECT_EQ(ParseDuration("5m"), std::chrono::minutes(5));
-  EXPECT_EQ(ParseDuration("30"), std::chrono::seconds(30));
-  EXPECT_EQ(ParseDuration("1h30m"), std::chrono::minutes(90));
-  EXPECT_EQ(ParseDuration("250ms"), std::chrono::milliseconds(250));
-  EXPECT_EQ(ParseDuration("1.5s"), std::chrono::milliseconds(1500));
-  EXPECT_FALSE(ParseDuration("5 minutes"));
-  EXPECT_FALSE(ParseDuration(""));
-  EXPECT_FALSE(ParseDuration("m"));
-}
-
 TEST(FlagsTest, AllFlags) {
   AgentOptions o;
   auto rc = Parse({"--node",

@@ -21,7 +21,4 @@ std::string DefaultConfigMapNamespace(
     const std::string& sa_namespace_file =
         "/var/run/secrets/kubernetes.io/serviceaccount/namespace");
 
-// "10s", "500ms", "1h30m", "7d", "0" -> milliseconds; nullopt if malformed.
-std::optional<std::chrono::milliseconds> ParseFlagDuration(const std::string& text);
-
 }  // namespace ashiato

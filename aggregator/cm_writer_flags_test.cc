@@ -8,19 +8,6 @@
 namespace ashiato {
 namespace {
 
-TEST(ConfigMapFlagsTest, ParsesDurations) {
-  using std::chrono::milliseconds;
-  EXPECT_EQ(ParseFlagDuration("10s"), milliseconds(10000));
-  EXPECT_EQ(ParseFlagDuration("500ms"), milliseconds(500));
-  EXPECT_EQ(ParseFlagDuration("1h30m"), milliseconds(5400000));
-  EXPECT_EQ(ParseFlagDuration("7d"), milliseconds(7LL * 24 * 3600 * 1000));
-  EXPECT_EQ(ParseFlagDuration("0"), milliseconds(0));
-  EXPECT_FALSE(ParseFlagDuration(""));
-  EXPECT_FALSE(ParseFlagDuration("10"));
-  EXPECT_FALSE(ParseFlagDuration("5x"));
-  EXPECT_FALSE(ParseFlagDuration("s"));
-}
-
 TEST(ConfigMapFlagsTest, WiresOptions) {
   CLI::App app;
   ConfigMapWriterOptions options;

@@ -4,41 +4,6 @@
 
 namespace ashiato {
 
-std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) {
-  if (text == "0") return std::chrono::milliseconds(0);
-  if (text.empty()) return std::nullopt;
-  double total_ms = 0;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t start = i;
-    while (i < text.size() &&
-           (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
-      ++i;
-    }
-    if (i == start) return std::nullopt;
-    double value = std::stod(text.substr(start, i - start));
-    size_t ustart = i;
-    while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
-    std::string unit = text.substr(ustart, i - ustart);
-    double scale;
-    if (unit == "ms") {
-      scale = 1;
-    } else if (unit == "s") {
-      scale = 1000;
-    } else if (unit == "m") {
-      scale = 60000;
-    } else if (unit == "h") {
-      scale = 3600000;
-    } else if (unit == "d") {
-      scale = 86400000;
-    } else {
-      return std::nullopt;
-    }
-    total_ms += value * scale;
-  }
-  return std::chrono::milliseconds(static_cast<long long>(total_ms));
-}
-
 namespace {
 
 // A CLI11 option that fills a duration.

@@ -7,13 +7,11 @@
 #include <string>
 
 #include "aggregator/options.h"
+#include "common/duration.h"
 
 namespace ashiato {
 
 // Registers every aggregator flag on `app`, writing into `options`.
 void AddAggregatorFlags(CLI::App& app, AggregatorOptions& options);
-
-// Go-style durations: "500ms", "30s", "5m", "1h30m", "0"; nullopt if malformed.
-std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text);
 
 }  // namespace ashiato

@@ -60,7 +60,9 @@ Result<TokenReviewResult> KubeTokenReviewer::Review(const std::string& token,
   }
   if (!client) client = std::make_unique<KubeClient>(config_, "ashiato-aggregator");
   nlohmann::json body = RequestBody(token, audience);
-  auto answer = client->Request("POST", "/apis/authentication.k8s.io/v1/tokenreviews", &body);
+  // Bounded: a hung API server must not hold an ingest thread for long.
+  auto answer = client->Request("POST", "/apis/authentication.k8s.io/v1/tokenreviews", &body,
+                                "application/json", std::chrono::seconds(5));
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (idle_.size() < 8) idle_.push_back(std::move(client));

@@ -331,12 +331,13 @@ KubeClient::KubeClient(const KubeConfig& config, std::string user_agent)
       http_(ClientOptions(config, user_agent, tokens_)) {}
 
 Result<json> KubeClient::Request(const std::string& method, const std::string& path_and_query,
-                                 const json* body, const std::string& content_type) {
+                                 const json* body, const std::string& content_type,
+                                 std::chrono::milliseconds timeout) {
   std::string payload = body != nullptr ? body->dump() : "";
   std::vector<std::pair<std::string, std::string>> headers = {{"Accept", "application/json"}};
   if (body != nullptr) headers.emplace_back("Content-Type", content_type);
   for (int attempt = 0;; ++attempt) {
-    auto resp = http_.Do(method, path_and_query, payload, headers);
+    auto resp = http_.Do(method, path_and_query, payload, headers, timeout.count());
     if (!resp.ok()) return resp.status();
     if (resp->status == 401 && attempt == 0) {
       tokens_->Invalidate();  // A rotated or expired token: fetch a fresh one once.

@@ -6,12 +6,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/http_client.h"
 #include "common/status.h"
@@ -89,9 +88,11 @@ class KubeClient {
 
   // JSON request; non-2xx answers become a Status (see StatusFromApiResponse).
   // `content_type` matters for PATCH ("application/merge-patch+json").
+  // `timeout` bounds the whole request (negative: the client default, 30 s).
   Result<nlohmann::json> Request(const std::string& method, const std::string& path_and_query,
                                  const nlohmann::json* body = nullptr,
-                                 const std::string& content_type = "application/json");
+                                 const std::string& content_type = "application/json",
+                                 std::chrono::milliseconds timeout = std::chrono::milliseconds(-1));
   Result<nlohmann::json> Get(const std::string& path_and_query) {
     return Request("GET", path_and_query);
   }

@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/base64.h"
 #include "common/kube_client.h"
 
 namespace ashiato {
@@ -87,25 +88,10 @@ std::string Resolve(const fs::path& dir, const std::string& p) {
   return (dir / path).lexically_normal().string();
 }
 
-Result<std::string> Base64Decode(const std::string& in, const std::string& what) {
-  static const std::string kChars =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  unsigned val = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (std::isspace(static_cast<unsigned char>(c))) continue;
-    if (c == '=') break;
-    auto pos = kChars.find(c);
-    if (pos == std::string::npos) return InvalidArgument(what + " is not valid base64");
-    val = (val << 6) | static_cast<unsigned>(pos);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((val >> bits) & 0xff));
-    }
-  }
-  return out;
+Result<std::string> DecodeBase64Field(const std::string& in, const std::string& what) {
+  auto decoded = Base64Decode(in);
+  if (!decoded) return InvalidArgument(what + " is not valid base64");
+  return *decoded;
 }
 
 Result<KubeConfig> BuildConfig(const Merged& m, const std::string& context,
@@ -135,7 +121,7 @@ Result<KubeConfig> BuildConfig(const Merged& m, const std::string& context,
   config.ca_file = Resolve(cluster->second.dir, Scalar(c, "certificate-authority"));
   std::string ca_data = Scalar(c, "certificate-authority-data");
   if (!ca_data.empty()) {
-    auto pem = Base64Decode(ca_data, "certificate-authority-data");
+    auto pem = DecodeBase64Field(ca_data, "certificate-authority-data");
     if (!pem.ok()) return pem.status();
     config.ca_pem = *pem;
   }
@@ -156,7 +142,7 @@ Result<KubeConfig> BuildConfig(const Merged& m, const std::string& context,
                           std::pair{"client-key-data", &config.client_key_pem}}) {
     std::string data = Scalar(u, key);
     if (data.empty()) continue;
-    auto pem = Base64Decode(data, key);
+    auto pem = DecodeBase64Field(data, key);
     if (!pem.ok()) return pem.status();
     *out = *pem;
   }

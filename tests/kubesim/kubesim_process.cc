@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/base64.h"
+
 namespace ashiato::testing {
 namespace {
 
@@ -22,34 +24,6 @@ std::string ReadFile(const std::string& path) {
 
 std::string Tail(const std::string& s, size_t n) {
   return s.size() <= n ? s : s.substr(s.size() - n);
-}
-
-std::string Base64Decode(const std::string& in) {
-  std::string out;
-  uint32_t buf = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z')
-      v = c - 'A';
-    else if (c >= 'a' && c <= 'z')
-      v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9')
-      v = c - '0' + 52;
-    else if (c == '+' || c == '-')
-      v = 62;
-    else if (c == '/' || c == '_')
-      v = 63;
-    else
-      continue;
-    buf = (buf << 6) | v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((buf >> bits) & 0xff));
-    }
-  }
-  return out;
 }
 
 // The value after "key: " on the first line that has it.
@@ -117,7 +91,7 @@ Status KubesimProcess::Launch() {
   server_url_ = YamlValue(kc, "server");
   admin_token_ = YamlValue(kc, "token");
   std::string ca = YamlValue(kc, "certificate-authority-data");
-  ca_pem_ = ca.empty() ? "" : Base64Decode(ca);
+  ca_pem_ = ca.empty() ? "" : Base64Decode(ca).value_or("");
   port_ = static_cast<uint16_t>(std::stoi(server_url_.substr(server_url_.rfind(':') + 1)));
   client_ = std::make_unique<HttpClient>(client_options());
   return Status::Ok();

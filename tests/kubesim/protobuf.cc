@@ -4,8 +4,12 @@
 #include <functional>
 #include <string_view>
 
+#include "common/base64.h"
+
 namespace kubesim {
 namespace {
+
+using ashiato::Base64Encode;
 
 using json = nlohmann::json;
 
@@ -74,24 +78,6 @@ std::pair<std::string, std::string> MapEntry(std::string_view b) {
   return kv;
 }
 
-std::string Base64(std::string_view in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], t[v & 63]};
-  }
-  if (i + 1 == in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    out += {t[v >> 18], t[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == in.size()) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], '='};
-  }
-  return out;
-}
-
 json ObjectMeta(std::string_view b) {
   json md = json::object();
   ForEachField(b, [&](const Field& f) {
@@ -146,7 +132,7 @@ json Decode(const std::string& api_version, const std::string& kind, std::string
           if (e.number == 1) key = Str(e);
           if (e.number == 2) value = e.bytes;
         });
-        obj["binaryData"][key] = Base64(value);
+        obj["binaryData"][key] = Base64Encode(value);
       } else if (f.number == 4) {
         obj["immutable"] = f.varint != 0;
       }

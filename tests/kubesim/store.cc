@@ -32,57 +32,6 @@ std::string EventLine(const char* type, const std::string& object_json) {
   return line;
 }
 
-std::string Base64Encode(const std::string& in, bool url) {
-  static const char* kStd = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  static const char* kUrl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  const char* t = url ? kUrl : kStd;
-  std::string out;
-  size_t i = 0;
-  while (i + 2 < in.size()) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], t[v & 63]};
-    i += 3;
-  }
-  if (i + 1 == in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    out += {t[v >> 18], t[(v >> 12) & 63]};
-    if (!url) out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63]};
-    if (!url) out += "=";
-  }
-  return out;
-}
-
-std::string Base64Decode(const std::string& in) {
-  std::string out;
-  uint32_t buf = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z')
-      v = c - 'A';
-    else if (c >= 'a' && c <= 'z')
-      v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9')
-      v = c - '0' + 52;
-    else if (c == '+' || c == '-')
-      v = 62;
-    else if (c == '/' || c == '_')
-      v = 63;
-    else
-      continue;
-    buf = (buf << 6) | v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((buf >> bits) & 0xff));
-    }
-  }
-  return out;
-}
-
 Store::Store(StoreOptions options)
     : options_(options), rng_(options.seed * 0x9E3779B97F4A7C15ull + 1) {}
 
@@ -143,7 +92,8 @@ ApiOr<ListResult> Store::List(Kind k, const ListOptions& o) {
   result.rv = rv_;
   std::string start;
   if (!o.continue_token.empty()) {
-    nlohmann::json tok = nlohmann::json::parse(Base64Decode(o.continue_token), nullptr, false);
+    nlohmann::json tok =
+        nlohmann::json::parse(Base64Decode(o.continue_token).value_or(""), nullptr, false);
     if (!tok.is_object() || !tok.contains("start") || !tok.contains("rv")) {
       return BadRequestError("continue key is not valid: illegal base64 data at input byte 0");
     }

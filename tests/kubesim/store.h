@@ -21,11 +21,15 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/base64.h"
 #include "common/http_server.h"
 #include "tests/kubesim/resources.h"
 #include "tests/kubesim/selectors.h"
 
 namespace kubesim {
+
+using ashiato::Base64Decode;
+using ashiato::Base64Encode;
 
 using SteadyTime = std::chrono::steady_clock::time_point;
 
@@ -171,7 +175,5 @@ class Store {
 
 // Helpers shared with the server.
 std::string EventLine(const char* type, const std::string& object_json);
-std::string Base64Encode(const std::string& in, bool url = false);
-std::string Base64Decode(const std::string& in);
 
 }  // namespace kubesim
