@@ -1,53 +1,13 @@
 #include "aggregator/cm_fake_api.h"
 
-#include <cctype>
-#include <set>
+#include <map>
 #include <vector>
+
+#include "common/label_selector.h"
 
 namespace ashiato {
 
 namespace {
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(' ');
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(' ');
-  return s.substr(b, e - b + 1);
-}
-
-// Splits at commas outside parentheses.
-std::vector<std::string> SplitRequirements(const std::string& selector) {
-  std::vector<std::string> out;
-  std::string cur;
-  int depth = 0;
-  for (char c : selector) {
-    if (c == '(') ++depth;
-    if (c == ')') --depth;
-    if (c == ',' && depth == 0) {
-      out.push_back(Trim(cur));
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  if (!Trim(cur).empty() || !out.empty()) out.push_back(Trim(cur));
-  return out;
-}
-
-std::set<std::string> ParseSet(const std::string& s) {
-  std::set<std::string> out;
-  size_t open = s.find('('), close = s.rfind(')');
-  std::string inner = s.substr(open + 1, close - open - 1);
-  size_t start = 0;
-  while (start <= inner.size()) {
-    size_t comma = inner.find(',', start);
-    if (comma == std::string::npos) comma = inner.size();
-    std::string v = Trim(inner.substr(start, comma - start));
-    if (!v.empty()) out.insert(v);
-    start = comma + 1;
-  }
-  return out;
-}
 
 size_t DataBytes(const nlohmann::json& cm) {
   size_t n = 0;
@@ -61,44 +21,15 @@ size_t DataBytes(const nlohmann::json& cm) {
 }  // namespace
 
 Result<bool> MatchLabelSelector(const std::string& selector, const nlohmann::json& labels) {
-  auto label = [&](const std::string& k) -> const nlohmann::json* {
-    if (!labels.is_object()) return nullptr;
-    auto it = labels.find(k);
-    return it == labels.end() ? nullptr : &*it;
-  };
-  for (const std::string& req : SplitRequirements(selector)) {
-    if (req.empty()) return InvalidArgument("empty requirement in selector");
-    size_t sp = req.find(' ');
-    if (sp != std::string::npos && req.find('(') != std::string::npos) {
-      std::string key = Trim(req.substr(0, sp));
-      std::string rest = Trim(req.substr(sp));
-      bool in = rest.rfind("in", 0) == 0;
-      bool notin = rest.rfind("notin", 0) == 0;
-      if (!in && !notin) return InvalidArgument("bad selector: " + req);
-      auto set = ParseSet(rest);
-      const nlohmann::json* v = label(key);
-      bool member = v && v->is_string() && set.count(v->get<std::string>());
-      if (in && !member) return false;
-      if (notin && member) return false;  // notin also matches a missing label.
-      continue;
-    }
-    size_t ne = req.find("!=");
-    size_t eq = req.find('=');
-    if (ne != std::string::npos) {
-      const nlohmann::json* v = label(Trim(req.substr(0, ne)));
-      if (v && *v == Trim(req.substr(ne + 2))) return false;
-    } else if (eq != std::string::npos) {
-      size_t vstart = eq + 1;
-      if (vstart < req.size() && req[vstart] == '=') ++vstart;
-      const nlohmann::json* v = label(Trim(req.substr(0, eq)));
-      if (!v || *v != Trim(req.substr(vstart))) return false;
-    } else if (req[0] == '!') {
-      if (label(Trim(req.substr(1)))) return false;
-    } else {
-      if (!label(req)) return false;
+  auto sel = LabelSelector::Parse(selector);
+  if (!sel.ok()) return sel.status();
+  std::map<std::string, std::string> flat;
+  if (labels.is_object()) {
+    for (const auto& [k, v] : labels.items()) {
+      if (v.is_string()) flat[k] = v.get<std::string>();
     }
   }
-  return true;
+  return sel->Matches(flat);
 }
 
 void FakeConfigMapApi::SetHook(std::function<Status(const std::string&, const std::string&)> hook) {

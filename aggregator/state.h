@@ -28,7 +28,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "aggregator/label_selector.h"
+#include "common/label_selector.h"
 #include "aggregator/metrics.h"
 #include "aggregator/pod_observer.h"
 #include "aggregator/state_file.h"

@@ -583,7 +583,7 @@ HttpResponse Kubesim::Resource(const HttpRequest& req, Route& r, const User&) {
 HttpResponse Kubesim::List(const HttpRequest& req, const Route& r) {
   ListOptions lo;
   lo.ns = r.ns;
-  auto ls = LabelSelector::Parse(req.Query("labelSelector"));
+  auto ls = ParseLabelSelector(req.Query("labelSelector"));
   if (!ls.ok()) return ErrorResponse(ls.error());
   auto fs = FieldSelector::Parse(req.Query("fieldSelector"), *r.kind);
   if (!fs.ok()) return ErrorResponse(fs.error());
@@ -638,7 +638,7 @@ HttpResponse Kubesim::List(const HttpRequest& req, const Route& r) {
 HttpResponse Kubesim::Watch(const HttpRequest& req, const Route& r) {
   WatchOptions wo;
   wo.ns = r.ns;
-  auto ls = LabelSelector::Parse(req.Query("labelSelector"));
+  auto ls = ParseLabelSelector(req.Query("labelSelector"));
   if (!ls.ok()) return ErrorResponse(ls.error());
   auto fs = FieldSelector::Parse(req.Query("fieldSelector"), *r.kind);
   if (!fs.ok()) return ErrorResponse(fs.error());
@@ -896,7 +896,7 @@ HttpResponse Kubesim::Delete(const HttpRequest& req, const Route& r) {
 HttpResponse Kubesim::DeleteCollection(const HttpRequest& req, const Route& r) {
   ListOptions lo;
   lo.ns = r.ns;
-  auto ls = LabelSelector::Parse(req.Query("labelSelector"));
+  auto ls = ParseLabelSelector(req.Query("labelSelector"));
   if (!ls.ok()) return ErrorResponse(ls.error());
   auto fs = FieldSelector::Parse(req.Query("fieldSelector"), *r.kind);
   if (!fs.ok()) return ErrorResponse(fs.error());

@@ -8,26 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "common/label_selector.h"
 #include "tests/kubesim/resources.h"
 
 namespace kubesim {
 
-class LabelSelector {
- public:
-  // Empty text selects everything. Errors are worded like the API server's.
-  static ApiOr<LabelSelector> Parse(const std::string& text);
-  bool Matches(const std::map<std::string, std::string>& labels) const;
-  bool empty() const { return reqs_.empty(); }
+using ashiato::LabelSelector;
 
- private:
-  enum class Op { kEq, kNotEq, kIn, kNotIn, kExists, kNotExists };
-  struct Req {
-    std::string key;
-    Op op;
-    std::vector<std::string> values;
-  };
-  std::vector<Req> reqs_;
-};
+// Parses a label selector (common/label_selector.h); a syntax error is a 400
+// worded like the API server's.
+ApiOr<LabelSelector> ParseLabelSelector(const std::string& text);
 
 class FieldSelector {
  public:

@@ -1,4 +1,4 @@
-#include "aggregator/label_selector.h"
+#include "common/label_selector.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-// LabelSelector: the Kubernetes label selector syntax for GET /v1/pods
-// ?selector=: "a=b", "a==b", "a!=b", "a", "!a", "a in (x,y)", "a notin (x)",
-// comma-separated, all must match.
+// LabelSelector: the Kubernetes label selector syntax, as the API server
+// parses it: "a=b", "a==b", "a!=b", "a", "!a", "a in (x,y)", "a notin (x)",
+// comma-separated; every requirement must match.
 #pragma once
 
 #include <map>
@@ -13,7 +13,8 @@ namespace ashiato {
 
 class LabelSelector {
  public:
-  // Parses `text`; "" selects everything. InvalidArgument on bad syntax.
+  // Parses `text`; "" selects everything. InvalidArgument on bad syntax,
+  // worded like the API server ("unable to parse requirement: ...").
   static Result<LabelSelector> Parse(const std::string& text);
   // Returns true iff `labels` satisfy every requirement.
   bool Matches(const std::map<std::string, std::string>& labels) const;
