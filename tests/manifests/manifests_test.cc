@@ -272,6 +272,14 @@ TEST_F(ManifestTest, AggregatorDeploymentAndServiceWiring) {
   EXPECT_EQ(Arg(c, "--agent-identity"), "system:serviceaccount:$(POD_NAMESPACE):ashiato-agent");
   EXPECT_TRUE(HasArg(c, "--store-in-cm"));
   EXPECT_EQ(Arg(c, "--cm-namespace"), "$(POD_NAMESPACE)");
+  // The dedup journal lives on a writable volume (the root is read-only).
+  std::string state_file = Arg(c, "--state-file");
+  bool state_mounted = false;
+  for (const auto& m : c["volumeMounts"]) {
+    std::string path = Str(m["mountPath"]);
+    if (!path.empty() && state_file.rfind(path + "/", 0) == 0) state_mounted = true;
+  }
+  EXPECT_TRUE(state_mounted) << "--state-file=" << state_file << " is not on a mounted volume";
   YAML::Node ns_env = Env(c, "POD_NAMESPACE");
   ASSERT_TRUE(ns_env);
   EXPECT_EQ(Str(ns_env["valueFrom"]["fieldRef"]["fieldPath"]), "metadata.namespace");
