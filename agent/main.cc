@@ -1,4 +1,5 @@
 // ashiato-agent: watches the pods of one node (see docs/agent.md).
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -54,9 +55,16 @@ int main(int argc, char** argv) {
   }
 
   Agent agent(options, &api, sinks, &metrics);
+  // The same thread hands freed heap pages back to the OS now and then: the
+  // initial LIST is parsed into a large JSON tree that glibc would otherwise
+  // keep resident (about 1 MiB of the agent's RSS with 110 pods).
   std::thread signal_thread([&agent, signals] {
-    int sig = 0;
-    sigwait(&signals, &sig);
+    timespec wait = {5, 0};  // First trim soon after the initial list.
+    int sig = -1;
+    while ((sig = sigtimedwait(&signals, nullptr, &wait)) < 0) {
+      malloc_trim(0);
+      wait = {60, 0};
+    }
     spdlog::info("signal {}: stopping", sig);
     agent.Stop();
   });

@@ -6,13 +6,18 @@
 //   informer : one cluster-wide list + watch per node (a naive per-node
 //              informer); measured with `--informer-sample` real watchers and
 //              scaled to the node count;
-//   poller   : the old tool: a full pod list every 30 s.
+//   poller   : the old tool, one per node (a DaemonSet): a full pod list
+//              every 30 s from every node.
+// With --stats (kubesim), each phase is cross-checked against the bytes and
+// requests kubesim itself counts (GET /kubesim/v1/stats).
 // Prints one "name value unit" line per figure.
 #include <curl/curl.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +46,12 @@ struct Options {
   int window_seconds = 60;
   int informer_sample = 20;
   int poll_interval_seconds = 30;
+  bool stats = false;
+};
+
+// Server-side counters from kubesim's GET /kubesim/v1/stats.
+struct ServerStats {
+  double requests = 0, bytes = 0, watch_bytes = 0, watch_events = 0;
 };
 
 Transfer* NewTransfer(const Options& o, const std::string& path, bool keep_body, long timeout_s) {
@@ -105,9 +116,32 @@ std::string ListResourceVersion(const std::string& body) {
   return body.substr(pos, body.find('"', pos) - pos);
 }
 
-void Print(const char* name, double value, const char* unit) {
-  std::printf("%s %.6g %s\n", name, value, unit);
+void Print(const std::string& name, double value, const char* unit) {
+  std::printf("%s %.6g %s\n", name.c_str(), value, unit);
   std::fflush(stdout);
+}
+
+ServerStats FetchStats(const Options& o) {
+  std::vector<Transfer*> t{NewTransfer(o, "/kubesim/v1/stats", true, 30)};
+  RunAll(t, 1, std::chrono::steady_clock::now() + std::chrono::seconds(30));
+  auto j = nlohmann::json::parse(t[0]->body, nullptr, false);
+  Free(t[0]);
+  ServerStats s;
+  if (!j.is_object()) return s;
+  s.requests = j.value("requests_total", 0.0);
+  s.bytes = j.value("response_bytes_total", 0.0);
+  s.watch_bytes = j.value("watch_bytes_sent", 0.0);
+  s.watch_events = j.value("watch_events_sent", 0.0);
+  return s;
+}
+
+// Prints what kubesim counted between `a` and `b` next to the client's view.
+void PrintServerDelta(const Options& o, const std::string& prefix, const ServerStats& a,
+                      const ServerStats& b) {
+  if (!o.stats) return;
+  Print(prefix + ".server_requests", b.requests - a.requests, "requests");
+  Print(prefix + ".server_bytes", b.bytes - a.bytes, "bytes");
+  Print(prefix + ".server_watch_events", b.watch_events - a.watch_events, "events");
 }
 
 }  // namespace
@@ -121,6 +155,7 @@ int main(int argc, char** argv) {
   app.add_option("--window-seconds", o.window_seconds, "measurement window");
   app.add_option("--informer-sample", o.informer_sample, "cluster-wide watchers actually opened");
   app.add_option("--poll-interval-seconds", o.poll_interval_seconds, "old poller's list interval");
+  app.add_flag("--stats", o.stats, "cross-check with kubesim's GET /kubesim/v1/stats");
   CLI11_PARSE(app, argc, argv);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const double per_hour = 3600.0 / o.window_seconds;
@@ -129,27 +164,31 @@ int main(int argc, char** argv) {
   // --- ashiato: per-node list + watch.
   std::vector<Transfer*> lists;
   for (int i = 1; i <= o.nodes; ++i) {
-    lists.push_back(NewTransfer(
-        o, "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-" + std::to_string(i) +
-               "&resourceVersion=0",
-        true, 120));
+    lists.push_back(NewTransfer(o,
+                                "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-" +
+                                    std::to_string(i) + "&resourceVersion=0",
+                                true, 120));
   }
+  ServerStats s0 = o.stats ? FetchStats(o) : ServerStats{};
   auto t0 = std::chrono::steady_clock::now();
   RunAll(lists, 64, far);
+  ServerStats s1 = o.stats ? FetchStats(o) : ServerStats{};
   double list_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   size_t list_bytes = 0;
   std::vector<Transfer*> watches;
   for (int i = 0; i < o.nodes; ++i) {
     list_bytes += lists[i]->bytes;
     watches.push_back(NewTransfer(
-        o, "/api/v1/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=3600&fieldSelector=" +
-               std::string("spec.nodeName%3Dnode-") + std::to_string(i + 1) +
-               "&resourceVersion=" + ListResourceVersion(lists[i]->body),
+        o,
+        "/api/v1/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=3600&fieldSelector=" +
+            std::string("spec.nodeName%3Dnode-") + std::to_string(i + 1) +
+            "&resourceVersion=" + ListResourceVersion(lists[i]->body),
         false, 0));
   }
   for (auto* t : lists) Free(t);
   RunAll(watches, static_cast<size_t>(o.nodes) + 16,
          std::chrono::steady_clock::now() + std::chrono::seconds(o.window_seconds));
+  ServerStats s2 = o.stats ? FetchStats(o) : ServerStats{};
   size_t watch_bytes = 0;
   for (auto* t : watches) {
     watch_bytes += t->bytes;
@@ -159,24 +198,34 @@ int main(int argc, char** argv) {
   Print("api_cost.ashiato.initial_list_bytes", static_cast<double>(list_bytes), "bytes");
   Print("api_cost.ashiato.initial_list_seconds", list_secs, "s");
   Print("api_cost.ashiato.open_watches", o.nodes, "watches");
+  PrintServerDelta(o, "api_cost.ashiato.initial_list", s0, s1);
+  Print("api_cost.ashiato.watch_window_bytes", static_cast<double>(watch_bytes), "bytes");
+  PrintServerDelta(o, "api_cost.ashiato.watch_window", s1, s2);
   Print("api_cost.ashiato.watch_bytes_per_hour", watch_bytes * per_hour, "bytes");
   // A watch is re-opened about every timeoutSeconds (300-600 s, mean 450 s).
   Print("api_cost.ashiato.requests_per_hour", o.nodes * 3600.0 / 450.0, "requests");
 
   // --- informer per node: a cluster-wide list + watch each, sampled.
   std::vector<Transfer*> full{NewTransfer(o, "/api/v1/pods?resourceVersion=0", true, 300)};
+  ServerStats s3 = o.stats ? FetchStats(o) : ServerStats{};
+  auto t1 = std::chrono::steady_clock::now();
   RunAll(full, 1, far);
+  double full_list_secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  ServerStats s4 = o.stats ? FetchStats(o) : ServerStats{};
   size_t full_list_bytes = full[0]->bytes;
   std::string rv = ListResourceVersion(full[0]->body);
   Free(full[0]);
   std::vector<Transfer*> wide;
   for (int i = 0; i < o.informer_sample; ++i) {
     wide.push_back(NewTransfer(
-        o, "/api/v1/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=3600&resourceVersion=" + rv,
+        o,
+        "/api/v1/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=3600&resourceVersion=" + rv,
         false, 0));
   }
   RunAll(wide, wide.size() + 1,
          std::chrono::steady_clock::now() + std::chrono::seconds(o.window_seconds));
+  ServerStats s5 = o.stats ? FetchStats(o) : ServerStats{};
   size_t wide_bytes = 0;
   for (auto* t : wide) {
     wide_bytes += t->bytes;
@@ -184,21 +233,33 @@ int main(int argc, char** argv) {
   }
   double wide_per_watch = static_cast<double>(wide_bytes) / std::max(1, o.informer_sample);
   Print("api_cost.full_list_bytes", static_cast<double>(full_list_bytes), "bytes");
+  Print("api_cost.full_list_seconds", full_list_secs, "s");
+  PrintServerDelta(o, "api_cost.full_list", s3, s4);
+  Print("api_cost.informer.sample_watch_window_bytes", static_cast<double>(wide_bytes), "bytes");
+  PrintServerDelta(o, "api_cost.informer.sample_watch_window", s4, s5);
+  double informer_hour = wide_per_watch * o.nodes * per_hour;
   Print("api_cost.informer.initial_list_bytes", static_cast<double>(full_list_bytes) * o.nodes,
         "bytes");
-  Print("api_cost.informer.watch_bytes_per_hour", wide_per_watch * o.nodes * per_hour, "bytes");
-  Print("api_cost.informer.requests_per_hour", o.nodes * 3600.0 / 450.0, "requests");
+  Print("api_cost.informer.watch_bytes_per_hour", informer_hour, "bytes");
+  // Re-watch every ~450 s, like the agent.
+  double watch_requests_hour = o.nodes * 3600.0 / 450.0;
+  Print("api_cost.informer.requests_per_hour", watch_requests_hour, "requests");
 
-  // --- the old poller: a full list every interval.
-  double polls = 3600.0 / o.poll_interval_seconds;
+  // --- the old poller, one per node: a full list every interval from each.
+  double polls = o.nodes * 3600.0 / o.poll_interval_seconds;
+  double poller_hour = polls * static_cast<double>(full_list_bytes);
   Print("api_cost.poller.requests_per_hour", polls, "requests");
-  Print("api_cost.poller.bytes_per_hour", polls * static_cast<double>(full_list_bytes), "bytes");
+  Print("api_cost.poller.bytes_per_hour", poller_hour, "bytes");
+  Print("api_cost.poller.list_seconds_per_hour", polls * full_list_secs, "s");
 
   double ashiato_hour = static_cast<double>(watch_bytes) * per_hour;
   Print("api_cost.ratio.poller_over_ashiato_bytes_per_hour",
-        polls * static_cast<double>(full_list_bytes) / std::max(1.0, ashiato_hour), "x");
+        poller_hour / std::max(1.0, ashiato_hour), "x");
   Print("api_cost.ratio.informer_over_ashiato_bytes_per_hour",
-        wide_per_watch * o.nodes * per_hour / std::max(1.0, ashiato_hour), "x");
+        informer_hour / std::max(1.0, ashiato_hour), "x");
+  Print("api_cost.ratio.poller_over_ashiato_requests_per_hour", polls / watch_requests_hour, "x");
+  Print("api_cost.ratio.informer_over_ashiato_initial_list_bytes",
+        static_cast<double>(full_list_bytes) * o.nodes / std::max<double>(1.0, list_bytes), "x");
   curl_global_cleanup();
   return 0;
 }

@@ -19,40 +19,28 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <queue>
 #include <random>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 
 #include "common/report.h"
+#include "tests/bench/bench_util.h"
 #include "tests/testing/subprocess.h"
 
 using SteadyClock = std::chrono::steady_clock;
 
+using ashiato::bench::Print;
+using ashiato::bench::ProcStatusKb;
+
 namespace {
-
-void Print(const std::string& name, double value, const char* unit) {
-  std::printf("%s %.6g %s\n", name.c_str(), value, unit);
-  std::fflush(stdout);
-}
-
-long ProcStatusKb(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-  }
-  return -1;
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -96,11 +84,23 @@ struct Post {
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   std::string body;
-  long status = 0;
+  size_t records = 0;
 };
 
 size_t Discard(char*, size_t size, size_t n, void*) { return size * n; }
 
+// A body to send and the records it carries.
+struct Body {
+  std::string json;
+  size_t records = 0;
+};
+
+struct SendResult {
+  size_t ok = 0, failed = 0, ok_records = 0;
+};
+
+// Many simulated agents: POSTs over a pool of keep-alive connections
+// (curl multi), `parallel` in flight at once.
 class Generator {
  public:
   Generator(std::string url, int connections) : url_(std::move(url)) {
@@ -110,15 +110,20 @@ class Generator {
   }
   ~Generator() { curl_multi_cleanup(multi_); }
 
-  // Sends every body, `parallel` in flight; returns how many got 2xx.
-  size_t SendAll(const std::vector<std::string>& bodies, size_t parallel) {
-    std::vector<Post*> posts;
-    for (const auto& b : bodies) posts.push_back(NewPost(b));
-    size_t next = 0, active = 0, ok = 0;
+  // Sends what `next` yields until it returns false, `parallel` in flight.
+  SendResult Send(const std::function<bool(Body*)>& next, size_t parallel) {
+    SendResult result;
+    size_t active = 0;
+    bool more = true;
     int running = 0;
-    while (next < posts.size() || active > 0) {
-      while (next < posts.size() && active < parallel) {
-        curl_multi_add_handle(multi_, posts[next++]->easy);
+    while (more || active > 0) {
+      while (more && active < parallel) {
+        Body b;
+        if (!next(&b)) {
+          more = false;
+          break;
+        }
+        curl_multi_add_handle(multi_, NewPost(std::move(b))->easy);
         ++active;
       }
       curl_multi_perform(multi_, &running);
@@ -127,31 +132,51 @@ class Generator {
         if (m->msg != CURLMSG_DONE) continue;
         long code = 0;
         curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &code);
-        if (code >= 200 && code < 300) ++ok;
+        Post* p = nullptr;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &p);
+        if (m->data.result == CURLE_OK && code >= 200 && code < 300) {
+          ++result.ok;
+          result.ok_records += p->records;
+        } else {
+          if (result.failed++ < 5) {
+            std::fprintf(stderr, "POST failed: curl %d, HTTP %ld\n", m->data.result, code);
+          }
+        }
         curl_multi_remove_handle(multi_, m->easy_handle);
+        curl_easy_cleanup(p->easy);
+        curl_slist_free_all(p->headers);
+        delete p;
         --active;
       }
       if (active > 0) curl_multi_poll(multi_, nullptr, 0, 50, nullptr);
     }
-    for (auto* p : posts) {
-      curl_easy_cleanup(p->easy);
-      curl_slist_free_all(p->headers);
-      delete p;
-    }
-    return ok;
+    return result;
+  }
+
+  SendResult SendAll(std::vector<Body>& bodies, size_t parallel) {
+    size_t i = 0;
+    return Send(
+        [&](Body* b) {
+          if (i == bodies.size()) return false;
+          *b = std::move(bodies[i++]);
+          return true;
+        },
+        parallel);
   }
 
  private:
-  Post* NewPost(const std::string& body) {
+  Post* NewPost(Body b) {
     auto* p = new Post();
-    p->body = body;
+    p->body = std::move(b.json);
+    p->records = b.records;
     p->easy = curl_easy_init();
     curl_easy_setopt(p->easy, CURLOPT_URL, url_.c_str());
     curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, p->body.data());
     curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(p->body.size()));
     curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, &Discard);
     curl_easy_setopt(p->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(p->easy, CURLOPT_PRIVATE, p);
     p->headers = curl_slist_append(nullptr, "Content-Type: application/json");
     p->headers = curl_slist_append(p->headers, "Authorization: Bearer bench");
     p->headers = curl_slist_append(p->headers, "Expect:");
@@ -162,6 +187,16 @@ class Generator {
   std::string url_;
   CURLM* multi_;
 };
+
+// The value of `"key":"..."` in a flat-enough JSON line ("" if absent).
+std::string_view JsonStringField(std::string_view line, std::string_view quoted_key) {
+  auto pos = line.find(quoted_key);
+  if (pos == std::string_view::npos) return {};
+  pos += quoted_key.size();
+  auto end = line.find('"', pos);
+  if (end == std::string_view::npos) return {};
+  return line.substr(pos, end - pos);
+}
 
 void Pin(pid_t pid, int cpu) {
   cpu_set_t set;
@@ -175,6 +210,7 @@ void Pin(pid_t pid, int cpu) {
 int main(int argc, char** argv) {
   std::string aggregator_bin, workdir = "/tmp";
   int agents = 5000, pods_per_agent = 30, churn_seconds = 10, saturate_seconds = 10;
+  int connections = 0, threads = 0;
   std::vector<int> rates = {20, 200, 2000};
   CLI::App app{"ashiato-aggregator ingest benchmark"};
   app.add_option("--aggregator", aggregator_bin)->required();
@@ -184,145 +220,239 @@ int main(int argc, char** argv) {
   app.add_option("--churn-seconds", churn_seconds);
   app.add_option("--saturate-seconds", saturate_seconds);
   app.add_option("--rates", rates);
+  app.add_option("--connections", connections,
+                 "keep-alive connections (default: one per simulated agent)");
+  app.add_option("--threads", threads, "aggregator --threads (default: its own)");
   CLI11_PARSE(app, argc, argv);
+  if (connections <= 0) connections = agents;
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (sysconf(_SC_NPROCESSORS_ONLN) > 1) Pin(0, 1);
+  bool two_cores = sysconf(_SC_NPROCESSORS_ONLN) > 1;
+  if (two_cores) Pin(0, 1);
 
   std::string dir = ashiato::testing::MakeTempDir(workdir + "/ingest-bench");
   int port = FreePort();
   std::string url = "http://127.0.0.1:" + std::to_string(port);
   // The unified log goes to a pipe so each line is timed when it appears.
-  int fds[2];
-  if (pipe(fds) != 0) return 1;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_addclose(&actions, fds[0]);
-  posix_spawn_file_actions_addopen(&actions, 2, (dir + "/aggregator.err").c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
-  std::vector<std::string> args = {aggregator_bin, "--listen", "127.0.0.1:" + std::to_string(port),
-                                   "--auth", "none", "--max-connections",
-                                   std::to_string(agents + 1000)};
-  std::vector<char*> cargs;
-  for (auto& a : args) cargs.push_back(a.data());
-  cargs.push_back(nullptr);
-  pid_t agg = -1;
-  if (posix_spawn(&agg, cargs[0], &actions, nullptr, cargs.data(), environ) != 0) return 1;
-  close(fds[1]);
-  Pin(agg, 0);
+  std::vector<std::string> args = {
+      aggregator_bin, "--listen",          "127.0.0.1:" + std::to_string(port), "--auth",
+      "none",         "--max-connections", std::to_string(connections + 1000)};
+  if (threads > 0) {
+    args.push_back("--threads");
+    args.push_back(std::to_string(threads));
+  }
+  int out_fd = -1;
+  pid_t agg = ashiato::bench::SpawnWithStdoutPipe(args, dir + "/aggregator.err", &out_fd);
+  if (agg < 0) return 1;
+  if (two_cores) Pin(agg, 0);
 
+  // Log reader: counts lines; while `tracking`, times the lines whose
+  // "uid@resource_version" is in `wanted` (cheap field scan, no JSON parse,
+  // so the reader keeps up with the aggregator).
   std::mutex mu;
   std::unordered_map<std::string, SteadyClock::time_point> logged;  // "uid@rv" -> when.
+  std::atomic<bool> tracking{false};
   std::atomic<size_t> lines{0};
+  std::atomic<size_t> unparsed{0};
   std::thread reader([&] {
-    FILE* f = fdopen(fds[0], "r");
+    FILE* f = fdopen(out_fd, "r");
     char* buf = nullptr;
     size_t cap = 0;
-    while (getline(&buf, &cap, f) > 0) {
+    ssize_t n;
+    while ((n = getline(&buf, &cap, f)) > 0) {
       auto now = SteadyClock::now();
-      ++lines;
-      auto j = nlohmann::json::parse(buf, nullptr, false);
-      if (!j.is_object()) continue;
-      std::string key = j.value("uid", "") + "@" + j.value("resource_version", "");
-      std::lock_guard<std::mutex> lock(mu);
-      logged.emplace(std::move(key), now);
+      std::string_view line(buf, static_cast<size_t>(n));
+      if (tracking.load(std::memory_order_relaxed)) {
+        auto uid = JsonStringField(line, "\"uid\":\"");
+        auto rv = JsonStringField(line, "\"resource_version\":\"");
+        if (uid.empty() || rv.empty()) {
+          ++unparsed;
+        } else {
+          std::string key;
+          key.reserve(uid.size() + rv.size() + 1);
+          key.append(uid).append("@").append(rv);
+          std::lock_guard<std::mutex> lock(mu);
+          logged.emplace(std::move(key), now);
+        }
+      }
+      lines.fetch_add(1, std::memory_order_release);
     }
     free(buf);
+    fclose(f);
   });
 
-  ashiato::testing::WaitFor(
-      [&] {
-        std::string out;
-        return ashiato::testing::RunCommand({"curl", "-sf", url + "/healthz"}, &out,
-                                            std::chrono::seconds(2)) == 0;
-      },
-      std::chrono::seconds(20));
+  if (!ashiato::testing::WaitFor(
+          [&] {
+            std::string out;
+            return ashiato::testing::RunCommand({"curl", "-sf", url + "/healthz"}, &out,
+                                                std::chrono::seconds(2)) == 0;
+          },
+          std::chrono::seconds(20))) {
+    std::fprintf(stderr, "aggregator did not become healthy; see %s\n", dir.c_str());
+    kill(agg, SIGKILL);
+    return 1;
+  }
+  long base_rss_kb = ProcStatusKb(agg, "VmRSS");
+  Print("ingest.simulated_agents", agents, "agents");
+  Print("ingest.keepalive_connections", connections, "connections");
+  Print("ingest.aggregator_rss_idle", base_rss_kb / 1024.0, "MiB");
 
-  Generator gen(url + "/v1/reports", std::min(agents, 2000));
+  Generator gen(url + "/v1/reports", connections);
   uint64_t rv = 1000;
   std::vector<std::string> epochs;
   std::vector<uint64_t> seqs(static_cast<size_t>(agents), 0);
   for (int a = 0; a < agents; ++a) epochs.push_back("bench-" + std::to_string(a));
+  auto report_for = [&](int a) {
+    return ashiato::Report{.node = "node-" + std::to_string(a + 1),
+                           .epoch = epochs[static_cast<size_t>(a)],
+                           .seq = ++seqs[static_cast<size_t>(a)]};
+  };
 
-  // Phase 1: every agent's snapshot.
-  std::vector<std::string> bodies;
+  // Phase 1: every agent's snapshot, each agent on its own connection.
+  std::vector<Body> bodies;
+  size_t snapshot_bytes = 0;
   for (int a = 0; a < agents; ++a) {
-    ashiato::Report r{.node = "node-" + std::to_string(a + 1), .epoch = epochs[a],
-                      .seq = ++seqs[a], .snapshot = true};
+    ashiato::Report r = report_for(a);
+    r.snapshot = true;
     for (int i = 0; i < pods_per_agent; ++i) r.records.push_back({.pod = MakePod(a, i, ++rv)});
-    bodies.push_back(ashiato::EncodeReport(r));
+    bodies.push_back({ashiato::EncodeReport(r), r.records.size()});
+    snapshot_bytes += bodies.back().json.size();
   }
-  size_t total_pods = static_cast<size_t>(agents) * pods_per_agent;
-  Print("ingest.snapshot_body_bytes_avg", static_cast<double>(bodies[0].size()), "bytes");
+  size_t total_pods = static_cast<size_t>(agents) * static_cast<size_t>(pods_per_agent);
+  Print("ingest.snapshot_body_bytes_avg", static_cast<double>(snapshot_bytes) / agents, "bytes");
+  double cpu0 = ashiato::bench::ProcCpuSeconds(agg);
   auto t0 = SteadyClock::now();
-  size_t ok = gen.SendAll(bodies, 256);
+  SendResult snap = gen.SendAll(bodies, static_cast<size_t>(connections));
   double snap_secs = std::chrono::duration<double>(SteadyClock::now() - t0).count();
-  ashiato::testing::WaitFor([&] { return lines.load() >= total_pods; }, std::chrono::seconds(60));
+  ashiato::testing::WaitFor([&] { return lines.load() >= total_pods; }, std::chrono::seconds(120));
   double snap_logged = std::chrono::duration<double>(SteadyClock::now() - t0).count();
-  Print("ingest.snapshot_reports_ok", static_cast<double>(ok), "reports");
-  Print("ingest.snapshot_records_per_second", static_cast<double>(total_pods) / snap_secs,
+  double snap_cpu = ashiato::bench::ProcCpuSeconds(agg) - cpu0;
+  Print("ingest.snapshot_reports_ok", static_cast<double>(snap.ok), "reports");
+  Print("ingest.snapshot_reports_failed", static_cast<double>(snap.failed), "reports");
+  Print("ingest.snapshot_records_per_second", static_cast<double>(snap.ok_records) / snap_secs,
         "records/s");
   Print("ingest.snapshot_seconds_to_last_log_line", snap_logged, "s");
+  Print("ingest.snapshot_log_lines", static_cast<double>(lines.load()), "lines");
+  Print("ingest.snapshot_aggregator_cpu_seconds", snap_cpu, "s");
   long rss_kb = ProcStatusKb(agg, "VmRSS");
   Print("ingest.tracked_pods", static_cast<double>(total_pods), "pods");
   Print("ingest.aggregator_rss_after_snapshots", rss_kb / 1024.0, "MiB");
   Print("ingest.memory_per_tracked_pod", rss_kb * 1024.0 / static_cast<double>(total_pods),
         "bytes");
+  Print("ingest.memory_per_tracked_pod_above_idle",
+        static_cast<double>(rss_kb - base_rss_kb) * 1024.0 / static_cast<double>(total_pods),
+        "bytes");
 
-  // Phase 2: saturation with batches of 500 changed records.
+  // Phase 2: saturation. A producer thread encodes batches of 500 changed
+  // records (agents in turn, so no two batches of one agent are in flight and
+  // none is refused as a replay); 32 batches in flight keep the aggregator busy.
+  constexpr size_t kBatch = 500;
+  std::mutex qmu;
+  std::condition_variable qcv;
+  std::deque<Body> queue;
+  std::atomic<bool> producing{true};
   std::mt19937 rng(7);
-  size_t sat_records = 0;
+  int next_agent = 0;
   auto sat_end = SteadyClock::now() + std::chrono::seconds(saturate_seconds);
-  auto sat_start = SteadyClock::now();
-  while (SteadyClock::now() < sat_end) {
-    bodies.clear();
-    for (int b = 0; b < 16; ++b) {
-      int a = static_cast<int>(rng() % agents);
-      ashiato::Report r{.node = "node-" + std::to_string(a + 1), .epoch = epochs[a],
-                        .seq = ++seqs[a]};
-      for (int k = 0; k < 500; ++k) {
-        auto pod = MakePod(a, static_cast<int>(rng() % pods_per_agent), ++rv);
+  std::thread producer([&] {
+    while (producing.load() && SteadyClock::now() < sat_end) {
+      int a = next_agent;
+      next_agent = (next_agent + 1) % agents;
+      ashiato::Report r = report_for(a);
+      for (size_t k = 0; k < kBatch; ++k) {
+        auto pod =
+            MakePod(a, static_cast<int>(rng() % static_cast<unsigned>(pods_per_agent)), ++rv);
         pod.labels["gen"] = std::to_string(rv);
-        r.records.push_back({.pod = pod});
+        r.records.push_back({.pod = std::move(pod)});
       }
-      sat_records += r.records.size();
-      bodies.push_back(ashiato::EncodeReport(r));
+      Body b{ashiato::EncodeReport(r), r.records.size()};
+      std::unique_lock<std::mutex> lock(qmu);
+      qcv.wait(lock, [&] { return queue.size() < 64 || !producing.load(); });
+      queue.push_back(std::move(b));
+      qcv.notify_all();
     }
-    gen.SendAll(bodies, 16);
-  }
+    std::lock_guard<std::mutex> lock(qmu);
+    producing = false;
+    qcv.notify_all();
+  });
+  // Let the producer get ahead before the clock starts.
+  ashiato::testing::WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(qmu);
+        return queue.size() >= 32 || !producing.load();
+      },
+      std::chrono::seconds(30));
+  size_t lines_before = lines.load();
+  double cpu1 = ashiato::bench::ProcCpuSeconds(agg);
+  auto sat_start = SteadyClock::now();
+  SendResult sat = gen.Send(
+      [&](Body* b) {
+        std::unique_lock<std::mutex> lock(qmu);
+        qcv.wait(lock, [&] { return !queue.empty() || !producing.load(); });
+        if (queue.empty()) return false;
+        *b = std::move(queue.front());
+        queue.pop_front();
+        qcv.notify_all();
+        return true;
+      },
+      32);
   double sat_secs = std::chrono::duration<double>(SteadyClock::now() - sat_start).count();
-  Print("ingest.saturated_records_per_second", static_cast<double>(sat_records) / sat_secs,
+  producer.join();
+  size_t sat_expected_lines = lines_before + sat.ok_records;
+  ashiato::testing::WaitFor([&] { return lines.load() >= sat_expected_lines; },
+                            std::chrono::seconds(120));
+  double sat_logged_secs = std::chrono::duration<double>(SteadyClock::now() - sat_start).count();
+  double sat_cpu = ashiato::bench::ProcCpuSeconds(agg) - cpu1;
+  size_t sat_lines = lines.load() - lines_before;
+  Print("ingest.saturated_records_acked", static_cast<double>(sat.ok_records), "records");
+  Print("ingest.saturated_reports_failed", static_cast<double>(sat.failed), "reports");
+  Print("ingest.saturated_records_per_second", static_cast<double>(sat.ok_records) / sat_secs,
         "records/s");
+  Print("ingest.saturated_log_lines_per_second", static_cast<double>(sat_lines) / sat_logged_secs,
+        "lines/s");
+  Print("ingest.saturated_records_not_logged",
+        static_cast<double>(sat.ok_records) - static_cast<double>(sat_lines), "records");
+  Print("ingest.saturated_aggregator_cpu_cores", sat_cpu / sat_logged_secs, "cores");
+  Print("ingest.saturated_aggregator_cpu_us_per_record",
+        1e6 * sat_cpu / std::max<double>(1.0, static_cast<double>(sat_lines)), "us");
 
-  // Phase 3: churn at fixed rates; each change is one record in its own
-  // agent's batch, sent in 100 ms ticks as an agent's batching would.
+  // Phase 3: churn at fixed rates. Every 100 ms tick, `rate/10` distinct
+  // agents each send one batch with one changed pod (what 5,000 agents with
+  // a 500 ms batch delay do at these rates); each change is timed from its
+  // POST to its unified log line.
+  tracking = true;
   for (int rate : rates) {
     std::unordered_map<std::string, SteadyClock::time_point> sent;
-    auto end = SteadyClock::now() + std::chrono::seconds(churn_seconds);
-    auto tick = SteadyClock::now();
+    size_t failed = 0;
+    auto phase_start = SteadyClock::now();
+    auto end = phase_start + std::chrono::seconds(churn_seconds);
+    auto tick = phase_start;
     double carry = 0;
+    double cpu2 = ashiato::bench::ProcCpuSeconds(agg);
     while (SteadyClock::now() < end) {
       tick += std::chrono::milliseconds(100);
       carry += rate / 10.0;
-      int n = static_cast<int>(carry);
+      int n = std::min(static_cast<int>(carry), agents);
       carry -= n;
       bodies.clear();
       std::vector<std::string> keys;
-      for (int k = 0; k < n; ++k) {
-        int a = static_cast<int>(rng() % agents);
-        ashiato::Report r{.node = "node-" + std::to_string(a + 1), .epoch = epochs[a],
-                          .seq = ++seqs[a]};
-        auto pod = MakePod(a, static_cast<int>(rng() % pods_per_agent), ++rv);
+      std::unordered_map<int, bool> used;
+      while (static_cast<int>(bodies.size()) < n) {
+        int a = static_cast<int>(rng() % static_cast<unsigned>(agents));
+        if (!used.emplace(a, true).second) continue;
+        ashiato::Report r = report_for(a);
+        auto pod =
+            MakePod(a, static_cast<int>(rng() % static_cast<unsigned>(pods_per_agent)), ++rv);
         pod.labels["gen"] = std::to_string(rv);
         keys.push_back(pod.uid + "@" + pod.resource_version);
-        r.records.push_back({.pod = pod});
-        bodies.push_back(ashiato::EncodeReport(r));
+        r.records.push_back({.pod = std::move(pod)});
+        bodies.push_back({ashiato::EncodeReport(r), 1});
       }
       auto now = SteadyClock::now();
       for (auto& k : keys) sent.emplace(k, now);
-      gen.SendAll(bodies, 256);
+      failed += gen.SendAll(bodies, static_cast<size_t>(connections)).failed;
       std::this_thread::sleep_until(tick);
     }
+    double phase_secs = std::chrono::duration<double>(SteadyClock::now() - phase_start).count();
     ashiato::testing::WaitFor(
         [&] {
           std::lock_guard<std::mutex> lock(mu);
@@ -332,6 +462,7 @@ int main(int argc, char** argv) {
           return true;
         },
         std::chrono::seconds(10));
+    double churn_cpu = ashiato::bench::ProcCpuSeconds(agg) - cpu2;
     std::vector<double> lat;
     size_t lost = 0;
     {
@@ -347,15 +478,23 @@ int main(int argc, char** argv) {
     }
     std::string prefix = "ingest.churn_" + std::to_string(rate) + "_per_s.";
     Print(prefix + "changes", static_cast<double>(sent.size()), "changes");
+    Print(prefix + "achieved_rate", static_cast<double>(sent.size()) / phase_secs, "changes/s");
+    Print(prefix + "reports_failed", static_cast<double>(failed), "reports");
     Print(prefix + "not_logged", static_cast<double>(lost), "changes");
-    Print(prefix + "latency_p50", Percentile(lat, 0.5), "ms");
-    Print(prefix + "latency_p99", Percentile(lat, 0.99), "ms");
+    Print(prefix + "latency_p50", ashiato::bench::Percentile(lat, 0.5), "ms");
+    Print(prefix + "latency_p99", ashiato::bench::Percentile(lat, 0.99), "ms");
+    Print(prefix + "aggregator_cpu_cores", churn_cpu / phase_secs, "cores");
   }
+  Print("ingest.log_lines_without_uid_or_rv", static_cast<double>(unparsed.load()), "lines");
+  long end_rss_kb = ProcStatusKb(agg, "VmRSS");
+  Print("ingest.aggregator_rss_end", end_rss_kb / 1024.0, "MiB");
   Print("ingest.aggregator_rss_peak", ProcStatusKb(agg, "VmHWM") / 1024.0, "MiB");
 
   kill(agg, SIGTERM);
   int status = 0;
   waitpid(agg, &status, 0);
+  Print("ingest.aggregator_exit_code",
+        WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), "code");
   reader.join();
   ashiato::testing::RemoveTree(dir);
   curl_global_cleanup();

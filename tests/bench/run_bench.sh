@@ -32,25 +32,40 @@ trap cleanup EXIT INT TERM
 
 # 1. Agent footprint: 110 pods on the node, timed changes.
 run agent "$BIN/agent_bench" --kubesim "$BIN/kubesim" --agent "$BIN/ashiato-agent" \
-  --pods 110 --changes "$(scaled 2000 100)" --rate 100 --idle-seconds 10 --workdir "$TMP"
+  --pods 110 --changes "$(scaled 2000 100)" --rate 100 --idle-seconds 10 --workdir "$TMP" --tls
 
 # 2. Aggregator ingest (load generator speaking the agent protocol).
 if [ -x "$BIN/ingest_bench" ]; then
   run ingest "$BIN/ingest_bench" --aggregator "$BIN/ashiato-aggregator" \
-    --agents "$(scaled 5000 50)" --pods-per-agent 30 --workdir "$TMP"
+    --agents "$(scaled 5000 50)" --pods-per-agent 30 --workdir "$TMP" \
+    --saturate-seconds "$(scaled 10 5)" --churn-seconds "$(scaled 10 5)"
 fi
 
 # 3. API server cost: kubesim with 5,000 nodes x 30 pods and 20 changes/s.
 NODES=$(scaled 5000 50)
 mkdir -p "$TMP/api"
+# Bookmarks once a minute, as kube-apiserver's watch cache sends them.
 "$BIN/kubesim" --listen 127.0.0.1:0 --nodes "$NODES" --pods-per-node 30 --churn 20 --seed 7 \
+  --bookmark-interval-ms 60000 \
   --kubeconfig-out "$TMP/api/kubeconfig" > "$TMP/api/kubesim.out" 2> "$TMP/api/kubesim.err" &
 KS=$!; PIDS+=("$KS")
 for _ in $(seq 1 600); do [ -s "$TMP/api/kubeconfig" ] && break; sleep 0.2; done
 SERVER=$(kubectl --kubeconfig "$TMP/api/kubeconfig" config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')
 TOKEN=$(kubectl --kubeconfig "$TMP/api/kubeconfig" config view --raw --minify -o jsonpath='{.users[0].user.token}')
 run api_cost "$BIN/api_cost_bench" --server "$SERVER" --token "$TOKEN" --nodes "$NODES" \
-  --window-seconds "$(scaled 60 15)" --informer-sample 20
+  --window-seconds "$(scaled 60 15)" --informer-sample 20 --stats
+curl -sf -H "Authorization: Bearer $TOKEN" "$SERVER/kubesim/v1/stats" > "$OUT/kubesim_stats.json" || true
+python3 - "$OUT/kubesim_stats.json" <<'PY' | tee -a "$RESULTS"
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"api_cost.kubesim_total.requests {s['requests_total']} requests")
+print(f"api_cost.kubesim_total.response_bytes {s['response_bytes_total']} bytes")
+print(f"api_cost.kubesim_total.watch_events_sent {s['watch_events_sent']} events")
+for verb, by in sorted(s.get("by_verb", {}).items()):
+    if "pods" in by:
+        print(f"api_cost.kubesim_total.{verb}_pods_requests {by['pods']['requests']} requests")
+        print(f"api_cost.kubesim_total.{verb}_pods_bytes {by['pods']['bytes']} bytes")
+PY
 echo "api_cost.kubesim_rss_peak $(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$KS/status) MiB" | tee -a "$RESULTS"
 kill "$KS" 2>/dev/null || true
 
