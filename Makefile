@@ -35,8 +35,12 @@ test: build
 demo: build
 	bash tests/demo/run_demo.sh $(BUILD_DIR)
 
+BENCH_TARGETS := kubesim ashiato-agent ashiato-aggregator agent_bench ingest_bench api_cost_bench \
+  cm_bench codec_bench
+
 bench: deps
-	$(MAKE) build BUILD_DIR=build/release BUILD_TYPE=Release
+	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DASHIATO_WERROR=$(ASHIATO_WERROR)
+	cmake --build build/release -j $(JOBS) --target $(BENCH_TARGETS)
 	bash tests/bench/run_bench.sh build/release
 
 format:
