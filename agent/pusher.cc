@@ -78,6 +78,10 @@ void Pusher::OnEvent(const std::string& event_type, const PodRecord& record) {
     } else {
       view_[record.uid] = record;
     }
+    // A SYNC (present at the first list) is always followed by OnSnapshot,
+    // which carries it: sending it on its own too would make the aggregator
+    // take a pod that existed before as CREATED instead of SYNC.
+    if (event_type == "SYNC") return;
     pending_.push_back({{deleted ? RecordOp::kDelete : RecordOp::kUpsert, record, NowMs()},
                         std::chrono::steady_clock::now()});
     if (pending_.size() >= options_.buffer_max) CoalesceLocked();
