@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cctype>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 namespace ashiato {
@@ -122,7 +123,7 @@ HttpResponse AggregatorService::PostReport(const HttpRequest& req) {
                           "\", not the reporting node \"" + report->node + "\""));
     }
   }
-  ApplyResult r = state_->Apply(*report);
+  ApplyResult r = state_->Apply(std::move(*report));  // Keeps node, epoch, seq.
   if (metrics_) {
     metrics_->records_applied->Increment(static_cast<double>(r.applied));
     metrics_->records_duplicate->Increment(static_cast<double>(r.duplicate));
@@ -137,10 +138,15 @@ HttpResponse AggregatorService::PostReport(const HttpRequest& req) {
     (r.outcome == ApplyOutcome::kReplayed ? metrics_->reports_replayed : metrics_->reports_accepted)
         ->Increment();
   }
-  json out = {{"seq", report->seq},   {"replayed", r.outcome == ApplyOutcome::kReplayed},
-              {"applied", r.applied}, {"duplicate", r.duplicate},
-              {"stale", r.stale},     {"events", r.events}};
-  return JsonOk(out);
+  // The same object nlohmann would dump (keys sorted), without building it.
+  char out[256];
+  int n = std::snprintf(out, sizeof(out),
+                        "{\"applied\":%zu,\"duplicate\":%zu,\"events\":%zu,\"replayed\":%s,"
+                        "\"seq\":%llu,\"stale\":%zu}",
+                        r.applied, r.duplicate, r.events,
+                        r.outcome == ApplyOutcome::kReplayed ? "true" : "false",
+                        static_cast<unsigned long long>(report->seq), r.stale);
+  return HttpResponse::Json(200, std::string(out, static_cast<size_t>(n)));
 }
 
 HttpResponse AggregatorService::GetPods(const HttpRequest& req) {

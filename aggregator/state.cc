@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cassert>
 
 namespace ashiato {
 namespace {
@@ -39,6 +40,150 @@ std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 
 }  // namespace
 
+// Layout of StoredPod::packed_: every observable field of a PodRecord, in
+// a fixed order, each string as a varint length then its bytes; lists as a
+// varint count then their strings. Deterministic, so two records have the
+// same observable state iff their buffers are equal. The resourceVersion is
+// kept apart (it is not observable state).
+class ClusterState::StoredPod {
+ public:
+  // Field order of the leading strings (the accessors walk to them).
+  enum Field { kUid, kNamespace, kName, kNode, kPhase, kCreated };
+
+  static PodPtr Pack(const PodRecord& p) {
+    auto out = std::make_shared<StoredPod>();
+    std::string& b = out->packed_;
+    size_t size = 1 + VarintSize(p.pod_ips.size()) + VarintSize(p.conditions.size()) +
+                  VarintSize(p.containers.size()) + VarintSize(p.labels.size());
+    for (const std::string* f :
+         {&p.uid, &p.namespace_, &p.name, &p.node_name, &p.phase, &p.creation_timestamp, &p.pod_ip,
+          &p.host_ip, &p.deletion_timestamp, &p.owner_kind, &p.owner_name}) {
+      size += StringSize(*f);
+    }
+    for (const auto& ip : p.pod_ips) size += StringSize(ip);
+    for (const auto& c : p.conditions) {
+      size += StringSize(c.type) + StringSize(c.status) + StringSize(c.last_transition_time);
+    }
+    for (const auto& c : p.containers) {
+      size += StringSize(c.name) + StringSize(c.image) + StringSize(c.image_id);
+    }
+    for (const auto& [k, v] : p.labels) size += StringSize(k) + StringSize(v);
+    b.reserve(size);
+    for (const std::string* f :
+         {&p.uid, &p.namespace_, &p.name, &p.node_name, &p.phase, &p.creation_timestamp, &p.pod_ip,
+          &p.host_ip, &p.deletion_timestamp, &p.owner_kind, &p.owner_name}) {
+      PutString(*f, &b);
+    }
+    b.push_back(p.owner_inferred ? 1 : 0);
+    PutVarint(p.pod_ips.size(), &b);
+    for (const auto& ip : p.pod_ips) PutString(ip, &b);
+    PutVarint(p.conditions.size(), &b);
+    for (const auto& c : p.conditions) {
+      PutString(c.type, &b);
+      PutString(c.status, &b);
+      PutString(c.last_transition_time, &b);
+    }
+    PutVarint(p.containers.size(), &b);
+    for (const auto& c : p.containers) {
+      PutString(c.name, &b);
+      PutString(c.image, &b);
+      PutString(c.image_id, &b);
+    }
+    PutVarint(p.labels.size(), &b);
+    for (const auto& [k, v] : p.labels) {
+      PutString(k, &b);
+      PutString(v, &b);
+    }
+    assert(b.size() == size);  // The reserve was exact: no reallocation.
+    out->resource_version_ = p.resource_version;
+    return out;
+  }
+
+  PodRecord Unpack() const {
+    PodRecord p;
+    const char* c = packed_.data();
+    for (std::string* f :
+         {&p.uid, &p.namespace_, &p.name, &p.node_name, &p.phase, &p.creation_timestamp, &p.pod_ip,
+          &p.host_ip, &p.deletion_timestamp, &p.owner_kind, &p.owner_name}) {
+      *f = GetString(&c);
+    }
+    p.owner_inferred = *c++ != 0;
+    p.pod_ips.resize(GetVarint(&c));
+    for (auto& ip : p.pod_ips) ip = GetString(&c);
+    p.conditions.resize(GetVarint(&c));
+    for (auto& x : p.conditions) {
+      x.type = GetString(&c);
+      x.status = GetString(&c);
+      x.last_transition_time = GetString(&c);
+    }
+    p.containers.resize(GetVarint(&c));
+    for (auto& x : p.containers) {
+      x.name = GetString(&c);
+      x.image = GetString(&c);
+      x.image_id = GetString(&c);
+    }
+    for (size_t n = GetVarint(&c); n > 0; --n) {
+      std::string k(GetString(&c));
+      p.labels.emplace_hint(p.labels.end(), std::move(k), GetString(&c));
+    }
+    p.resource_version = resource_version_;
+    return p;
+  }
+
+  std::string_view Get(Field f) const {
+    const char* c = packed_.data();
+    for (int i = 0; i < f; ++i) GetString(&c);
+    return GetString(&c);
+  }
+  std::string_view uid() const { return Get(kUid); }
+  std::string_view namespace_() const { return Get(kNamespace); }
+  std::string_view name() const { return Get(kName); }
+  std::string Key() const {
+    std::string k(namespace_());
+    k += '/';
+    k += name();
+    return k;
+  }
+  const std::string& resource_version() const { return resource_version_; }
+  bool SameObservableState(const StoredPod& o) const { return packed_ == o.packed_; }
+
+ private:
+  static size_t VarintSize(size_t v) {
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7) ++n;
+    return n;
+  }
+  static size_t StringSize(const std::string& s) { return VarintSize(s.size()) + s.size(); }
+  static void PutVarint(size_t v, std::string* b) {
+    while (v >= 0x80) {
+      b->push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    b->push_back(static_cast<char>(v));
+  }
+  static void PutString(const std::string& s, std::string* b) {
+    PutVarint(s.size(), b);
+    b->append(s);
+  }
+  static size_t GetVarint(const char** c) {
+    size_t v = 0;
+    for (int shift = 0;; shift += 7) {
+      unsigned char x = static_cast<unsigned char>(*(*c)++);
+      v |= static_cast<size_t>(x & 0x7f) << shift;
+      if (!(x & 0x80)) return v;
+    }
+  }
+  static std::string_view GetString(const char** c) {
+    size_t n = GetVarint(c);
+    std::string_view s(*c, n);
+    *c += n;
+    return s;
+  }
+
+  std::string packed_;
+  std::string resource_version_;
+};
+
 ClusterState::ClusterState(StateOptions options, std::FILE* log_out, AggregatorMetrics* metrics,
                            const Clock* clock)
     : options_(std::move(options)),
@@ -67,7 +212,8 @@ Status ClusterState::Open() {
   SystemTime now = clock_->Now();
   for (const auto& [uid, e] : pods_) {
     if (e.deleted) continue;
-    for (PodObserver* o : observers_) o->OnPodPresent(*e.pod, now);
+    PodRecord rec = e.pod->Unpack();
+    for (PodObserver* o : observers_) o->OnPodPresent(rec, now);
   }
   spdlog::info("state restored from {}: {} live pods, {} tombstones, {} history events",
                options_.state_file, live_, tombstones_.size(), history_.size());
@@ -86,9 +232,15 @@ void ClusterState::Flush() {
 ClusterState::NodeEntry& ClusterState::Node(const std::string& name) { return nodes_[name]; }
 
 ApplyResult ClusterState::Apply(const Report& report) {
+  Report copy = report;
+  return Apply(std::move(copy));
+}
+
+ApplyResult ClusterState::Apply(Report&& report) {
   std::lock_guard<std::mutex> lock(mu_);
   ApplyResult result;
   SystemTime now = clock_->Now();
+  now_text_ = FormatRfc3339Micros(now);
   NodeEntry& node = Node(report.node);
   if (report.epoch != node.epoch) {
     if (std::find(node.retired_epochs.begin(), node.retired_epochs.end(), report.epoch) !=
@@ -112,8 +264,14 @@ ApplyResult ClusterState::Apply(const Report& report) {
   node.last_report = now;
   ++node.reports;
 
-  for (const ReportRecord& r : report.records) {
-    int rc = ApplyRecord(report, r, now);
+  // Records are moved into the state below; a snapshot needs its UIDs after.
+  std::unordered_set<std::string> present;
+  if (report.snapshot) {
+    present.reserve(report.records.size());
+    for (const auto& r : report.records) present.insert(r.pod.uid);
+  }
+  for (ReportRecord& r : report.records) {
+    int rc = ApplyRecord(report, node, r, now);
     if (rc > 0) {
       ++result.applied;
     } else if (rc == 0) {
@@ -123,8 +281,6 @@ ApplyResult ClusterState::Apply(const Report& report) {
     }
   }
   if (report.snapshot) {
-    std::unordered_set<std::string> present;
-    for (const auto& r : report.records) present.insert(r.pod.uid);
     std::vector<std::string> gone;
     for (const auto& uid : node.live_uids) {
       if (!present.count(uid)) gone.push_back(uid);
@@ -138,7 +294,7 @@ ApplyResult ClusterState::Apply(const Report& report) {
       node.live_uids.erase(uid);
       --live_;
       AddTombstone(uid);
-      Emit("DELETED", now, now, report.node, e.pod, true);
+      Emit("DELETED", now, now, report.node, e.pod->Unpack(), e.pod, true);
       ++result.events;
     }
     node.last_snapshot = now;
@@ -148,42 +304,40 @@ ApplyResult ClusterState::Apply(const Report& report) {
   return result;
 }
 
-int ClusterState::ApplyRecord(const Report& report, const ReportRecord& rec, SystemTime now) {
+int ClusterState::ApplyRecord(const Report& report, NodeEntry& node, ReportRecord& rec,
+                              SystemTime now) {
   const PodRecord& p = rec.pod;
   SystemTime when = rec.observed_unix_ms > 0 ? FromUnixMs(rec.observed_unix_ms) : now;
-  auto it = pods_.find(p.uid);
-  if (it == pods_.end()) {
-    PodEntry e;
-    e.pod = std::make_shared<const PodRecord>(p);
+  auto [it, inserted] = pods_.try_emplace(p.uid);
+  if (inserted) {
+    PodEntry& e = it->second;
+    auto& uids = uids_by_name_[p.Key()];
+    uids.push_back(p.uid);
+    e.pod = StoredPod::Pack(p);
     e.observed_by = report.node;
     e.epoch = report.epoch;
     e.seq = report.seq;
     e.last_change = when;
-    auto& uids = uids_by_name_[p.Key()];
-    uids.push_back(p.uid);
     if (rec.op == RecordOp::kDelete) {
       // Never seen alive (created and deleted while we were away): still a
       // real change nobody logged.
       e.deleted = true;
-      auto ptr = e.pod;
-      pods_.emplace(p.uid, std::move(e));
-      AddTombstone(p.uid);
-      Emit("DELETED", when, now, report.node, ptr, false);
+      AddTombstone(it->first);
+      Emit("DELETED", when, now, report.node, p, e.pod, false);
       return 1;
     }
-    auto ptr = e.pod;
-    pods_.emplace(p.uid, std::move(e));
-    nodes_[report.node].live_uids.insert(p.uid);
+    node.live_uids.insert(it->first);
     ++live_;
-    Emit(report.snapshot ? "SYNC" : "CREATED", when, now, report.node, ptr, false);
+    Emit(report.snapshot ? "SYNC" : "CREATED", when, now, report.node, p, e.pod, false);
     return 1;
   }
 
   PodEntry& e = it->second;
+  const std::string& uid = it->first;
   // Order this record against the state we hold: >0 newer, 0 same, <0 older.
   int order;
   const std::string& rv_new = p.resource_version;
-  const std::string& rv_old = e.pod->resource_version;
+  const std::string& rv_old = e.pod->resource_version();
   if (!rv_new.empty() && !rv_old.empty()) {
     order = CompareResourceVersions(rv_new, rv_old);
   } else if (report.epoch == e.epoch) {
@@ -198,14 +352,14 @@ int ClusterState::ApplyRecord(const Report& report, const ReportRecord& rec, Sys
     if (rec.op == RecordOp::kUpsert && e.deleted_by_snapshot && order > 0) {
       e.deleted = false;
       e.deleted_by_snapshot = false;
-      e.pod = std::make_shared<const PodRecord>(p);
+      e.pod = StoredPod::Pack(p);
       e.observed_by = report.node;
       e.epoch = report.epoch;
       e.seq = report.seq;
       e.last_change = when;
-      nodes_[report.node].live_uids.insert(p.uid);
+      node.live_uids.insert(uid);
       ++live_;
-      Emit(report.snapshot ? "SYNC" : "CREATED", when, now, report.node, e.pod, false);
+      Emit(report.snapshot ? "SYNC" : "CREATED", when, now, report.node, p, e.pod, false);
       return 1;
     }
     return order < 0 ? -1 : 0;
@@ -216,52 +370,66 @@ int ClusterState::ApplyRecord(const Report& report, const ReportRecord& rec, Sys
     // The same version as we hold is fine: a deletion found by a relist
     // carries the last state seen.
     e.deleted = true;
-    e.pod = std::make_shared<const PodRecord>(p);
+    e.pod = StoredPod::Pack(p);
     e.epoch = report.epoch;
     e.seq = report.seq;
     e.last_change = when;
-    nodes_[e.observed_by].live_uids.erase(p.uid);
+    (e.observed_by == report.node ? node : nodes_[e.observed_by]).live_uids.erase(uid);
     --live_;
-    AddTombstone(p.uid);
-    Emit("DELETED", when, now, report.node, e.pod, false);
+    AddTombstone(uid);
+    Emit("DELETED", when, now, report.node, p, e.pod, false);
     return 1;
   }
   if (order == 0) return 0;
 
-  bool changed = !p.SameObservableState(*e.pod);
-  e.pod = std::make_shared<const PodRecord>(p);
-  e.epoch = report.epoch;
-  e.seq = report.seq;
+  PodPtr packed = StoredPod::Pack(p);
+  bool changed = !packed->SameObservableState(*e.pod);
   if (e.observed_by != report.node) {
-    nodes_[e.observed_by].live_uids.erase(p.uid);
-    nodes_[report.node].live_uids.insert(p.uid);
+    nodes_[e.observed_by].live_uids.erase(uid);
+    node.live_uids.insert(uid);
     e.observed_by = report.node;
   }
-  if (!changed) return 0;  // Only the resourceVersion moved.
+  e.epoch = report.epoch;
+  e.seq = report.seq;
+  if (!changed) {
+    // Only the resourceVersion moved: keep the shared record (history and
+    // indexes point at it), remember the version for dedup.
+    if (e.pod->resource_version() != p.resource_version) e.pod = std::move(packed);
+    return 0;
+  }
+  e.pod = std::move(packed);
   e.last_change = when;
-  Emit("UPDATED", when, now, report.node, e.pod, false);
+  Emit("UPDATED", when, now, report.node, p, e.pod, false);
   return 1;
 }
 
 void ClusterState::Emit(const std::string& event, SystemTime when, SystemTime now,
-                        const std::string& node, const std::shared_ptr<const PodRecord>& pod,
+                        const std::string& node, const PodRecord& record, const PodPtr& pod,
                         bool deleted_by_snapshot) {
-  RecordEvent(event, when, now, node, pod);
-  json line = LogLine(event, when, now, node, *pod);
-  std::string text = Dump(line);
+  RecordEvent(event, when, now, node, record, pod);
+  std::string when_text = when == now ? now_text_ : FormatRfc3339Micros(when);
   if (journal_) {
-    json jl = line;
-    jl["_sd"] = deleted_by_snapshot;
-    journal_buf_ += Dump(jl);
+    AppendPodLogJson(record,
+                     {{"_sd", deleted_by_snapshot ? "true" : "false", true},
+                      {"aggregated_at", now_text_},
+                      {"event", event},
+                      {"observed_by", node},
+                      {"timestamp", when_text}},
+                     &journal_buf_);
     journal_buf_ += '\n';
   }
-  log_buf_ += text;
+  AppendPodLogJson(record,
+                   {{"aggregated_at", now_text_},
+                    {"event", event},
+                    {"observed_by", node},
+                    {"timestamp", when_text}},
+                   &log_buf_);
   log_buf_ += '\n';
   for (PodObserver* o : observers_) {
     if (event == "DELETED") {
-      o->OnPodGone(*pod, when);
+      o->OnPodGone(record, when);
     } else {
-      o->OnPodPresent(*pod, when);
+      o->OnPodPresent(record, when);
     }
   }
   if (metrics_) {
@@ -273,8 +441,8 @@ void ClusterState::Emit(const std::string& event, SystemTime when, SystemTime no
 }
 
 void ClusterState::RecordEvent(const std::string& event, SystemTime when, SystemTime aggregated_at,
-                               const std::string& node,
-                               const std::shared_ptr<const PodRecord>& pod) {
+                               const std::string& node, const PodRecord& record,
+                               const PodPtr& pod) {
   history_.push_back({event, when, aggregated_at, node, pod});
   while (history_.size() > options_.history_size) {
     history_.pop_front();
@@ -285,22 +453,43 @@ void ClusterState::RecordEvent(const std::string& event, SystemTime when, System
   if (event == "SYNC") {
     // Present before we looked: the pod has held its IP about since it
     // started.
-    if (auto created = ParseRfc3339(pod->creation_timestamp); created && *created < when) {
+    if (auto created = ParseRfc3339(record.creation_timestamp); created && *created < when) {
       lease_time = *created;
     }
   }
-  UpdateLeases(*pod, event == "DELETED" ? std::vector<std::string>{} : IpsOf(*pod), lease_time);
+  UpdateLeases(record, event == "DELETED" ? std::vector<std::string>{} : IpsOf(record), lease_time);
+}
+
+ClusterState::Lease::Lease(const PodRecord& pod, SystemTime from_time) : from(from_time) {
+  names.reserve(pod.uid.size() + pod.namespace_.size() + pod.name.size() + pod.node_name.size() +
+                3);
+  names += pod.uid;
+  names += '\0';
+  names += pod.namespace_;
+  names += '\0';
+  names += pod.name;
+  names += '\0';
+  names += pod.node_name;
+}
+
+std::string_view ClusterState::Lease::Part(int i) const {
+  std::string_view rest = names;
+  for (; i > 0; --i) rest.remove_prefix(std::min(rest.size(), rest.find('\0') + 1));
+  return rest.substr(0, rest.find('\0'));
 }
 
 void ClusterState::UpdateLeases(const PodRecord& pod, const std::vector<std::string>& ips,
                                 SystemTime when) {
+  static const std::vector<std::string> kNone;
   auto it = lease_ips_.find(pod.uid);
-  std::vector<std::string> open = it == lease_ips_.end() ? std::vector<std::string>{} : it->second;
+  // leases_ and closed_leases_ change below, never lease_ips_: `open` stays valid.
+  const std::vector<std::string>& open = it == lease_ips_.end() ? kNone : it->second;
+  if (open == ips) return;  // Same IPs as the open leases: nothing to do.
   for (const auto& ip : open) {
     if (std::find(ips.begin(), ips.end(), ip) != ips.end()) continue;
     auto& v = leases_[ip];
     for (auto l = v.rbegin(); l != v.rend(); ++l) {
-      if (l->uid == pod.uid && !l->to) {
+      if (l->uid() == pod.uid && !l->to) {
         l->to = when;
         closed_leases_.emplace_back(ip, pod.uid);
         break;
@@ -309,12 +498,14 @@ void ClusterState::UpdateLeases(const PodRecord& pod, const std::vector<std::str
   }
   for (const auto& ip : ips) {
     if (std::find(open.begin(), open.end(), ip) != open.end()) continue;
-    leases_[ip].push_back({pod.uid, pod.namespace_, pod.name, pod.node_name, when, std::nullopt});
+    leases_[ip].emplace_back(pod, when);
   }
   if (ips.empty()) {
     if (it != lease_ips_.end()) lease_ips_.erase(it);
+  } else if (it != lease_ips_.end()) {
+    it->second = ips;
   } else {
-    lease_ips_[pod.uid] = ips;
+    lease_ips_.emplace(pod.uid, ips);
   }
   while (closed_leases_.size() > options_.max_closed_leases) {
     auto [ip, uid] = closed_leases_.front();
@@ -323,7 +514,7 @@ void ClusterState::UpdateLeases(const PodRecord& pod, const std::vector<std::str
     if (lit == leases_.end()) continue;
     auto& v = lit->second;
     for (auto l = v.begin(); l != v.end(); ++l) {
-      if (l->uid == uid && l->to) {
+      if (l->uid() == uid && l->to) {
         v.erase(l);
         break;
       }
@@ -375,7 +566,7 @@ void ClusterState::WriteOut() {
 std::string ClusterState::CompactedJournal() const {
   std::string out;
   for (const auto& [uid, e] : pods_) {
-    json j = PodRecordToLogJson(*e.pod);
+    json j = PodRecordToLogJson(e.pod->Unpack());
     j["_pod"] = true;
     j["_by"] = e.observed_by;
     j["_del"] = e.deleted;
@@ -387,7 +578,7 @@ std::string ClusterState::CompactedJournal() const {
     out += '\n';
   }
   for (const auto& h : history_) {
-    json j = LogLine(h.event, h.timestamp, h.aggregated_at, h.observed_by, *h.pod);
+    json j = LogLine(h.event, h.timestamp, h.aggregated_at, h.observed_by, h.pod->Unpack());
     j["_h"] = true;
     out += Dump(j);
     out += '\n';
@@ -410,7 +601,7 @@ Status ClusterState::Replay(const std::vector<std::string>& lines) {
         ++bad;
         continue;
       }
-      auto ptr = std::make_shared<const PodRecord>(rec);
+      PodPtr ptr = StoredPod::Pack(rec);
       if (j.value("_pod", false)) {
         PodEntry e;
         e.pod = ptr;
@@ -461,7 +652,7 @@ Status ClusterState::Replay(const std::vector<std::string>& lines) {
           if (!was_live) ++live_;
         }
       }
-      RecordEvent(event, ts, agg, by, ptr);
+      RecordEvent(event, ts, agg, by, rec, ptr);
     } catch (const std::exception& ex) {
       ++bad;
     }
@@ -469,10 +660,11 @@ Status ClusterState::Replay(const std::vector<std::string>& lines) {
   // Live pods whose events fell out of history still hold their IPs.
   for (const auto& [uid, e] : pods_) {
     if (e.deleted || lease_ips_.count(uid)) continue;
-    auto ips = IpsOf(*e.pod);
+    PodRecord rec = e.pod->Unpack();
+    auto ips = IpsOf(rec);
     if (ips.empty()) continue;
-    SystemTime from = ParseRfc3339(e.pod->creation_timestamp).value_or(e.last_change);
-    UpdateLeases(*e.pod, ips, from);
+    SystemTime from = ParseRfc3339(rec.creation_timestamp).value_or(e.last_change);
+    UpdateLeases(rec, ips, from);
   }
   TrimTombstones();
   // Restored nodes get a full --stale-after before they count as silent.
@@ -488,7 +680,7 @@ bool ClusterState::IsStale(const NodeEntry& n, SystemTime now) const {
 }
 
 json ClusterState::PodJson(const PodEntry& e, SystemTime now) const {
-  json j = PodRecordToLogJson(*e.pod);
+  json j = PodRecordToLogJson(e.pod->Unpack());
   j["observed_by"] = e.observed_by;
   j["last_change"] = FormatRfc3339Micros(e.last_change);
   j["deleted"] = e.deleted;
@@ -498,7 +690,7 @@ json ClusterState::PodJson(const PodEntry& e, SystemTime now) const {
 }
 
 json ClusterState::EventJson(const HistoryEvent& h) const {
-  return LogLine(h.event, h.timestamp, h.aggregated_at, h.observed_by, *h.pod);
+  return LogLine(h.event, h.timestamp, h.aggregated_at, h.observed_by, h.pod->Unpack());
 }
 
 json ClusterState::Nodes() const {
@@ -526,10 +718,15 @@ json ClusterState::Pods(const PodQuery& q) const {
   std::vector<const PodEntry*> hits;
   for (const auto& [uid, e] : pods_) {
     if (e.deleted) continue;
-    const PodRecord& p = *e.pod;
-    if (!q.node.empty() && p.node_name != q.node && e.observed_by != q.node) continue;
-    if (!q.namespace_.empty() && p.namespace_ != q.namespace_) continue;
-    if (!q.phase.empty() && p.phase != q.phase) continue;
+    const StoredPod& s = *e.pod;
+    if (!q.node.empty() && s.Get(StoredPod::kNode) != q.node && e.observed_by != q.node) continue;
+    if (!q.namespace_.empty() && s.namespace_() != q.namespace_) continue;
+    if (!q.phase.empty() && s.Get(StoredPod::kPhase) != q.phase) continue;
+    if (q.ip.empty() && q.selector.empty()) {
+      hits.push_back(&e);
+      continue;
+    }
+    PodRecord p = s.Unpack();
     if (!q.ip.empty()) {
       auto ips = IpsOf(p);
       if (std::find(ips.begin(), ips.end(), q.ip) == ips.end()) continue;
@@ -538,9 +735,11 @@ json ClusterState::Pods(const PodQuery& q) const {
     hits.push_back(&e);
   }
   std::sort(hits.begin(), hits.end(), [](const PodEntry* a, const PodEntry* b) {
-    if (a->pod->namespace_ != b->pod->namespace_) return a->pod->namespace_ < b->pod->namespace_;
-    if (a->pod->name != b->pod->name) return a->pod->name < b->pod->name;
-    return a->pod->uid < b->pod->uid;
+    if (a->pod->namespace_() != b->pod->namespace_()) {
+      return a->pod->namespace_() < b->pod->namespace_();
+    }
+    if (a->pod->name() != b->pod->name()) return a->pod->name() < b->pod->name();
+    return a->pod->uid() < b->pod->uid();
   });
   json pods = json::array();
   for (const PodEntry* e : hits) pods.push_back(PodJson(*e, now));
@@ -554,9 +753,9 @@ std::optional<json> ClusterState::PodByName(const std::string& ns, const std::st
   std::vector<std::string> uids;
   if (auto it = uids_by_name_.find(key); it != uids_by_name_.end()) uids = it->second;
   for (const auto& h : history_) {
-    if (h.pod->namespace_ == ns && h.pod->name == name &&
-        std::find(uids.begin(), uids.end(), h.pod->uid) == uids.end()) {
-      uids.push_back(h.pod->uid);
+    if (h.pod->namespace_() == ns && h.pod->name() == name &&
+        std::find(uids.begin(), uids.end(), h.pod->uid()) == uids.end()) {
+      uids.push_back(std::string(h.pod->uid()));
     }
   }
   if (uids.empty()) return std::nullopt;
@@ -575,7 +774,7 @@ std::optional<json> ClusterState::PodByName(const std::string& ns, const std::st
     }
     json events = json::array();
     for (const auto& h : history_) {
-      if (h.pod->uid == uid) events.push_back(EventJson(h));
+      if (h.pod->uid() == uid) events.push_back(EventJson(h));
     }
     u["history"] = std::move(events);
     list.push_back(std::move(u));
@@ -595,10 +794,10 @@ json ClusterState::Ip(const std::string& ip, std::optional<SystemTime> at) const
     for (auto l = it->second.rbegin(); l != it->second.rend(); ++l) {
       bool match = at ? (l->from <= *at && (!l->to || *at < *l->to)) : !l->to;
       if (!match) continue;
-      holders.push_back({{"namespace", l->namespace_},
-                         {"pod_name", l->name},
-                         {"uid", l->uid},
-                         {"node_name", l->node},
+      holders.push_back({{"namespace", l->namespace_()},
+                         {"pod_name", l->name()},
+                         {"uid", l->uid()},
+                         {"node_name", l->node()},
                          {"from", FormatRfc3339Micros(l->from)},
                          {"to", l->to ? json(FormatRfc3339Micros(*l->to)) : json(nullptr)}});
     }
@@ -641,7 +840,8 @@ json ClusterState::Images() const {
   for (const auto& [uid, e] : pods_) {
     if (e.deleted) continue;
     std::set<std::string> seen;
-    for (const auto& c : e.pod->containers) {
+    PodRecord p = e.pod->Unpack();
+    for (const auto& c : p.containers) {
       Usage& u = images[c.image];
       if (seen.insert(c.image).second) {
         ++u.pods;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,5 +85,25 @@ Result<Report> DecodeReportBody(std::string_view body, std::string_view content_
 
 // "U" / "D".
 const char* RecordOpName(RecordOp op);
+
+// One extra top-level field of a log line written by AppendPodLogJson.
+struct LogField {
+  std::string_view key;
+  std::string_view value;
+  // True when `value` is JSON already (true, 12, null); else a string.
+  bool raw = false;
+};
+
+// Appends one JSON object: the fields of PodRecordToLogJson(pod) plus
+// `extra`, with keys in byte order as nlohmann's dump() writes an object, so
+// the text equals PodRecordToLogJson(pod) + extra dumped with
+// error_handler_t::replace, byte for byte, without building a json value.
+// `extra` must be sorted by key and must not repeat a pod field.
+void AppendPodLogJson(const PodRecord& pod, std::initializer_list<LogField> extra,
+                      std::string* out);
+
+// Appends `s` as a quoted JSON string, escaped as nlohmann's dump() does
+// (invalid UTF-8 replaced by U+FFFD).
+void AppendJsonString(std::string_view s, std::string* out);
 
 }  // namespace ashiato
