@@ -1,17 +1,24 @@
 #include "agent/stdout_sink.h"
 
+#include "common/report.h"
+
 namespace ashiato {
 
 std::string FormatEventLine(const std::string& event_type, const PodRecord& record,
                             SystemTime now) {
   // event and timestamp first so the line reads well; the rest sorted.
-  std::string rest = PodRecordToLogJson(record).dump();
-  std::string line = "{\"event\":" + nlohmann::json(event_type).dump() +
-                     ",\"timestamp\":" + nlohmann::json(FormatRfc3339Micros(now)).dump();
-  if (rest.size() > 2)
-    line += "," + rest.substr(1);
-  else
-    line += "}";
+  std::string line = "{\"event\":";
+  AppendJsonString(event_type, &line);
+  line.append(",\"timestamp\":");
+  AppendJsonString(FormatRfc3339Micros(now), &line);
+  std::string rest;
+  AppendPodLogJson(record, {}, &rest);
+  if (rest.size() > 2) {
+    line.push_back(',');
+    line.append(rest, 1, std::string::npos);
+  } else {
+    line.push_back('}');
+  }
   return line;
 }
 

@@ -54,8 +54,10 @@ std::optional<HourIndex> ParseHourLabel(const std::string& label) {
 }
 
 std::string ShardName(HourIndex hour, int shard) {
-  std::string name = kCmNamePrefix + HourLabel(hour);
-  if (shard > 0) name += "-" + std::to_string(shard);
+  // Appends, not operator+ chains: GCC 12 -O2 warns (-Wrestrict) on those.
+  std::string name = kCmNamePrefix;
+  name.append(HourLabel(hour));
+  if (shard > 0) name.append("-").append(std::to_string(shard));
   return name;
 }
 
