@@ -218,8 +218,7 @@ MHD_Result HttpServer::Impl::Access(void* cls, MHD_Connection* connection, const
     ctx->request.path = url ? url : "/";
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &CollectKeyValue,
                               &ctx->request.query);
-    MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader,
-                              &ctx->request.headers);
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader, &ctx->request.headers);
     ctx->request.remote_addr = RemoteAddress(connection);
     std::string length = ctx->request.Header("content-length");
     if (!length.empty()) {
@@ -284,9 +283,8 @@ MHD_Result HttpServer::Impl::Queue(MHD_Connection* connection, RequestContext* c
     r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, &Impl::ReadStream, sc,
                                           &Impl::FreeStream);
   } else {
-    r = MHD_create_response_from_buffer(response.body.size(),
-                                        const_cast<char*>(response.body.data()),
-                                        MHD_RESPMEM_MUST_COPY);
+    r = MHD_create_response_from_buffer(
+        response.body.size(), const_cast<char*>(response.body.data()), MHD_RESPMEM_MUST_COPY);
   }
   if (r == nullptr) return MHD_NO;
   if (!response.content_type.empty()) {
@@ -374,25 +372,27 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
 
   std::vector<MHD_OptionItem> opts;
   opts.push_back({MHD_OPTION_SOCK_ADDR, 0, &sin});
-  opts.push_back({MHD_OPTION_CONNECTION_LIMIT, static_cast<intptr_t>(options.max_connections),
-                  nullptr});
+  opts.push_back(
+      {MHD_OPTION_CONNECTION_LIMIT, static_cast<intptr_t>(options.max_connections), nullptr});
   opts.push_back({MHD_OPTION_CONNECTION_TIMEOUT,
                   static_cast<intptr_t>(options.connection_timeout_seconds), nullptr});
-  opts.push_back({MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&Impl::Completed),
-                  impl});
+  opts.push_back({MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&Impl::Completed), impl});
   opts.push_back({MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, nullptr});
+  if (options.connection_memory_bytes > 0) {
+    opts.push_back({MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                    static_cast<intptr_t>(options.connection_memory_bytes), nullptr});
+  }
   if (options.threads > 1) {
     opts.push_back({MHD_OPTION_THREAD_POOL_SIZE, static_cast<intptr_t>(options.threads), nullptr});
   }
   if (tls) {
     opts.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(options.tls_key_pem.c_str())});
-    opts.push_back(
-        {MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(options.tls_cert_pem.c_str())});
+    opts.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(options.tls_cert_pem.c_str())});
   }
   opts.push_back({MHD_OPTION_END, 0, nullptr});
 
-  impl->daemon = MHD_start_daemon(flags, 0, nullptr, nullptr, &Impl::Access, impl,
-                                  MHD_OPTION_ARRAY, opts.data(), MHD_OPTION_END);
+  impl->daemon = MHD_start_daemon(flags, 0, nullptr, nullptr, &Impl::Access, impl, MHD_OPTION_ARRAY,
+                                  opts.data(), MHD_OPTION_END);
   if (impl->daemon == nullptr) {
     return Unavailable("cannot listen on " + options.listen +
                        " (address in use, not permitted, or TLS material invalid)");

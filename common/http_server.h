@@ -20,10 +20,10 @@
 namespace ashiato {
 
 struct HttpRequest {
-  std::string method;                         // "GET", "POST", ...
-  std::string path;                           // URL path without the query, percent-decoded.
-  std::map<std::string, std::string> query;   // Decoded query arguments (last one wins).
-  std::map<std::string, std::string> headers; // Header names lower-cased.
+  std::string method;                          // "GET", "POST", ...
+  std::string path;                            // URL path without the query, percent-decoded.
+  std::map<std::string, std::string> query;    // Decoded query arguments (last one wins).
+  std::map<std::string, std::string> headers;  // Header names lower-cased.
   std::string body;
   std::string remote_addr;  // "127.0.0.1:53412".
 
@@ -90,6 +90,9 @@ struct HttpServerOptions {
   unsigned max_connections = 20000;
   // Request bodies larger than this get 413 without reaching the handler.
   size_t max_body_bytes = 8 << 20;
+  // Memory MHD keeps per connection for headers and read/write buffers
+  // (0 = libmicrohttpd's default, 32 KiB). Bodies are collected outside it.
+  size_t connection_memory_bytes = 0;
   // Idle connections are closed after this many seconds (0 = never).
   unsigned connection_timeout_seconds = 0;
   // Event-loop threads (each runs its own epoll set).

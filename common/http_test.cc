@@ -21,8 +21,8 @@ TEST(HttpTest, EchoesRequestParts) {
   auto server = StartOrDie({}, [](const HttpRequest& r) {
     return HttpResponse::Json(201, "{\"method\":\"" + r.method + "\",\"path\":\"" + r.path +
                                        "\",\"q\":\"" + r.Query("a") + "\",\"h\":\"" +
-                                       r.Header("X-Test") + "\",\"len\":" +
-                                       std::to_string(r.body.size()) + "}");
+                                       r.Header("X-Test") +
+                                       "\",\"len\":" + std::to_string(r.body.size()) + "}");
   });
   HttpClient client({.base_url = "http://127.0.0.1:" + std::to_string(server->port())});
   auto r = client.Do("POST", "/v1/x?a=b%20c", "hello", {{"X-Test", "yes"}});
@@ -121,7 +121,8 @@ TEST(HttpTest, StopEndsOpenStreams) {
     server->Stop();
   });
   HttpClient client({.base_url = "http://127.0.0.1:" + std::to_string(server->port())});
-  auto r = client.StreamLines("/watch", [](std::string_view) { return true; }, 10000);
+  auto r = client.StreamLines(
+      "/watch", [](std::string_view) { return true; }, 10000);
   stopper.join();
   EXPECT_TRUE(stream->done());
 }
@@ -136,6 +137,22 @@ TEST(HttpTest, ConnectionRefusedIsUnavailable) {
   auto r = client.Do("GET", "/");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+}
+
+TEST(HttpTest, SmallConnectionMemoryStillTakesLongTokensAndBigBodies) {
+  HttpServerOptions opts;
+  opts.connection_memory_bytes = 16 * 1024;
+  auto server = StartOrDie(opts, [](const HttpRequest& r) {
+    return HttpResponse::Json(200, "{\"auth\":" + std::to_string(r.Header("authorization").size()) +
+                                       ",\"body\":" + std::to_string(r.body.size()) + "}");
+  });
+  std::string token(6000, 't');  // Bound service account tokens are ~1-2 KiB.
+  HttpClient client({.base_url = "http://127.0.0.1:" + std::to_string(server->port()),
+                     .bearer_token = [&] { return token; }});
+  auto r = client.Do("POST", "/", std::string(1 << 20, 'x'));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "{\"auth\":6007,\"body\":1048576}");
 }
 
 TEST(HttpTest, ListenAddressParsing) {
