@@ -23,8 +23,8 @@ class Backoff {
 
   // Returns how long to wait before the next attempt: uniform in
   // [current/2, current], then grows current by `factor` up to `max`.
-  std::chrono::milliseconds Next(std::chrono::steady_clock::time_point now =
-                                     std::chrono::steady_clock::now()) {
+  std::chrono::milliseconds Next(
+      std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) {
     if (last_failure_.time_since_epoch().count() != 0 &&
         now - last_failure_ > options_.reset_after) {
       current_ = options_.initial;

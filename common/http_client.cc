@@ -100,9 +100,9 @@ Result<ClientResponse> HttpClient::Do(
                  timeout_ms < 0 ? options_.request_timeout_ms : timeout_ms, &transfer);
 }
 
-Result<ClientResponse> HttpClient::StreamLines(
-    const std::string& path_and_query, const std::function<bool(std::string_view)>& on_line,
-    long timeout_ms) {
+Result<ClientResponse> HttpClient::StreamLines(const std::string& path_and_query,
+                                               const std::function<bool(std::string_view)>& on_line,
+                                               long timeout_ms) {
   Transfer transfer;
   transfer.on_line = &on_line;
   auto r = Perform("GET", options_.base_url + path_and_query, "", {}, timeout_ms, &transfer);

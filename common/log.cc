@@ -12,11 +12,21 @@ std::string JsonEscape(const std::string& s) {
   out.reserve(s.size() + 8);
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -48,8 +58,8 @@ class JsonMessageFlag : public spdlog::custom_flag_formatter {
 }  // namespace
 
 void SetupJsonLogging(const std::string& component, const std::string& level) {
-  auto logger = std::make_shared<spdlog::logger>(
-      component, std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>(component,
+                                                 std::make_shared<spdlog::sinks::stderr_sink_mt>());
   auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
   formatter->add_flag<JsonMessageFlag>('*').set_pattern(
       R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","component":")" + JsonEscape(component) +

@@ -6,10 +6,9 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace ashiato {
 
@@ -38,7 +37,7 @@ struct PodRecord {
   std::string phase;
   std::vector<ConditionRecord> conditions;
   std::vector<ContainerRecord> containers;  // Init containers first, then app containers.
-  std::string owner_kind;    // "Deployment" when inferred from a ReplicaSet.
+  std::string owner_kind;                   // "Deployment" when inferred from a ReplicaSet.
   std::string owner_name;
   bool owner_inferred = false;
   std::map<std::string, std::string> labels;

@@ -40,8 +40,7 @@ std::optional<SystemTime> ParseRfc3339(const std::string& s) {
   int y, mo, d, h, mi, sec;
   char tail[64] = {0};
   if (s.size() < 20 || s.size() > 60) return std::nullopt;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%63s", &y, &mo, &d, &h, &mi, &sec, tail) <
-      6) {
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%63s", &y, &mo, &d, &h, &mi, &sec, tail) < 6) {
     return std::nullopt;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
