@@ -13,8 +13,9 @@ std::string Trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
-// Splits on commas outside parentheses.
-std::vector<std::string> SplitTopLevel(const std::string& text) {
+}  // namespace
+
+std::vector<std::string> SplitSelectorTerms(const std::string& text) {
   std::vector<std::string> out;
   int depth = 0;
   std::string cur;
@@ -31,6 +32,8 @@ std::vector<std::string> SplitTopLevel(const std::string& text) {
   out.push_back(cur);
   return out;
 }
+
+namespace {
 
 // Qualified names: an optional DNS prefix and "/", then up to 63 characters.
 bool ValidKey(const std::string& k) {
@@ -57,7 +60,7 @@ Status ParseError(const std::string& text, const std::string& why) {
 Result<LabelSelector> LabelSelector::Parse(const std::string& text) {
   LabelSelector sel;
   if (Trim(text).empty()) return sel;
-  for (const std::string& raw : SplitTopLevel(text)) {
+  for (const std::string& raw : SplitSelectorTerms(text)) {
     std::string part = Trim(raw);
     if (part.empty()) return ParseError(text, "found '', expected: identifier");
     Requirement r;

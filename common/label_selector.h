@@ -11,6 +11,10 @@
 
 namespace ashiato {
 
+// Splits selector text at commas outside parentheses ("a in (x,y),b" ->
+// "a in (x,y)", "b"), as label and field selectors both separate terms.
+std::vector<std::string> SplitSelectorTerms(const std::string& text);
+
 class LabelSelector {
  public:
   // Parses `text`; "" selects everything. InvalidArgument on bad syntax,

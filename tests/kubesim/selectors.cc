@@ -13,25 +13,6 @@ std::string Trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
-// Splits on commas outside parentheses.
-std::vector<std::string> SplitTopLevel(const std::string& text) {
-  std::vector<std::string> out;
-  int depth = 0;
-  std::string cur;
-  for (char c : text) {
-    if (c == '(') ++depth;
-    if (c == ')') --depth;
-    if (c == ',' && depth == 0) {
-      out.push_back(cur);
-      cur.clear();
-    } else {
-      cur.push_back(c);
-    }
-  }
-  out.push_back(cur);
-  return out;
-}
-
 }  // namespace
 
 ApiOr<LabelSelector> ParseLabelSelector(const std::string& text) {
@@ -43,7 +24,7 @@ ApiOr<LabelSelector> ParseLabelSelector(const std::string& text) {
 ApiOr<FieldSelector> FieldSelector::Parse(const std::string& text, Kind kind) {
   FieldSelector sel;
   if (Trim(text).empty()) return sel;
-  for (const std::string& raw : SplitTopLevel(text)) {
+  for (const std::string& raw : ashiato::SplitSelectorTerms(text)) {
     std::string part = Trim(raw);
     Req r;
     size_t p;
