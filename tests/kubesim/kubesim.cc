@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "common/time_util.h"
@@ -26,6 +27,19 @@ HttpResponse ErrorResponse(const ApiError& e) {
   if (e.retry_after_seconds > 0)
     r.headers.emplace_back("Retry-After", std::to_string(e.retry_after_seconds));
   return r;
+}
+
+// Reads labelSelector and fieldSelector; returns the 400 to send when either
+// is invalid.
+std::optional<HttpResponse> ParseSelectors(const HttpRequest& req, Kind kind, LabelSelector* labels,
+                                           FieldSelector* fields) {
+  auto ls = ParseLabelSelector(req.Query("labelSelector"));
+  if (!ls.ok()) return ErrorResponse(ls.error());
+  auto fs = FieldSelector::Parse(req.Query("fieldSelector"), kind);
+  if (!fs.ok()) return ErrorResponse(fs.error());
+  *labels = *ls;
+  *fields = *fs;
+  return std::nullopt;
 }
 
 HttpResponse NotFoundPath() {
@@ -583,12 +597,7 @@ HttpResponse Kubesim::Resource(const HttpRequest& req, Route& r, const User&) {
 HttpResponse Kubesim::List(const HttpRequest& req, const Route& r) {
   ListOptions lo;
   lo.ns = r.ns;
-  auto ls = ParseLabelSelector(req.Query("labelSelector"));
-  if (!ls.ok()) return ErrorResponse(ls.error());
-  auto fs = FieldSelector::Parse(req.Query("fieldSelector"), *r.kind);
-  if (!fs.ok()) return ErrorResponse(fs.error());
-  lo.labels = *ls;
-  lo.fields = *fs;
+  if (auto bad = ParseSelectors(req, *r.kind, &lo.labels, &lo.fields)) return *bad;
   std::string limit = req.Query("limit");
   if (!limit.empty()) lo.limit = std::atoll(limit.c_str());
   lo.continue_token = req.Query("continue");
@@ -638,12 +647,7 @@ HttpResponse Kubesim::List(const HttpRequest& req, const Route& r) {
 HttpResponse Kubesim::Watch(const HttpRequest& req, const Route& r) {
   WatchOptions wo;
   wo.ns = r.ns;
-  auto ls = ParseLabelSelector(req.Query("labelSelector"));
-  if (!ls.ok()) return ErrorResponse(ls.error());
-  auto fs = FieldSelector::Parse(req.Query("fieldSelector"), *r.kind);
-  if (!fs.ok()) return ErrorResponse(fs.error());
-  wo.labels = *ls;
-  wo.fields = *fs;
+  if (auto bad = ParseSelectors(req, *r.kind, &wo.labels, &wo.fields)) return *bad;
   std::string rv = req.Query("resourceVersion");
   if (!rv.empty() && rv != "0") {
     if (rv.find_first_not_of("0123456789") != std::string::npos) {
@@ -896,12 +900,7 @@ HttpResponse Kubesim::Delete(const HttpRequest& req, const Route& r) {
 HttpResponse Kubesim::DeleteCollection(const HttpRequest& req, const Route& r) {
   ListOptions lo;
   lo.ns = r.ns;
-  auto ls = ParseLabelSelector(req.Query("labelSelector"));
-  if (!ls.ok()) return ErrorResponse(ls.error());
-  auto fs = FieldSelector::Parse(req.Query("fieldSelector"), *r.kind);
-  if (!fs.ok()) return ErrorResponse(fs.error());
-  lo.labels = *ls;
-  lo.fields = *fs;
+  if (auto bad = ParseSelectors(req, *r.kind, &lo.labels, &lo.fields)) return *bad;
   auto res = store_->List(*r.kind, lo);
   if (!res.ok()) return ErrorResponse(res.error());
   std::string out = "{\"kind\":\"" + std::string(Info(*r.kind).list_kind) +
