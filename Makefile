@@ -6,7 +6,7 @@ ASHIATO_WERROR ?= OFF
 
 DEB_PACKAGES := g++ cmake make pkg-config libcurl4-openssl-dev nlohmann-json3-dev libspdlog-dev \
   libfmt-dev libgtest-dev libgmock-dev libmicrohttpd-dev libyaml-cpp-dev libcli11-dev \
-  prometheus-cpp-dev zlib1g-dev libssl-dev libbenchmark-dev openssl curl jq
+  prometheus-cpp-dev zlib1g-dev libsqlite3-dev sqlite3 libssl-dev libbenchmark-dev openssl curl jq
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -36,7 +36,7 @@ demo: build
 	bash tests/demo/run_demo.sh $(BUILD_DIR)
 
 BENCH_TARGETS := kubesim ashiato-agent ashiato-aggregator agent_bench ingest_bench api_cost_bench \
-  cm_bench codec_bench
+  cm_bench codec_bench store_bench
 
 bench: deps
 	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DASHIATO_WERROR=$(ASHIATO_WERROR)

@@ -49,6 +49,35 @@ AgentMetrics::AgentMetrics() : registry_(std::make_shared<prometheus::Registry>(
                          .Register(*registry_)
                          .Add({});
   for (const char* t : {"SYNC", "CREATED", "UPDATED", "DELETED"}) events_->Add({{"type", t}});
+  push_replays_ = &prometheus::BuildCounter()
+                       .Name("ashiato_agent_push_replays_total")
+                       .Help(
+                           "Times the aggregator was found to have lost state and the retained "
+                           "changes were replayed, then a snapshot sent; by reason (instance, "
+                           "committed_seq)")
+                       .Register(*registry_);
+  for (const char* r : {"instance", "committed_seq"}) push_replays_->Add({{"reason", r}});
+  push_replay_dropped_ = &prometheus::BuildCounter()
+                              .Name("ashiato_agent_push_replay_dropped_total")
+                              .Help(
+                                  "Retained changes dropped because more pods than "
+                                  "--replay-max changed within --replay-window")
+                              .Register(*registry_)
+                              .Add({});
+  push_replay_expired_ = &prometheus::BuildCounter()
+                              .Name("ashiato_agent_push_replay_expired_total")
+                              .Help("Retained changes pruned after --replay-window")
+                              .Register(*registry_)
+                              .Add({});
+  push_replay_retained_ = &prometheus::BuildGauge()
+                               .Name("ashiato_agent_push_replay_retained")
+                               .Help("Pods whose latest delivered change is retained for a replay")
+                               .Register(*registry_)
+                               .Add({});
+}
+
+void AgentMetrics::PushReplay(const std::string& reason) {
+  push_replays_->Add({{"reason", reason}}).Increment();
 }
 
 void AgentMetrics::Event(const std::string& type) {

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -29,6 +30,14 @@ class AgentMetrics {
   void SetPodsTracked(size_t n) { pods_tracked_->Set(static_cast<double>(n)); }
   void SetWatchOpen(bool open) { watch_open_->Set(open ? 1 : 0); }
 
+  // --- Delivery to the aggregator (agent/pusher.h) ---
+  // The aggregator lost state; `reason`: "instance" or "committed_seq".
+  void PushReplay(const std::string& reason);
+  // Retained changes dropped over --replay-max / expired past --replay-window.
+  void PushReplayDropped(uint64_t n) { push_replay_dropped_->Increment(static_cast<double>(n)); }
+  void PushReplayExpired(uint64_t n) { push_replay_expired_->Increment(static_cast<double>(n)); }
+  void SetPushReplayRetained(size_t n) { push_replay_retained_->Set(static_cast<double>(n)); }
+
   // The registry in Prometheus text format (last event age updated first).
   std::string Serialize();
   prometheus::Registry& registry() { return *registry_; }
@@ -42,6 +51,10 @@ class AgentMetrics {
   prometheus::Gauge* pods_tracked_;
   prometheus::Gauge* watch_open_;
   prometheus::Gauge* last_event_age_;
+  prometheus::Family<prometheus::Counter>* push_replays_;
+  prometheus::Counter* push_replay_dropped_;
+  prometheus::Counter* push_replay_expired_;
+  prometheus::Gauge* push_replay_retained_;
   std::atomic<int64_t> last_event_ms_{0};  // steady_clock, 0 = none yet.
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };

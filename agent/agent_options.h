@@ -62,12 +62,24 @@ struct AgentOptions {
   std::string aggregator;
   // Bearer token file for the aggregator, re-read on rotation.
   std::string aggregator_token_file;
+  // CA bundle (PEM) trusted for an https aggregator URL; "" = system store.
+  std::string aggregator_ca_file;
   // Records per POST at most.
   int batch_max = 500;
   // Longest a record waits before its batch is sent.
   std::chrono::milliseconds batch_delay{std::chrono::milliseconds(500)};
   // Pending records kept at most; when full, coalesced per pod.
   int buffer_max = 10000;
+  // An empty report when nothing was pushed for this long (jittered down to
+  // 90%); 0 = off. Bounds how late the agent notices a new aggregator.
+  std::chrono::milliseconds heartbeat{std::chrono::seconds(10)};
+  // Longest delay between retries of a failed push (Retry-After excepted).
+  std::chrono::milliseconds push_backoff_max{std::chrono::seconds(5)};
+  // Delivered changes are kept this long to be replayed to an aggregator
+  // that lost them; 0 = keep none.
+  std::chrono::milliseconds replay_window{std::chrono::hours(1)};
+  // Pods whose latest delivered change is kept at most; 0 = keep none.
+  int replay_max = 20000;
 };
 
 }  // namespace ashiato

@@ -10,6 +10,7 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
   CLI::App app{"ashiato-agent: watches the pods of one node and prints one JSON line per change"};
   std::string interval = "5m", shutdown_grace = "10s", batch_delay = "500ms";
   std::string backoff_initial = "800ms", backoff_max = "30s";
+  std::string heartbeat = "10s", push_backoff_max = "5s", replay_window = "1h";
   app.add_option("--kubeconfig", o->kubeconfig,
                  "Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
   app.add_option("--context", o->context, "Kubeconfig context (default: current-context)");
@@ -46,9 +47,20 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
   app.add_option("--aggregator-token-file", o->aggregator_token_file,
                  "Bearer token file for the aggregator (re-read on rotation)")
       ->envname("ASHIATO_AGGREGATOR_TOKEN_FILE");
+  app.add_option("--aggregator-ca-file", o->aggregator_ca_file,
+                 "CA bundle (PEM) trusted for an https aggregator (default: system store)")
+      ->envname("ASHIATO_AGGREGATOR_CA_FILE");
   app.add_option("--batch-max", o->batch_max, "Records per push at most");
   app.add_option("--batch-delay", batch_delay, "Longest a record waits before it is pushed");
   app.add_option("--buffer-max", o->buffer_max, "Pending records kept at most (then coalesced)");
+  app.add_option("--heartbeat", heartbeat,
+                 "Empty push after this long without one (jittered to 90-100%; 0 = off)");
+  app.add_option("--push-backoff-max", push_backoff_max, "Longest delay between push retries");
+  app.add_option("--replay-window", replay_window,
+                 "How long delivered changes are kept to replay to an aggregator that lost them "
+                 "(0 = off)");
+  app.add_option("--replay-max", o->replay_max,
+                 "Pods whose latest delivered change is kept for a replay, at most (0 = off)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -63,12 +75,17 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
         std::tuple{&shutdown_grace, &o->shutdown_grace, "--shutdown-grace"},
         std::tuple{&batch_delay, &o->batch_delay, "--batch-delay"},
         std::tuple{&backoff_initial, &o->backoff_initial, "--backoff-initial"},
-        std::tuple{&backoff_max, &o->backoff_max, "--backoff-max"}}) {
+        std::tuple{&backoff_max, &o->backoff_max, "--backoff-max"},
+        std::tuple{&heartbeat, &o->heartbeat, "--heartbeat"},
+        std::tuple{&push_backoff_max, &o->push_backoff_max, "--push-backoff-max"},
+        std::tuple{&replay_window, &o->replay_window, "--replay-window"}}) {
     auto d = ParseDuration(*text);
     if (!d) return usage(std::string(name) + ": not a duration: \"" + *text + "\" (e.g. 30s, 5m)");
     *out = *d;
   }
   if (o->interval.count() <= 0) return usage("--interval must be positive");
+  if (o->push_backoff_max.count() <= 0) return usage("--push-backoff-max must be positive");
+  if (o->replay_max < 0) return usage("--replay-max must not be negative");
   if (o->all_nodes && !o->oneshot) {
     return usage(
         "--all-nodes is only allowed with --oneshot: a continuous cluster-wide watch "

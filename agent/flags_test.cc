@@ -39,6 +39,16 @@ TEST(FlagsTest, AllFlags) {
                    "2s",
                    "--buffer-max",
                    "99",
+                   "--aggregator-ca-file",
+                   "/ca.pem",
+                   "--heartbeat",
+                   "3s",
+                   "--push-backoff-max",
+                   "2s",
+                   "--replay-window",
+                   "30m",
+                   "--replay-max",
+                   "123",
                    "--shutdown-grace",
                    "3s"},
                   &o);
@@ -55,6 +65,11 @@ TEST(FlagsTest, AllFlags) {
   EXPECT_EQ(o.batch_max, 7);
   EXPECT_EQ(o.batch_delay, std::chrono::seconds(2));
   EXPECT_EQ(o.buffer_max, 99);
+  EXPECT_EQ(o.aggregator_ca_file, "/ca.pem");
+  EXPECT_EQ(o.heartbeat, std::chrono::seconds(3));
+  EXPECT_EQ(o.push_backoff_max, std::chrono::seconds(2));
+  EXPECT_EQ(o.replay_window, std::chrono::minutes(30));
+  EXPECT_EQ(o.replay_max, 123);
   EXPECT_EQ(o.shutdown_grace, std::chrono::seconds(3));
 }
 
@@ -64,6 +79,31 @@ TEST(FlagsTest, NodeFromEnv) {
   EXPECT_FALSE(Parse({}, &o).has_value());
   EXPECT_EQ(o.node, "node-7");
   unsetenv("NODE_NAME");
+}
+
+TEST(FlagsTest, DeliveryDefaultsAndEnv) {
+  AgentOptions d;
+  ASSERT_FALSE(Parse({"--node", "n"}, &d).has_value());
+  EXPECT_EQ(d.aggregator_ca_file, "");
+  EXPECT_EQ(d.heartbeat, std::chrono::seconds(10));
+  EXPECT_EQ(d.push_backoff_max, std::chrono::seconds(5));
+  EXPECT_EQ(d.replay_window, std::chrono::hours(1));
+  EXPECT_EQ(d.replay_max, 20000);
+
+  setenv("ASHIATO_AGGREGATOR_CA_FILE", "/var/run/ashiato/ca.crt", 1);
+  AgentOptions o;
+  ASSERT_FALSE(Parse({"--node", "n", "--heartbeat", "0", "--replay-window", "0"}, &o).has_value());
+  unsetenv("ASHIATO_AGGREGATOR_CA_FILE");
+  EXPECT_EQ(o.aggregator_ca_file, "/var/run/ashiato/ca.crt");
+  EXPECT_EQ(o.heartbeat.count(), 0);  // Off.
+  EXPECT_EQ(o.replay_window.count(), 0);
+
+  AgentOptions bad1;
+  EXPECT_EQ(Parse({"--node", "n", "--push-backoff-max", "0"}, &bad1), 2);
+  AgentOptions bad2;
+  EXPECT_EQ(Parse({"--node", "n", "--replay-max", "-1"}, &bad2), 2);
+  AgentOptions bad3;
+  EXPECT_EQ(Parse({"--node", "n", "--heartbeat", "often"}, &bad3), 2);
 }
 
 TEST(FlagsTest, Validation) {

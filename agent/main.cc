@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   // Delivery to the aggregator (agent/pusher.h), when configured.
   std::unique_ptr<Pusher> pusher;
   if (!options.aggregator.empty()) {
-    pusher = std::make_unique<Pusher>(PusherOptionsFromAgent(options));
+    pusher = std::make_unique<Pusher>(PusherOptionsFromAgent(options), nullptr, &metrics);
     if (Status s = pusher->Start(); !s.ok()) {
       spdlog::error("cannot start the aggregator pusher: {}", s.ToString());
       return 1;

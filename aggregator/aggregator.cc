@@ -9,12 +9,25 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& 
                                                        std::FILE* log_out, const Clock* clock) {
   std::unique_ptr<Aggregator> a(new Aggregator());
   a->options_ = options;
+  a->clock_ = clock ? clock : Clock::Real();
   a->metrics_ = std::make_unique<AggregatorMetrics>(std::make_shared<prometheus::Registry>());
+  StoreOptions store;
+  store.dir = options.data_dir.empty() ? DefaultDataDir() : options.data_dir;
+  store.sync_full = options.store_sync == "full";
+  store.retention = options.retention;
+  store.retention_bytes = options.retention_bytes;
+  store.max_page_count = options.store_max_pages;
+  store.registry = a->metrics_->registry.get();
+  auto opened = Store::Open(store);
+  if (!opened.ok()) return opened.status();
+  a->store_ = std::move(opened.value());
   StateOptions so;
-  so.history_size = options.history_size;
   so.stale_after = options.stale_after;
-  so.state_file = options.state_file;
-  a->state_ = std::make_unique<ClusterState>(so, log_out, a->metrics_.get(), clock);
+  a->state_ = std::make_unique<ClusterState>(so, a->store_.get(), a->metrics_.get(), clock);
+  a->log_writer_ =
+      std::make_unique<LogWriter>(LogWriterOptions{}, a->store_.get(), log_out, a->metrics_.get());
+  LogWriter* writer = a->log_writer_.get();
+  a->state_->SetCommitListener([writer] { writer->Notify(); });
   if (options.auth == "tokenreview") {
     if (!reviewer) return InvalidArgument("--auth tokenreview needs access to the API server");
     AuthOptions ao;
@@ -37,6 +50,7 @@ Aggregator::~Aggregator() { Stop(); }
 Status Aggregator::Start() {
   Status st = state_->Open();
   if (!st.ok()) return st;
+  log_writer_->Start();
   HttpServerOptions ho;
   ho.listen = options_.listen;
   ho.max_connections = options_.max_connections;
@@ -53,8 +67,42 @@ Status Aggregator::Start() {
   if (!server.ok()) return server.status();
   server_ = std::move(server.value());
   service_->SetReady(true);
-  spdlog::info("serving on port {} (auth {})", server_->port(), options_.auth);
+  {
+    std::lock_guard<std::mutex> l(maintain_mu_);
+    stopping_ = false;
+  }
+  maintainer_ = std::thread([this] { Maintain(); });
+  spdlog::info("serving on port {} (auth {}, store {}, instance {})", server_->port(),
+               options_.auth, store_->path(), store_->instance());
   return Status::Ok();
+}
+
+void Aggregator::Maintain() {
+  auto next_retention = std::chrono::steady_clock::now();
+  std::unique_lock<std::mutex> l(maintain_mu_);
+  while (!stopping_) {
+    maintain_cv_.wait_for(l, std::chrono::seconds(1), [this] { return stopping_; });
+    if (stopping_) break;
+    l.unlock();
+    state_->CheckStore();  // Cheap when healthy.
+    if (std::chrono::steady_clock::now() >= next_retention && store_->healthy()) {
+      next_retention = std::chrono::steady_clock::now() + options_.retention_interval;
+      auto now =
+          std::chrono::duration_cast<std::chrono::microseconds>(clock_->Now().time_since_epoch())
+              .count();
+      auto r = store_->EnforceRetention(now);
+      if (!r.ok()) {
+        spdlog::warn("store retention: {}", r.status().ToString());
+      } else if (r->events_deleted + r->intervals_deleted + r->pods_deleted > 0) {
+        auto level = r->by_size ? spdlog::level::warn : spdlog::level::info;
+        spdlog::log(level, "store retention deleted {} events, {} intervals, {} pods{}",
+                    r->events_deleted, r->intervals_deleted, r->pods_deleted,
+                    r->by_size ? " (--retention-bytes decided, not the age)" : "");
+      }
+      (void)store_->Size();  // Refreshes ashiato_store_bytes.
+    }
+    l.lock();
+  }
 }
 
 void Aggregator::Stop() {
@@ -63,7 +111,15 @@ void Aggregator::Stop() {
     server_->Stop();
     server_.reset();
   }
-  if (state_) state_->Flush();
+  {
+    std::lock_guard<std::mutex> l(maintain_mu_);
+    stopping_ = true;
+  }
+  maintain_cv_.notify_all();
+  if (maintainer_.joinable()) maintainer_.join();
+  // Everything acknowledged is committed; print what the log still owes,
+  // but never hang on a stdout nobody reads (the lines stay in the store).
+  if (log_writer_) log_writer_->Stop(std::chrono::seconds(5));
 }
 
 }  // namespace ashiato

@@ -1,16 +1,23 @@
-// Aggregator: ashiato-aggregator assembled: state, authentication, the HTTP
-// API on HttpServer, metrics. main.cc only parses flags and waits for SIGTERM;
-// tests run the same object in-process.
+// Aggregator: ashiato-aggregator assembled: the history store, the state
+// cache with dedup, the unified log writer, authentication, the HTTP API
+// on HttpServer, metrics, and a maintenance thread (store recovery,
+// retention). main.cc only parses flags and waits for SIGTERM; tests run
+// the same object in-process.
 #pragma once
 
+#include <condition_variable>
 #include <cstdio>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "aggregator/auth.h"
+#include "aggregator/log_writer.h"
 #include "aggregator/metrics.h"
 #include "aggregator/options.h"
 #include "aggregator/service.h"
 #include "aggregator/state.h"
+#include "aggregator/store/store.h"
 #include "common/http_server.h"
 
 namespace ashiato {
@@ -19,32 +26,45 @@ class Aggregator {
  public:
   // Builds everything but serves nothing yet. `reviewer` is required when
   // options.auth == "tokenreview". `log_out` receives the unified log.
+  // FailedPrecondition when the store was written by a newer version.
   static Result<std::unique_ptr<Aggregator>> Create(const AggregatorOptions& options,
                                                     std::unique_ptr<TokenReviewer> reviewer,
                                                     std::FILE* log_out = stdout,
                                                     const Clock* clock = nullptr);
   ~Aggregator();
 
-  // Observers see every applied change; add before Start().
+  // Observers see every committed change; add before Start().
   void AddObserver(PodObserver* observer) { state_->AddObserver(observer); }
-  // Restores the state file and starts serving.
+  // Loads the state from the store and starts serving.
   Status Start();
-  // Stops serving (requests being handled complete first), flushes the log
-  // and the state file. Idempotent.
+  // Stops serving (requests being handled complete first), writes the
+  // committed log lines (bounded wait: stdout may be stalled). Idempotent.
   void Stop();
 
   uint16_t port() const { return server_ ? server_->port() : 0; }
   ClusterState& state() { return *state_; }
+  Store& store() { return *store_; }
+  LogWriter& log_writer() { return *log_writer_; }
   AggregatorMetrics& metrics() { return *metrics_; }
 
  private:
   Aggregator() = default;
+  void Maintain();
+
   AggregatorOptions options_;
+  const Clock* clock_ = nullptr;
   std::unique_ptr<AggregatorMetrics> metrics_;
+  std::unique_ptr<Store> store_;
   std::unique_ptr<ClusterState> state_;
+  std::unique_ptr<LogWriter> log_writer_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<AggregatorService> service_;
   std::unique_ptr<HttpServer> server_;
+
+  std::mutex maintain_mu_;
+  std::condition_variable maintain_cv_;
+  bool stopping_ = false;
+  std::thread maintainer_;
 };
 
 }  // namespace ashiato

@@ -5,6 +5,7 @@
 // resourceVersion), Unavailable (retry later), others.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -23,6 +24,17 @@ class ConfigMapApi {
   // Returns {"items": [...]} with every ConfigMap matching `label_selector`
   // (Kubernetes selector syntax), following continue tokens.
   virtual Result<nlohmann::json> List(const std::string& ns, const std::string& label_selector) = 0;
+  // Calls `fn` with each ConfigMap matching `label_selector`. Implementations
+  // that page (the production one) hold one page in memory at a time, so
+  // listing every hourly ConfigMap (hundreds of MiB) stays cheap. On error
+  // `fn` may already have seen some items. The default calls List.
+  virtual Status ListEach(const std::string& ns, const std::string& label_selector,
+                          const std::function<void(const nlohmann::json&)>& fn) {
+    auto list = List(ns, label_selector);
+    if (!list.ok()) return list.status();
+    for (const auto& item : (*list)["items"]) fn(item);
+    return Status::Ok();
+  }
   // POST; returns the stored object (with its resourceVersion).
   virtual Result<nlohmann::json> Create(const std::string& ns, const nlohmann::json& cm) = 0;
   // PUT with metadata.resourceVersion: Conflict when it is stale.

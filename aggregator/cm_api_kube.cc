@@ -19,6 +19,14 @@ class KubeConfigMapApi : public ConfigMapApi {
 
   Result<nlohmann::json> List(const std::string& ns, const std::string& selector) override {
     nlohmann::json out = {{"items", nlohmann::json::array()}};
+    Status s = ListEach(ns, selector,
+                        [&out](const nlohmann::json& item) { out["items"].push_back(item); });
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  Status ListEach(const std::string& ns, const std::string& selector,
+                  const std::function<void(const nlohmann::json&)>& fn) override {
     std::string cont;
     do {
       std::string path = Collection(ns) + "?limit=" + std::to_string(kListPageSize);
@@ -27,14 +35,14 @@ class KubeConfigMapApi : public ConfigMapApi {
       auto page = client_->Get(path);
       if (!page.ok()) return page.status();
       if (page->contains("items") && (*page)["items"].is_array()) {
-        for (auto& item : (*page)["items"]) out["items"].push_back(std::move(item));
+        for (const auto& item : (*page)["items"]) fn(item);
       }
       cont.clear();
       if (page->contains("metadata") && (*page)["metadata"].is_object()) {
         cont = (*page)["metadata"].value("continue", "");
       }
     } while (!cont.empty());
-    return out;
+    return Status::Ok();
   }
 
   Result<nlohmann::json> Create(const std::string& ns, const nlohmann::json& cm) override {

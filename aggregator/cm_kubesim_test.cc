@@ -158,7 +158,7 @@ TEST_F(CmKubesimTest, HourRestartAndBoundary) {
   EXPECT_EQ(KubectlHours()["2026112403"], want);
 
   // Next hour: a new ConfigMap with the pods still running.
-  w->PodGone("default", "late-pod", kT0 + minutes(40));
+  w->PodGone("default", "late-pod", "node-late", kT0 + minutes(40));
   clock_.Set(*ParseRfc3339("2026-11-24T04:00:02Z"));
   ASSERT_TRUE(w->FlushNow().ok());
   auto hours = KubectlHours();
@@ -251,6 +251,61 @@ TEST_F(CmKubesimTest, ShardsAndRetention) {
   auto names = sim_->Kubectl({"get", "cm", "-n", kNs, "-l", "ashiato.io/hour=2026112403", "-o",
                               "jsonpath={.items[*].metadata.name}"});
   EXPECT_NE(names.out.find("pod-ashiato-2026112403-1"), std::string::npos) << names.out;
+}
+
+TEST_F(CmKubesimTest, RestartBackfillsRetainedHoursWithinTheByteBudget) {
+  const HourIndex now = HourOf(kT0);
+  auto entries = [](HourIndex h) {
+    std::vector<BackfillEntry> e;
+    for (int i = 0; i < 60; ++i) {
+      e.push_back({"ns-" + std::to_string(i % 3),
+                   "pod-" + std::to_string(h) + "-" + std::to_string(i),
+                   "node-" + std::to_string(i % 3)});
+    }
+    return e;
+  };
+  ConfigMapWriterOptions o;
+  o.namespace_ = kNs;
+  o.debounce = std::chrono::hours(1);
+  {
+    // A first run without a budget wrote 24 past hours (more than one page
+    // of the production list, which pages by 16).
+    ConfigMapWriterOptions unlimited = o;
+    unlimited.max_total_bytes = 0;
+    HourlyConfigMapWriter w(unlimited, Api(), &clock_);
+    ASSERT_TRUE(w.Start().ok());
+    for (int back = 1; back <= 24; ++back) w.Backfill(now - back, entries(now - back));
+    ASSERT_TRUE(w.FlushNow().ok());
+    EXPECT_EQ(w.stats().creates, 24u);
+    w.Stop();
+  }
+  // Sizes as the API server returns the objects.
+  auto listed = Api()->List(kNs, "app=pod-ashiato");
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  std::map<HourIndex, size_t> bytes;
+  for (auto& cm : (*listed)["items"]) {
+    bytes[*ParseHourLabel(cm["metadata"]["labels"]["ashiato.io/hour"])] += cm.dump().size();
+  }
+  ASSERT_EQ(bytes.size(), 24u);
+  size_t newest10 = 0;
+  for (int back = 1; back <= 10; ++back) newest10 += bytes[now - back];
+
+  // Restart with a budget for the newest 10 hours; the store backfills all 24.
+  o.max_total_bytes = newest10 + 10;
+  HourlyConfigMapWriter w(o, Api(), &clock_);
+  ASSERT_TRUE(w.Start().ok());
+  EXPECT_EQ(w.stats().budget_pruned, 14u);
+  for (int back = 1; back <= 24; ++back) w.Backfill(now - back, entries(now - back));
+  ASSERT_TRUE(w.FlushNow().ok());
+  EXPECT_EQ(w.stats().creates + w.stats().updates, 0u);  // What is kept was all there.
+  EXPECT_EQ(w.stats().total_bytes, newest10);
+  auto hours = KubectlHours();
+  std::set<std::string> got, want;
+  for (auto& [h, data] : hours) got.insert(h);
+  for (int back = 1; back <= 10; ++back) want.insert(HourLabel(now - back));
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(hours[HourLabel(now - 1)].size(), 60u);
+  w.Stop();
 }
 
 }  // namespace

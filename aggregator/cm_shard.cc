@@ -1,5 +1,6 @@
 #include "aggregator/cm_shard.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -117,6 +118,30 @@ void ShardedHour::Record(const std::string& key, const std::string& node,
   }
   std::string& v = pending_[key];
   v = AddNodeToValue(v, node, full_name);
+}
+
+void ShardedHour::Merge(const std::string& key, const std::string& value) {
+  auto it = index_.find(key);
+  if (it != index_.end()) {
+    const std::string& old = shards_[it->second].data[key];
+    std::string merged = MergeValues(old, value);
+    if (merged != old) Put(it->second, key, std::move(merged));
+    return;
+  }
+  auto [p, inserted] = pending_.try_emplace(key, value);
+  if (!inserted) p->second = MergeValues(p->second, value);
+}
+
+size_t ShardedHour::EstimatedBytes(size_t extra_data_bytes) const {
+  size_t data = extra_data_bytes;
+  for (const Shard& s : shards_) data += s.bytes;
+  for (const auto& [k, v] : pending_) data += EntryBytes(k.size(), v.size());
+  double per_shard = limits_.initial_fill * static_cast<double>(limits_.max_bytes) -
+                     static_cast<double>(kShardMetadataBytes);
+  size_t needed =
+      per_shard > 0 ? static_cast<size_t>(std::ceil(static_cast<double>(data) / per_shard)) : 1;
+  size_t shards = std::max(shards_.size(), needed);
+  return data + shards * kShardMetadataEstimateBytes;
 }
 
 std::optional<std::string> ShardedHour::Lookup(const std::string& key) const {

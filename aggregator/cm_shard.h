@@ -56,6 +56,10 @@ std::optional<ParsedShardName> ParseShardName(const std::string& name);
 inline size_t EntryBytes(size_t key_size, size_t value_size) { return key_size + value_size + 6; }
 // Reserved per shard for metadata (name, labels, annotations, resourceVersion…).
 inline constexpr size_t kShardMetadataBytes = 2048;
+// What that metadata usually takes once serialized (the writer's own fields
+// are ~330 bytes; the API server adds uid, timestamps, managedFields), for
+// size estimates that should rather be under than over the server's.
+inline constexpr size_t kShardMetadataEstimateBytes = 320;
 
 struct ShardLimits {
   // Hard ceiling for a shard's data bytes plus kShardMetadataBytes; the API
@@ -77,6 +81,10 @@ class ShardedHour {
 
   // Records that pod key `key` ran on `node` (moved to the front of its list).
   void Record(const std::string& key, const std::string& node, const std::string& full_name);
+  // Adds the nodes of `value` (a formatted value, see cm_key.h) that `key`
+  // does not have yet after the ones it has, keeping their order: merging a
+  // value whose nodes the key already holds changes nothing (no write).
+  void Merge(const std::string& key, const std::string& value);
 
   // Merges a ConfigMap read from the server into shard `shard` (union, never
   // dropping anything of ours or theirs) and adopts its resourceVersion.
@@ -111,6 +119,11 @@ class ShardedHour {
   const std::map<std::string, std::string>& shard_data(int shard) const {
     return shards_[shard].data;
   }
+  // About the bytes the hour's ConfigMaps would take if written now, with
+  // `extra_data_bytes` more data: data as EntryBytes counts it (placed and
+  // not yet placed keys) plus kShardMetadataEstimateBytes per shard, counting
+  // the shards a first placement would create. O(shards + keys not yet placed).
+  size_t EstimatedBytes(size_t extra_data_bytes = 0) const;
   // The value of `key` wherever it is, or nullopt.
   std::optional<std::string> Lookup(const std::string& key) const;
 

@@ -185,5 +185,43 @@ TEST(ShardedHourTest, MetadataLabelsAndAnnotations) {
   EXPECT_EQ(cm["metadata"]["annotations"]["ashiato.io/hour-start"], "2026-11-24T03:00:00Z");
 }
 
+TEST(ShardedHourTest, MergeKeepsTheExistingOrderAndOnlyAddsNodes) {
+  ShardedHour hour(kHour, ShardLimits());
+  hour.MergeFromServer(
+      0, {{"metadata", {{"name", "pod-ashiato-2026112403"}, {"resourceVersion", "7"}}},
+          {"data", {{"ns_a", "node-b,node-a"}}}});
+  ASSERT_TRUE(hour.DirtyShards().empty());
+  hour.Merge("ns_a", "node-a,node-b");  // Same set, other order: no change.
+  EXPECT_TRUE(hour.DirtyShards().empty());
+  EXPECT_EQ(hour.Lookup("ns_a"), "node-b,node-a");
+  hour.Merge("ns_a", "node-c,node-a");
+  EXPECT_EQ(hour.Lookup("ns_a"), "node-b,node-a,node-c");
+  hour.Merge("ns_new", "node-x");
+  hour.Merge("ns_new", "node-y,node-x");
+  EXPECT_EQ(hour.Lookup("ns_new"), "node-x,node-y");
+  hour.Place();
+  EXPECT_EQ(hour.DirtyShards(), std::vector<int>{0});
+}
+
+TEST(ShardedHourTest, EstimatedBytesIsCloseToTheSerializedSize) {
+  ShardedHour hour(kHour, ShardLimits());
+  EXPECT_EQ(hour.EstimatedBytes(), 0u);
+  for (int i = 0; i < 20000; ++i) {
+    PodKey k = MakePodKey(Ns(i), PodName(i));
+    hour.Record(k.key, Node(i), k.full_name);
+  }
+  size_t before_place = hour.EstimatedBytes();
+  hour.Place();
+  EXPECT_EQ(hour.EstimatedBytes(), before_place);
+  size_t serialized = 0;
+  for (int s = 0; s < hour.shard_count(); ++s) {
+    serialized += hour.BuildWrite(s, "ashiato").config_map.dump().size();
+  }
+  EXPECT_GT(hour.shard_count(), 1);
+  EXPECT_NEAR(static_cast<double>(hour.EstimatedBytes()), static_cast<double>(serialized),
+              0.01 * static_cast<double>(serialized));
+  EXPECT_EQ(hour.EstimatedBytes(1000), before_place + 1000);
+}
+
 }  // namespace
 }  // namespace ashiato

@@ -1,8 +1,11 @@
 #include "aggregator/cm_writer_flags.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <fstream>
 
+#include "common/byte_size.h"
 #include "common/duration.h"
 
 namespace ashiato {
@@ -46,6 +49,17 @@ void AddConfigMapFlags(CLI::App& app, ConfigMapWriterOptions& options) {
         }
       },
       "Delete hourly ConfigMaps older than this, 0 keeps them (default 7d)");
+  app.add_option_function<std::string>(
+      "--cm-max-bytes",
+      [&options](const std::string& text) {
+        auto bytes = ParseByteSize(text);
+        if (!bytes) {
+          throw CLI::ValidationError("bad size \"" + text + "\" (e.g. 128Mi, 1Gi, 500MB, 0)");
+        }
+        options.max_total_bytes = *bytes;
+      },
+      "Byte budget for all hourly ConfigMaps together: over it the oldest hours are deleted "
+      "(never the current one); 0: no budget (default 128Mi)");
 }
 
 }  // namespace ashiato

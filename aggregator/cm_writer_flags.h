@@ -1,10 +1,11 @@
 // Command-line flags of the hourly ConfigMap writer, so the aggregator's
 // main wires them with one call:
-//   --store-in-cm, --cm-namespace, --cm-debounce, --cm-retention.
+//   --store-in-cm, --cm-namespace, --cm-debounce, --cm-retention, --cm-max-bytes.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 

@@ -118,7 +118,7 @@ TEST_F(WriterTest, PodOnTwoNodesInOneHourKeepsBothNewestFirst) {
   ASSERT_TRUE(w->Start().ok());
   w->PodSeen("db", "pg-0", "node-a", kT0);
   ASSERT_TRUE(w->FlushNow().ok());
-  w->PodGone("db", "pg-0", kT0 + minutes(1));
+  w->PodGone("db", "pg-0", "node-a", kT0 + minutes(1));
   w->PodSeen("db", "pg-0", "node-b", kT0 + minutes(2));
   ASSERT_TRUE(w->FlushNow().ok());
   EXPECT_EQ(HourData("2026112403").at("db_pg-0"), "node-b,node-a");
@@ -141,7 +141,7 @@ TEST_F(WriterTest, HourBoundaryCarriesRunningPods) {
   ASSERT_TRUE(w->Start().ok());
   w->PodSeen("default", "runner", "node-a", kT0);
   w->PodSeen("default", "short", "node-b", kT0);
-  w->PodGone("default", "short", kT0 + minutes(5));
+  w->PodGone("default", "short", "node-b", kT0 + minutes(5));
   ASSERT_TRUE(w->FlushNow().ok());
 
   clock_.Set(*ParseRfc3339("2026-11-24T04:00:05Z"));
@@ -416,6 +416,253 @@ TEST_F(WriterTest, FlushThreadWritesWithinTheDebounceAndStopFlushes) {
   w2->PodSeen("default", "b", "node-b", kT0);
   w2->Stop();
   EXPECT_EQ(HourData("2026112403").size(), 2u);
+}
+
+// A ConfigMap as an earlier run (or another writer) left it for `hour_label`.
+json HourCm(const std::string& name, const std::string& hour_label, json data) {
+  return {
+      {"apiVersion", "v1"},
+      {"kind", "ConfigMap"},
+      {"metadata",
+       {{"name", name},
+        {"labels",
+         {{"app", "pod-ashiato"}, {"type", "pod-node-mapping"}, {"ashiato.io/hour", hour_label}}}}},
+      {"data", std::move(data)}};
+}
+
+HourIndex Hour(const std::string& label) { return *ParseHourLabel(label); }
+
+TEST_F(WriterTest, PodDeletedBeforeItWasSeenLandsInItsHour) {
+  auto w = NewWriter();
+  ASSERT_TRUE(w->Start().ok());
+  // Created and deleted between two reports: the writer only hears of its end.
+  w->PodGone("default", "job-x", "node-a", kT0 + minutes(5));
+  w->PodGone("default", "unscheduled", "", kT0 + minutes(5));  // Never on a node.
+  ASSERT_TRUE(w->FlushNow().ok());
+  EXPECT_EQ(HourData("2026112403"),
+            (std::map<std::string, std::string>{{"default_job-x", "node-a"}}));
+
+  // Gone pods are not live: the next hours do not carry them, and hour 03
+  // leaves memory once written.
+  clock_.Set(*ParseRfc3339("2026-11-24T04:00:05Z"));
+  ASSERT_TRUE(w->FlushNow().ok());
+  clock_.Set(*ParseRfc3339("2026-11-24T05:10:00Z"));
+  ASSERT_TRUE(w->FlushNow().ok());
+  EXPECT_TRUE(HourData("2026112404").empty());
+
+  // Late news about hours no longer in memory but inside retention: each is
+  // read back (one list) and merged, not dropped.
+  api_.ResetCounters();
+  w->PodGone("default", "late-gone", "node-b", *ParseRfc3339("2026-11-24T03:50:00Z"));
+  w->PodSeen("default", "late-seen", "node-c", *ParseRfc3339("2026-11-24T04:30:00Z"));
+  // Outside the 7-day retention: ignored, nothing recreated.
+  w->PodGone("default", "ancient", "node-d", *ParseRfc3339("2026-11-10T03:00:00Z"));
+  ASSERT_TRUE(w->FlushNow().ok());
+  EXPECT_EQ(HourData("2026112403"),
+            (std::map<std::string, std::string>{{"default_job-x", "node-a"},
+                                                {"default_late-gone", "node-b"}}));
+  EXPECT_EQ(HourData("2026112404"),
+            (std::map<std::string, std::string>{{"default_late-seen", "node-c"}}));
+  // PodSeen: the pod is live now, so the current hour has it too.
+  EXPECT_EQ(HourData("2026112405"),
+            (std::map<std::string, std::string>{{"default_late-seen", "node-c"}}));
+  EXPECT_TRUE(HourData("2026111003").empty());
+  EXPECT_EQ(api_.counters().lists, 2);  // Hours 03 and 04; 05 was loaded.
+  EXPECT_EQ(api_.counters().updates, 1);
+  EXPECT_EQ(api_.counters().creates, 2);
+
+  // All written: the next flush sends nothing.
+  api_.ResetCounters();
+  ASSERT_TRUE(w->FlushNow().ok());
+  EXPECT_EQ(api_.counters().requests(), 0);
+}
+
+TEST_F(WriterTest, BackfillMergesWithTheServerAndWritesNothingWhenEqual) {
+  // Hour 01: the server has everything the store has, and more, in its order.
+  const json h01 = {{"default_a", "node-b,node-a"}, {"default_b", "node-x"}, {"other_c", "node-y"}};
+  api_.Put(kNs, HourCm("pod-ashiato-2026112401", "2026112401", h01));
+  // Hour 00: part of it.
+  api_.Put(kNs, HourCm("pod-ashiato-2026112400", "2026112400",
+                       {{"default_a", "node-a"}, {"other_d", "node-z"}}));
+  auto w = NewWriter();
+  ASSERT_TRUE(w->Start().ok());
+  api_.ResetCounters();
+
+  // default/a ran on node-b, then node-a: the server's set, in another order
+  // (the server's order is kept).
+  w->Backfill(Hour("2026112401"),
+              {{"default", "b", "node-x"}, {"default", "a", "node-b"}, {"default", "a", "node-a"}});
+  w->Backfill(Hour("2026112400"), {{"default", "a", "node-a"}, {"default", "e", "node-e"}});
+  // Nothing on the server for 23:00 yesterday.
+  w->Backfill(Hour("2026112323"), {{"default", "f", "node-f"}, {"default", "f", "node-g"}});
+  EXPECT_EQ(w->OldestRetainedHour(), Hour("2026111703"));
+  // Outside the 7-day retention, and in the future: ignored.
+  w->Backfill(Hour("2026111000"), {{"default", "g", "node-g"}});
+  w->Backfill(Hour("2026112405"), {{"default", "h", "node-h"}});
+  ASSERT_TRUE(w->FlushNow().ok());
+
+  auto c = api_.counters();
+  EXPECT_EQ(c.lists, 3);    // One per backfilled hour.
+  EXPECT_EQ(c.updates, 1);  // Hour 00.
+  EXPECT_EQ(c.creates, 1);  // Hour 23.
+  EXPECT_EQ(c.gets + c.deletes, 0);
+  EXPECT_EQ(api_.Objects(kNs).at("pod-ashiato-2026112401")["data"], h01);
+  EXPECT_EQ(HourData("2026112400"),
+            (std::map<std::string, std::string>{
+                {"default_a", "node-a"}, {"other_d", "node-z"}, {"default_e", "node-e"}}));
+  EXPECT_EQ(HourData("2026112323"),
+            (std::map<std::string, std::string>{{"default_f", "node-g,node-f"}}));
+  EXPECT_TRUE(HourData("2026111000").empty());
+  EXPECT_TRUE(HourData("2026112405").empty());
+  EXPECT_TRUE(HourData("2026112403").empty());  // Backfill is history, not the live set.
+
+  // Written: the next flush sends nothing.
+  api_.ResetCounters();
+  ASSERT_TRUE(w->FlushNow().ok());
+  EXPECT_EQ(api_.counters().requests(), 0);
+}
+
+TEST_F(WriterTest, BackfillOfTheCurrentHourBeforeStartIsMergedAtStart) {
+  api_.Put(kNs, HourCm("pod-ashiato-2026112403", "2026112403", {{"default_a", "node-a"}}));
+  auto w = NewWriter();
+  w->Backfill(Hour("2026112403"), {{"default", "a", "node-a"}, {"default", "b", "node-b"}});
+  ASSERT_TRUE(w->Start().ok());
+  ASSERT_TRUE(w->FlushNow().ok());
+  EXPECT_EQ(HourData("2026112403"),
+            (std::map<std::string, std::string>{{"default_a", "node-a"}, {"default_b", "node-b"}}));
+}
+
+TEST_F(WriterTest, BackfilledHourIsRetriedAfterFailedFlushes) {
+  auto w = NewWriter();
+  ASSERT_TRUE(w->Start().ok());
+  // Five hours back: older than anything the writer used to retry.
+  const HourIndex old = HourOf(kT0) - 5;
+  std::atomic<bool> down{true};
+  api_.SetHook([&](const std::string& verb, const std::string&) {
+    return down && (verb == "list" || verb == "create") ? Unavailable("apiserver down")
+                                                        : Status::Ok();
+  });
+  w->Backfill(old, {{"default", "a", "node-a"}});
+  EXPECT_EQ(w->FlushNow().code(), StatusCode::kUnavailable);
+  // Still down hours later (the retention pass of 05:00 fails too).
+  clock_.Set(*ParseRfc3339("2026-11-24T05:20:00Z"));
+  EXPECT_EQ(w->FlushNow().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(HourData(HourLabel(old)).empty());
+  down = false;
+  ASSERT_TRUE(w->FlushNow().ok());
+  EXPECT_EQ(HourData(HourLabel(old)),
+            (std::map<std::string, std::string>{{"default_a", "node-a"}}));
+  // Now written, it is forgotten.
+  api_.ResetCounters();
+  ASSERT_TRUE(w->FlushNow().ok());
+  EXPECT_EQ(api_.counters().requests(), 0);
+}
+
+TEST_F(WriterTest, ByteBudgetPrunesTheOldestHoursNeverTheCurrent) {
+  auto pods = [](const std::string& prefix, int n) {
+    json data = json::object();
+    for (int i = 0; i < n; ++i) {
+      data["default_" + prefix + "-" + std::to_string(i)] = "node-" + std::to_string(i % 7);
+    }
+    return data;
+  };
+  // Four past hours inside retention (23:00 has two shards) and the current one.
+  api_.Put(kNs, HourCm("pod-ashiato-2026112323", "2026112323", pods("p23", 100)));
+  api_.Put(kNs, HourCm("pod-ashiato-2026112323-1", "2026112323", pods("q23", 100)));
+  api_.Put(kNs, HourCm("pod-ashiato-2026112400", "2026112400", pods("p00", 100)));
+  api_.Put(kNs, HourCm("pod-ashiato-2026112401", "2026112401", pods("p01", 100)));
+  api_.Put(kNs, HourCm("pod-ashiato-2026112402", "2026112402", pods("p02", 100)));
+  api_.Put(kNs, HourCm("pod-ashiato-2026112403", "2026112403", pods("p03", 100)));
+  std::map<std::string, size_t> size;
+  for (auto& [name, cm] : api_.Objects(kNs)) size[name] = cm.dump().size();
+  const size_t keep = size["pod-ashiato-2026112401"] + size["pod-ashiato-2026112402"] +
+                      size["pod-ashiato-2026112403"];
+  ASSERT_LT(keep + 100, keep + size["pod-ashiato-2026112400"]);
+
+  prometheus::Registry registry;
+  ConfigMapWriterOptions o;
+  o.registry = &registry;
+  o.max_total_bytes = keep + 100;  // Hour 00 does not fit any more.
+  auto w = NewWriter(o);
+  ASSERT_TRUE(w->Start().ok());  // The start's retention pass enforces it.
+  auto names = [&] {
+    std::set<std::string> out;
+    for (auto& [n, cm] : api_.Objects(kNs)) out.insert(n);
+    return out;
+  };
+  EXPECT_EQ(names(), (std::set<std::string>{"pod-ashiato-2026112401", "pod-ashiato-2026112402",
+                                            "pod-ashiato-2026112403"}));
+  EXPECT_EQ(w->stats().budget_pruned, 3u);
+  EXPECT_EQ(w->stats().deletes, 0u);  // Not by age.
+  EXPECT_EQ(w->stats().total_bytes, keep);
+  std::string text = prometheus::TextSerializer().Serialize(registry.Collect());
+  EXPECT_NE(text.find("ashiato_cm_budget_pruned_total 3"), std::string::npos) << text;
+  EXPECT_NE(text.find("ashiato_cm_bytes " + std::to_string(keep)), std::string::npos) << text;
+
+  // The store would rebuild the pruned hours: they stay pruned.
+  w->Backfill(Hour("2026112400"), {{"default", "x", "node-x"}});
+  // The current hour grows past the whole budget by itself.
+  for (int i = 0; i < 2000; ++i) w->PodSeen("default", "big-" + std::to_string(i), "node-a", kT0);
+  ASSERT_TRUE(w->FlushNow().ok());
+  EXPECT_GT(w->stats().total_bytes, o.max_total_bytes);
+  // Checked at most once a minute between the hourly passes.
+  EXPECT_EQ(names().size(), 3u);
+  clock_.Advance(std::chrono::seconds(61));
+  ASSERT_TRUE(w->FlushNow().ok());
+  EXPECT_EQ(names(), (std::set<std::string>{"pod-ashiato-2026112403"}));  // Never the current.
+  EXPECT_EQ(HourData("2026112403").size(), 2100u);
+  EXPECT_EQ(w->stats().budget_pruned, 5u);
+  text = prometheus::TextSerializer().Serialize(registry.Collect());
+  EXPECT_NE(text.find("ashiato_cm_budget_pruned_total 5"), std::string::npos) << text;
+  EXPECT_NE(text.find("ashiato_cm_bytes " +
+                      std::to_string(api_.Objects(kNs).at("pod-ashiato-2026112403").dump().size())),
+            std::string::npos)
+      << text;
+
+  // A late report for a pruned hour is not written back.
+  w->PodGone("default", "late", "node-l", *ParseRfc3339("2026-11-24T01:30:00Z"));
+  ASSERT_TRUE(w->FlushNow().ok());
+  EXPECT_EQ(names().size(), 1u);
+}
+
+TEST_F(WriterTest, ByteBudgetLimitsWhatBackfillWrites) {
+  ConfigMapWriterOptions o;
+  o.max_total_bytes = 7000;  // Two of the hours below (~3 KB each), not three.
+  auto w = NewWriter(o);
+  ASSERT_TRUE(w->Start().ok());
+  api_.ResetCounters();
+  // Newest first, as the aggregator calls it.
+  for (int back = 1; back <= 6; ++back) {
+    std::vector<BackfillEntry> entries;
+    for (int i = 0; i < 100; ++i)
+      entries.push_back({"default", "pod-" + std::to_string(i), "node-a"});
+    w->Backfill(HourOf(kT0) - back, std::move(entries));
+  }
+  ASSERT_TRUE(w->FlushNow().ok());
+  EXPECT_EQ(api_.counters().creates, 2);
+  EXPECT_EQ(HourData(HourLabel(HourOf(kT0) - 1)).size(), 100u);
+  EXPECT_EQ(HourData(HourLabel(HourOf(kT0) - 2)).size(), 100u);
+  for (int back = 3; back <= 6; ++back)
+    EXPECT_TRUE(HourData(HourLabel(HourOf(kT0) - back)).empty());
+  EXPECT_LE(w->stats().total_bytes, o.max_total_bytes);
+  EXPECT_EQ(w->stats().budget_pruned, 0u);  // Nothing had to be deleted: never written.
+}
+
+TEST_F(WriterTest, ByteBudgetGivesTheCurrentHourPriorityOverBackfill) {
+  ConfigMapWriterOptions o;
+  o.max_total_bytes = 7000;
+  auto w = NewWriter(o);
+  ASSERT_TRUE(w->Start().ok());
+  std::vector<BackfillEntry> entries;
+  for (int i = 0; i < 100; ++i)
+    entries.push_back({"default", "old-" + std::to_string(i), "node-a"});
+  w->Backfill(HourOf(kT0) - 1, std::move(entries));  // ~3 KB: fits, for now.
+  // Before the flush the current hour grows to ~6 KB: the past hour no longer fits.
+  for (int i = 0; i < 200; ++i) w->PodSeen("default", "now-" + std::to_string(i), "node-b", kT0);
+  ASSERT_TRUE(w->FlushNow().ok());
+  EXPECT_EQ(HourData("2026112403").size(), 200u);
+  EXPECT_TRUE(HourData("2026112402").empty());
+  EXPECT_LE(w->stats().total_bytes, o.max_total_bytes);
 }
 
 TEST_F(WriterTest, MetricsAreExported) {

@@ -1,6 +1,9 @@
 #include "aggregator/flags.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cctype>
+#include <cstdlib>
 
 namespace ashiato {
 
@@ -21,6 +24,11 @@ void AddDuration(CLI::App& app, const std::string& name, std::chrono::millisecon
 }
 
 }  // namespace
+
+std::string DefaultDataDir() {
+  const char* in_pod = std::getenv("KUBERNETES_SERVICE_HOST");
+  return in_pod && *in_pod ? "/var/lib/ashiato" : "./ashiato-data";
+}
 
 void AddAggregatorFlags(CLI::App& app, AggregatorOptions& o) {
   app.add_option("--listen", o.listen, "Address to serve on (host:port or :port)")
@@ -46,12 +54,45 @@ void AddAggregatorFlags(CLI::App& app, AggregatorOptions& o) {
   app.add_option("--threads", o.threads, "HTTP event threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  app.add_option("--history-size", o.history_size, "History events kept in memory")
+  app.add_option("--data-dir", o.data_dir,
+                 "Directory of the history store (default /var/lib/ashiato in a pod, "
+                 "./ashiato-data elsewhere)");
+  AddDuration(app, "--retention", o.retention,
+              "Delete history older than this, 0 keeps all (default 30d)");
+  app.add_option_function<std::string>(
+         "--retention-bytes",
+         [&o](const std::string& v) {
+           auto b = ParseByteSize(v);
+           if (!b)
+             throw CLI::ValidationError("--retention-bytes", "expected bytes like 5Gi, 500MB");
+           o.retention_bytes = *b;
+         },
+         "Delete the oldest history while the store is larger, 0 = no limit (default 0)")
+      ->type_name("BYTES");
+  app.add_option("--store-sync", o.store_sync,
+                 "normal: a commit survives a process crash; full: also a power loss")
+      ->check(CLI::IsMember({"normal", "full"}))
       ->capture_default_str();
+  app.add_option("--store-max-pages", o.store_max_pages,
+                 "Testing only: cap the store at this many pages to simulate a full disk")
+      ->group("");
+  // Accepted so that old manifests keep working; the store replaced both.
+  app.add_option_function<std::string>(
+         "--state-file",
+         [](const std::string&) {
+           spdlog::warn("--state-file is deprecated and ignored: state lives in --data-dir");
+         },
+         "Deprecated, ignored (the history store in --data-dir replaced it)")
+      ->group("");
+  app.add_option_function<std::string>(
+         "--history-size",
+         [](const std::string&) {
+           spdlog::warn("--history-size is deprecated and ignored: history lives in --data-dir");
+         },
+         "Deprecated, ignored")
+      ->group("");
   AddDuration(app, "--stale-after", o.stale_after,
               "Mark an agent stale after this long without a report (default 3m)");
-  app.add_option("--state-file", o.state_file,
-                 "Journal so a restarted aggregator never logs a change twice ('' = memory only)");
   app.add_option("--log-level", o.log_level, "debug, info, warn or error")->capture_default_str();
 }
 

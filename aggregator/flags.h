@@ -7,6 +7,7 @@
 #include <string>
 
 #include "aggregator/options.h"
+#include "common/byte_size.h"
 #include "common/duration.h"
 
 namespace ashiato {

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "aggregator/aggregator.h"
+#include "aggregator/cm_backfill.h"
 #include "aggregator/cm_writer.h"
 #include "aggregator/cm_writer_flags.h"
 #include "aggregator/flags.h"
@@ -22,7 +23,7 @@ class ConfigMapObserver : public ashiato::PodObserver {
     writer_->PodSeen(pod.namespace_, pod.name, pod.node_name, when);
   }
   void OnPodGone(const ashiato::PodRecord& pod, ashiato::SystemTime when) override {
-    writer_->PodGone(pod.namespace_, pod.name, when);
+    writer_->PodGone(pod.namespace_, pod.name, pod.node_name, when);
   }
 
  private:
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
   auto aggregator = Aggregator::Create(options, std::move(reviewer), stdout);
   if (!aggregator.ok()) {
     spdlog::error("{}", aggregator.status().ToString());
-    return 2;
+    return aggregator.status().code() == StatusCode::kFailedPrecondition ? 3 : 2;
   }
   Aggregator& agg = **aggregator;
 
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
     Status st = cm_writer->Start();
     if (!st.ok()) spdlog::warn("ConfigMap writer: {} (will retry)", st.ToString());
   }
+  std::unique_ptr<ConfigMapBackfill> cm_backfill;
   // ==== end of the ConfigMap writer hook. ====
 
   Status st = agg.Start();
@@ -88,9 +90,14 @@ int main(int argc, char** argv) {
     spdlog::error("start: {}", st.ToString());
     return 1;
   }
+  if (cm_writer) {
+    cm_backfill = std::make_unique<ConfigMapBackfill>(&agg.store(), cm_writer.get(), Clock::Real());
+    cm_backfill->Start();
+  }
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("signal {}: shutting down", sig);
+  if (cm_backfill) cm_backfill->Stop();
   agg.Stop();
   if (cm_writer) cm_writer->Stop();
   std::fflush(stdout);

@@ -48,19 +48,23 @@ AggregatorMetrics::AggregatorMetrics(std::shared_ptr<prometheus::Registry> reg)
   events_updated = &events.Add({{"event", "UPDATED"}});
   events_deleted = &events.Add({{"event", "DELETED"}});
   events_sync = &events.Add({{"event", "SYNC"}});
-  history_dropped = Counter(r, "ashiato_aggregator_history_dropped_total",
-                            "History events dropped because --history-size was reached");
   tokenreview_requests =
       Counter(r, "ashiato_aggregator_tokenreview_requests_total", "TokenReview calls made");
   tokenreview_errors = Counter(r, "ashiato_aggregator_tokenreview_errors_total",
                                "TokenReview calls that failed (not a negative review)");
   token_cache_hits =
       Counter(r, "ashiato_aggregator_token_cache_hits_total", "Tokens answered from the cache");
+  log_lines_written = Counter(r, "ashiato_aggregator_log_lines_written_total",
+                              "Unified log lines written to stdout");
+  log_backlog = Gauge(r, "ashiato_aggregator_log_backlog_lines",
+                      "Committed unified log lines not yet written to stdout");
+  reports_unavailable = Counter(r, "ashiato_aggregator_reports_unavailable_total",
+                                "Reports refused with 503 because the history store could not "
+                                "commit");
   pods_tracked = Gauge(r, "ashiato_aggregator_pods", "Live pods in the cluster view");
   nodes_known = Gauge(r, "ashiato_aggregator_nodes", "Nodes whose agent has reported");
   nodes_stale = Gauge(r, "ashiato_aggregator_nodes_stale",
                       "Nodes whose agent has been silent longer than --stale-after");
-  history_size = Gauge(r, "ashiato_aggregator_history_events", "History events held in memory");
 }
 
 }  // namespace ashiato

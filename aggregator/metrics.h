@@ -32,14 +32,17 @@ struct AggregatorMetrics {
   prometheus::Counter* events_updated;
   prometheus::Counter* events_deleted;
   prometheus::Counter* events_sync;
-  prometheus::Counter* history_dropped;
   prometheus::Counter* tokenreview_requests;
   prometheus::Counter* tokenreview_errors;
   prometheus::Counter* token_cache_hits;
+  // The unified log writer (aggregator/log_writer.h).
+  prometheus::Counter* log_lines_written;
+  prometheus::Gauge* log_backlog;  // Committed lines not yet written to stdout.
+  // Reports refused with 503 because the store could not commit.
+  prometheus::Counter* reports_unavailable;
   prometheus::Gauge* pods_tracked;
   prometheus::Gauge* nodes_known;
   prometheus::Gauge* nodes_stale;
-  prometheus::Gauge* history_size;
 };
 
 }  // namespace ashiato

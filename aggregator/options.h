@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 namespace ashiato {
@@ -29,15 +30,29 @@ struct AggregatorOptions {
   // --threads: HTTP event threads. Handlers may wait on a TokenReview cache
   // miss, so more than one keeps queries answering meanwhile.
   unsigned threads = 4;
-  // --history-size: events kept in memory for the query API.
-  size_t history_size = 100000;
   // --stale-after: an agent silent this long is marked stale.
   std::chrono::milliseconds stale_after{std::chrono::minutes(3)};
-  // --state-file: journal that lets a restart avoid logging anything twice;
-  // "" = keep state in memory only (a restart then logs SYNC for every pod).
-  std::string state_file;
+  // --data-dir: the history store's directory (<dir>/ashiato.db). Default:
+  // /var/lib/ashiato in a pod, ./ashiato-data elsewhere (DefaultDataDir()).
+  std::string data_dir;
+  // --retention: history older than this is deleted (0 = keep all).
+  std::chrono::milliseconds retention{std::chrono::hours(24 * 30)};
+  // --retention-bytes: oldest history is deleted while the store is larger (0 = no limit).
+  uint64_t retention_bytes = 0;
+  // --store-sync: "normal" survives a process crash; "full" also a power loss.
+  std::string store_sync = "normal";
+  // How often retention runs.
+  std::chrono::milliseconds retention_interval{std::chrono::minutes(1)};
+  // Test hook (--store-max-pages): a maximum store size in pages, to simulate a full disk.
+  int64_t store_max_pages = 0;
   // --log-level for stderr diagnostics.
   std::string log_level = "info";
 };
 
+}  // namespace ashiato
+
+namespace ashiato {
+// /var/lib/ashiato when running in a pod (KUBERNETES_SERVICE_HOST is set),
+// ./ashiato-data elsewhere.
+std::string DefaultDataDir();
 }  // namespace ashiato

@@ -1,6 +1,6 @@
 // AggregatorService: the HTTP API of ashiato-aggregator (docs/api.md):
-// POST /v1/reports (agents) and the JSON query endpoints, /healthz, /readyz,
-// /metrics. Owns no threads: HttpServer calls Handle() on its event threads.
+// POST /v1/reports (agents), the JSON query endpoints (aggregator/query.h),
+// /healthz, /readyz, /metrics. Owns no threads: HttpServer calls Handle() on its event threads.
 #pragma once
 
 #include <atomic>
@@ -9,6 +9,7 @@
 
 #include "aggregator/auth.h"
 #include "aggregator/metrics.h"
+#include "aggregator/query.h"
 #include "aggregator/state.h"
 #include "common/http_server.h"
 #include "common/report.h"
@@ -20,9 +21,8 @@ struct ServiceOptions {
   size_t max_decoded_bytes = 64 << 20;
   // Per-report decoding limits.
   ReportLimits limits;
-  // Default and maximum `limit` of GET /v1/history.
-  size_t history_default_limit = 1000;
-  size_t history_max_limit = 100000;
+  // Limits of the read endpoints.
+  QueryOptions query;
 };
 
 class AggregatorService {
@@ -38,20 +38,14 @@ class AggregatorService {
 
  private:
   HttpResponse PostReport(const HttpRequest& request);
-  HttpResponse GetPods(const HttpRequest& request);
-  HttpResponse GetPod(const std::string& rest);
-  HttpResponse GetIp(const HttpRequest& request, const std::string& ip);
-  HttpResponse GetHistory(const HttpRequest& request);
   HttpResponse Metrics();
 
   ServiceOptions options_;
   ClusterState* state_;
   Authenticator* auth_;
   AggregatorMetrics* metrics_;
+  QueryApi query_;
   std::atomic<bool> ready_{false};
 };
-
-// {"error": message, "code": "InvalidArgument"} with the matching status.
-HttpResponse ErrorResponse(int http_status, const Status& status);
 
 }  // namespace ashiato

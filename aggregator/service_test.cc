@@ -36,6 +36,7 @@ class ServiceTest : public ::testing::Test {
     o.listen = "127.0.0.1:0";
     o.max_body_bytes = 64 * 1024;
     o.threads = 2;
+    o.data_dir = store_dir_.dir();
     auto a = Aggregator::Create(o, std::make_unique<FakeReviewer>(), log_.file());
     ASSERT_TRUE(a.ok()) << a.status().ToString();
     agg_ = std::move(a.value());
@@ -67,6 +68,17 @@ class ServiceTest : public ::testing::Test {
 
   std::string Snapshot() { return Get("/v1/pods").dump() + Get("/v1/history").dump(); }
 
+  // The unified log once the writer has caught up with every commit.
+  std::vector<std::string> LoggedEvents() {
+    EXPECT_TRUE(agg_->log_writer().WaitCaughtUp(std::chrono::seconds(5)));
+    return log_.Events();
+  }
+  std::vector<nlohmann::json> LoggedLines() {
+    EXPECT_TRUE(agg_->log_writer().WaitCaughtUp(std::chrono::seconds(5)));
+    return log_.Lines();
+  }
+
+  testutil::TempDir store_dir_;
   LogCapture log_;
   std::unique_ptr<Aggregator> agg_;
   std::unique_ptr<HttpClient> client_;
@@ -78,7 +90,7 @@ TEST_F(ServiceTest, AcceptsAndDeduplicates) {
   EXPECT_EQ(Post(body), 200);  // A retried POST.
   auto gz = GzipCompress(EncodeReport(MakeReport("n1", "e1", 2, {Up(Pod("b", "n1", "11"))})));
   EXPECT_EQ(Post(*gz, "agent", {{"Content-Encoding", "gzip"}}), 200);
-  EXPECT_EQ(log_.Events().size(), 2u);
+  EXPECT_EQ(LoggedEvents().size(), 2u);
   EXPECT_EQ(Get("/v1/pods")["count"], 2);
   EXPECT_EQ(Get("/v1/pods?node=n1&selector=app%3Da")["count"], 1);
   EXPECT_EQ(Get("/v1/pods/default/a")["current"]["pod_name"], "a");
@@ -96,10 +108,25 @@ TEST_F(ServiceTest, AcceptsAndDeduplicates) {
   EXPECT_EQ(client_->Do("GET", "/readyz")->status, 200);
 }
 
+TEST_F(ServiceTest, AnswerNamesTheStoreInstanceAndCommittedSeq) {
+  std::string body = EncodeReport(MakeReport("n1", "e1", 5, {Up(Pod("a", "n1", "10"))}));
+  auto r = client_->Do("POST", "/v1/reports", body,
+                       {{"Authorization", "Bearer agent"}, {"Content-Type", "application/json"}});
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto j = nlohmann::json::parse(r->body);
+  EXPECT_EQ(j["instance"], agg_->store().instance());
+  EXPECT_EQ(j["instance"].get<std::string>().size(), 32u);
+  EXPECT_EQ(j["committed_seq"], 5);
+  auto lines = LoggedLines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_TRUE(lines[0]["id"].is_number_integer());
+}
+
 TEST_F(ServiceTest, BadInputNeverChangesState) {
   ASSERT_EQ(Post(EncodeReport(MakeReport("n1", "e1", 1, {Up(Pod("a", "n1", "10"))}))), 200);
   const std::string before = Snapshot();
-  const size_t lines_before = log_.Lines().size();
+  const size_t lines_before = LoggedLines().size();
   std::string good = EncodeReport(MakeReport("n1", "e1", 2, {Up(Pod("b", "n1", "11"))}));
   struct Case {
     std::string name, body, token;
@@ -138,7 +165,7 @@ TEST_F(ServiceTest, BadInputNeverChangesState) {
   std::string n2 = EncodeReport(MakeReport("n2", "f1", 1, {Up(Pod("c", "n2", "12"))}));
   EXPECT_EQ(Post(n2, "agent-n1"), 403) << "token bound to n1 reporting for n2";
   EXPECT_EQ(Snapshot(), before);
-  EXPECT_EQ(log_.Lines().size(), lines_before);
+  EXPECT_EQ(LoggedLines().size(), lines_before);
   // Bad query parameters.
   Get("/v1/pods?selector=a%20in%20(", 400);
   Get("/v1/ips/10.0.0.1?at=yesterday", 400);

@@ -1,7 +1,6 @@
-// ClusterState: the aggregator's view of the cluster, built from agents'
-// reports. It deduplicates (so each real change is applied and logged
-// exactly once), reconciles snapshots, keeps a bounded history and an IP
-// lease index, writes the unified log, and answers the query API.
+// ClusterState: deduplicates agents' reports against a cache of current
+// pods and commits every real change to the durable Store
+// (aggregator/store/store.h) before the report is acknowledged.
 //
 // Dedup rules (docs/protocol.md):
 //  - a batch whose (node, epoch, seq) was already applied is a replay: ignored;
@@ -11,18 +10,22 @@
 //    logged only if something observable changed;
 //  - a snapshot from node X deletes (once) the pods X no longer has.
 //
-// Thread-safe: one mutex; Apply and queries serialize.
+// The cache is a function of the store: it is loaded from it at Open and
+// reloaded after a failed commit, so an acknowledged report is never lost
+// and a refused one never half-applied. Thread-safe: reports are applied one
+// at a time (the commit runs without the cache lock, so queries of the cache
+// never wait on the disk); queries take a shared lock.
 #pragma once
 
 #include <chrono>
-#include <cstdio>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -30,7 +33,8 @@
 
 #include "aggregator/metrics.h"
 #include "aggregator/pod_observer.h"
-#include "aggregator/state_file.h"
+#include "aggregator/store/store.h"
+#include "aggregator/stored_pod.h"
 #include "common/label_selector.h"
 #include "common/report.h"
 #include "common/time_util.h"
@@ -38,30 +42,27 @@
 namespace ashiato {
 
 struct StateOptions {
-  // History events kept in memory; the oldest are dropped (and counted) first.
-  size_t history_size = 100000;
-  // Deleted pods remembered (for dedup and GET /v1/pods/{ns}/{name}).
+  // Deleted pods remembered in memory for dedup (the store keeps them all).
   size_t max_tombstones = 50000;
-  // Ended IP leases remembered for GET /v1/ips/{ip}?at=.
-  size_t max_closed_leases = 200000;
   // An agent silent for longer is marked stale in /v1/nodes and /v1/pods.
   std::chrono::milliseconds stale_after{std::chrono::minutes(3)};
-  // Journal for restarts (see state_file.h); "" = in memory only.
-  std::string state_file;
 };
 
 enum class ApplyOutcome {
-  kApplied,     // Records went through dedup (some may have been duplicates).
-  kReplayed,    // Same (node, epoch, seq) as an applied batch: nothing done.
-  kStaleEpoch,  // The node's agent has a newer epoch: nothing done.
+  kApplied,      // Records went through dedup and were committed.
+  kReplayed,     // Same (node, epoch, seq) as an applied batch: nothing done.
+  kStaleEpoch,   // The node's agent has a newer epoch: nothing done.
+  kUnavailable,  // The store cannot commit: nothing done, retry later.
 };
 
 struct ApplyResult {
   ApplyOutcome outcome = ApplyOutcome::kApplied;
-  size_t applied = 0;    // Records that changed the state.
-  size_t duplicate = 0;  // Records already known (same version or no change).
-  size_t stale = 0;      // Records older than the state.
-  size_t events = 0;     // Unified log lines written (includes snapshot deletions).
+  size_t applied = 0;          // Records that changed the state.
+  size_t duplicate = 0;        // Records already known (same version or no change).
+  size_t stale = 0;            // Records older than the state.
+  size_t events = 0;           // Unified log lines committed (includes snapshot deletions).
+  uint64_t committed_seq = 0;  // Highest seq of this (node, epoch) committed.
+  Status error;                // With kUnavailable.
 };
 
 // Filters of GET /v1/pods; empty = any.
@@ -71,55 +72,50 @@ struct PodQuery {
   LabelSelector selector;
   std::string ip;
   std::string phase;
+  // Pagination: at most `limit` pods (0 = all) after the `after` key
+  // ("namespace/name/uid", exclusive).
+  size_t limit = 0;
+  std::string after;
 };
 
 class ClusterState {
  public:
-  // `log_out` receives the unified log (stdout in production); `metrics`
-  // and `clock` may be null (real clock, no metrics).
-  ClusterState(StateOptions options, std::FILE* log_out, AggregatorMetrics* metrics = nullptr,
+  // `store` must outlive the state; `metrics` and `clock` may be null.
+  ClusterState(StateOptions options, Store* store, AggregatorMetrics* metrics = nullptr,
                const Clock* clock = nullptr);
-  ~ClusterState();
 
   // Attaches an observer; call before Open() so restored pods reach it.
+  // Observers are called after the commit, one report at a time.
   void AddObserver(PodObserver* observer);
-  // Loads the state file, if any, and compacts it. Call once before Apply.
+  // Called after every commit that added log lines (wakes the log writer).
+  void SetCommitListener(std::function<void()> fn) { on_commit_ = std::move(fn); }
+  // Loads the cache from the store. Call once before Apply.
   Status Open();
 
-  // Applies one decoded, authorized report.
+  // Applies one decoded, authorized report and commits it.
   ApplyResult Apply(const Report& report);
-  // As above, but moves the records' PodRecords into the state instead of
-  // copying them; `report`'s envelope (node, epoch, seq) is left intact.
+  // As above, moving the records' PodRecords into the cache.
   ApplyResult Apply(Report&& report);
 
-  // Writes what is buffered to disk (fsync of the journal). For shutdown.
-  void Flush();
+  // While the store is unhealthy: probes it and, once it recovers, reloads
+  // the cache. Called periodically by the aggregator.
+  void CheckStore();
+  bool accepting() const;
 
-  // --- Queries (JSON bodies of the API, docs/api.md). ---
+  // --- The current state (JSON bodies of the API, docs/api.md). ---
   nlohmann::json Nodes() const;
+  // {"pods": [...], "count": n, "continue": key or absent}.
   nlohmann::json Pods(const PodQuery& query) const;
-  // Current state and history of every UID that had this name; nullopt if
-  // the name was never seen (or fell out of memory).
-  std::optional<nlohmann::json> PodByName(const std::string& ns, const std::string& name) const;
-  // Pods holding `ip` at `at` (now when unset), newest first.
-  nlohmann::json Ip(const std::string& ip, std::optional<SystemTime> at) const;
-  nlohmann::json History(std::optional<SystemTime> since, std::optional<SystemTime> until,
-                         size_t limit) const;
+  // The cached state of a UID (live or a remembered tombstone).
+  std::optional<nlohmann::json> Pod(const std::string& uid) const;
   nlohmann::json Images() const;
 
-  // For tests and metrics.
   size_t live_pods() const;
-  uint64_t history_dropped() const;
   // Updates the gauges in `metrics` (called at scrape time).
   void UpdateGauges() const;
+  Store& store() { return *store_; }
 
  private:
-  // A PodRecord packed into one buffer (state.cc): ~1/3 of the memory of
-  // a PodRecord's ~20 separately allocated strings, maps and vectors. Live
-  // pods, tombstones and history events share these immutable buffers.
-  class StoredPod;
-  using PodPtr = std::shared_ptr<const StoredPod>;
-
   struct PodEntry {
     PodPtr pod;
     std::string observed_by;
@@ -132,77 +128,58 @@ class ClusterState {
   struct NodeEntry {
     std::string epoch;
     uint64_t last_seq = 0;
-    std::deque<std::string> retired_epochs;
+    std::vector<std::string> retired_epochs;
     SystemTime last_report{};
     SystemTime last_snapshot{};
     uint64_t reports = 0;
     std::unordered_set<std::string> live_uids;
   };
-  struct HistoryEvent {
-    std::string event;
-    SystemTime timestamp;
-    SystemTime aggregated_at;
-    std::string observed_by;
-    PodPtr pod;
-  };
-  // Who held an IP from when to when. The four names share one buffer
-  // ("uid\0namespace\0name\0node"): one allocation instead of four.
-  struct Lease {
-    Lease(const PodRecord& pod, SystemTime from_time);
-    std::string_view uid() const { return Part(0); }
-    std::string_view namespace_() const { return Part(1); }
-    std::string_view name() const { return Part(2); }
-    std::string_view node() const { return Part(3); }
-    std::string_view Part(int i) const;
-    std::string names;
-    SystemTime from;
-    std::optional<SystemTime> to;
+  // An observer call, made after the commit.
+  struct Notice {
+    bool gone;
+    PodRecord pod;
+    SystemTime when;
   };
 
-  // Dedup + apply one record; appends log/journal text. Returns +1 applied,
-  // 0 duplicate, -1 stale.
-  // `node` is the reporting node's entry; `record.pod` is moved from.
+  // Dedup + apply one record to the cache, adding to batch_. Returns +1
+  // applied, 0 duplicate, -1 stale. `record.pod` is moved from.
   int ApplyRecord(const Report& report, NodeEntry& node, ReportRecord& record, SystemTime now);
-  // `record` is `pod` unpacked (the caller has it at hand).
+  // Records one log line and the intervals it opens or closes. `before` is
+  // the pod's previous live state (null if it was not live); `first_seen`
+  // when the UID is new to us.
   void Emit(const std::string& event, SystemTime when, SystemTime now, const std::string& node,
-            const PodRecord& record, const PodPtr& pod, bool deleted_by_snapshot);
-  void RecordEvent(const std::string& event, SystemTime when, SystemTime aggregated_at,
-                   const std::string& node, const PodRecord& record, const PodPtr& pod);
-  void UpdateLeases(const PodRecord& pod, const std::vector<std::string>& ips, SystemTime when);
+            const PodRecord& record, const StoredPod* before, bool first_seen);
+  void Touch(const std::string& uid);
   void AddTombstone(const std::string& uid);
   void TrimTombstones();
-  NodeEntry& Node(const std::string& name);
+  Status LoadLocked();
   bool IsStale(const NodeEntry& n, SystemTime now) const;
   nlohmann::json PodJson(const PodEntry& e, SystemTime now) const;
-  nlohmann::json EventJson(const HistoryEvent& h) const;
-  std::string CompactedJournal() const;
-  Status Replay(const std::vector<std::string>& lines);
-  void WriteOut();
 
   StateOptions options_;
-  std::FILE* log_out_;
+  Store* store_;
   AggregatorMetrics* metrics_;
   const Clock* clock_;
   std::vector<PodObserver*> observers_;
-  std::unique_ptr<StateFile> journal_;
+  std::function<void()> on_commit_;
 
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, PodEntry> pods_;  // By UID, live and tombstones.
-  std::unordered_map<std::string, std::vector<std::string>> uids_by_name_;  // "ns/name".
-  std::deque<std::string> tombstones_;                                      // Deletion order.
-  std::map<std::string, NodeEntry> nodes_;
-  std::deque<HistoryEvent> history_;
-  uint64_t history_dropped_ = 0;
-  std::unordered_map<std::string, std::vector<Lease>> leases_;           // By IP.
-  std::unordered_map<std::string, std::vector<std::string>> lease_ips_;  // Open, by UID.
-  std::deque<std::pair<std::string, std::string>> closed_leases_;        // (ip, uid), close order.
-  size_t live_ = 0;
-  // Buffers filled during one Apply, written at its end (journal first).
-  std::string log_buf_;
-  std::string journal_buf_;
-  // FormatRfc3339Micros of the current Apply's `now`.
+  // Serializes Apply and reloads; held across the commit.
+  std::mutex ingest_mu_;
+  bool needs_reload_ = false;  // Guarded by ingest_mu_.
+  // The batch being built (guarded by ingest_mu_).
+  ChangeBatch batch_;
+  std::vector<std::string> touched_;  // UIDs whose row the batch writes, in order.
+  std::unordered_set<std::string> touched_set_;
+  std::vector<Notice> notices_;
   std::string now_text_;
-  bool replaying_ = false;
+  bool replay_batch_ = false;  // The report re-sends what an earlier aggregator logged.
+
+  // The cache; written under an exclusive lock by Apply only.
+  mutable std::shared_mutex mu_;
+  std::unordered_map<std::string, PodEntry> pods_;  // By UID, live and tombstones.
+  std::deque<std::string> tombstones_;              // Deletion order.
+  std::map<std::string, NodeEntry> nodes_;
+  size_t live_ = 0;
 };
 
 }  // namespace ashiato

@@ -3,16 +3,19 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "aggregator/query.h"
 #include "aggregator/test_util.h"
 
 namespace ashiato {
 namespace {
 
+using nlohmann::json;
 using testutil::Del;
 using testutil::FakeClock;
-using testutil::LogCapture;
 using testutil::MakeReport;
 using testutil::Pod;
+using testutil::StoreLog;
+using testutil::TempStore;
 using testutil::Up;
 using Events = std::vector<std::string>;
 
@@ -23,13 +26,44 @@ class RecordingObserver : public PodObserver {
   std::vector<std::string> seen;
 };
 
+// GET `path` with `query` on a QueryApi over `state`; the body as JSON
+// (with "_status" added).
+json Get(ClusterState& state, const std::string& path,
+         std::map<std::string, std::string> query = {}) {
+  QueryApi api(QueryOptions{}, &state, &state.store());
+  HttpRequest req;
+  req.method = "GET";
+  req.path = path;
+  req.query = std::move(query);
+  HttpResponse r;
+  if (path.rfind("/v1/pods/", 0) == 0) {
+    r = api.PodByName(req, path.substr(9));
+  } else if (path.rfind("/v1/ips/", 0) == 0) {
+    r = api.Ip(req, path.substr(8));
+  } else if (path == "/v1/history") {
+    r = api.History(req);
+  } else if (path == "/v1/placements") {
+    r = api.Placements(req);
+  } else if (path.rfind("/v1/images/", 0) == 0) {
+    r = api.Image(req, path.substr(11));
+  } else {
+    r = api.Images(req);
+  }
+  json j = json::parse(r.body);
+  j["_status"] = r.status;
+  return j;
+}
+
+std::string At(SystemTime t) { return FormatRfc3339Micros(t); }
+
 class StateTest : public ::testing::Test {
  protected:
-  StateTest() : state_(StateOptions{}, log_.file(), nullptr, &clock_) {
+  StateTest() : log_(store_.get()), state_(StateOptions{}, store_.get(), nullptr, &clock_) {
     EXPECT_TRUE(state_.Open().ok());
   }
   FakeClock clock_;
-  LogCapture log_;
+  TempStore store_;
+  StoreLog log_;
   ClusterState state_;
 };
 
@@ -124,12 +158,14 @@ TEST_F(StateTest, MovedPodIsTwoPods) {
   PodRecord moved = Pod("web-0", "n2", "12", "10.0.1.5");
   moved.uid = "uid-web-0-b";
   state_.Apply(MakeReport("n2", "f1", 1, {Up(moved)}));
-  auto j = state_.PodByName("default", "web-0");
-  ASSERT_TRUE(j.has_value());
-  EXPECT_EQ((*j)["uids"].size(), 2u);
-  EXPECT_EQ((*j)["current"]["node_name"], "n2");
-  EXPECT_EQ((*j)["uids"][0]["history"].size(), 2u);
-  EXPECT_FALSE(state_.PodByName("default", "nope").has_value());
+  json j = Get(state_, "/v1/pods/default/web-0");
+  EXPECT_EQ(j["uids"].size(), 2u);
+  EXPECT_EQ(j["current"]["node_name"], "n2");
+  EXPECT_EQ(j["uids"][0]["history"].size(), 2u);
+  EXPECT_EQ(j["uids"][0]["placements"][0]["node_name"], "n1");
+  EXPECT_FALSE(j["uids"][0]["placements"][0]["to"].is_null());
+  EXPECT_TRUE(j["uids"][1]["placements"][0]["to"].is_null());
+  EXPECT_EQ(Get(state_, "/v1/pods/default/nope")["_status"], 404);
 }
 
 TEST_F(StateTest, QueriesFilter) {
@@ -174,7 +210,7 @@ TEST_F(StateTest, IpAtTimeAcrossReuse) {
   state_.Apply(MakeReport("n1", "e1", 3,
                           {Up(Pod("b", "n1", "12", "10.0.0.7"), ms(std::chrono::seconds(90)))}));
   auto holder = [&](std::chrono::seconds s) -> std::string {
-    auto j = state_.Ip("10.0.0.7", t0 + s);
+    auto j = Get(state_, "/v1/ips/10.0.0.7", {{"at", At(t0 + s)}});
     if (j["holders"].empty()) return "";
     return j["holders"][0]["pod_name"];
   };
@@ -182,46 +218,95 @@ TEST_F(StateTest, IpAtTimeAcrossReuse) {
   EXPECT_EQ(holder(std::chrono::seconds(75)), "");
   EXPECT_EQ(holder(std::chrono::seconds(120)), "b");
   EXPECT_EQ(holder(std::chrono::seconds(-5)), "");
-  EXPECT_EQ(state_.Ip("10.0.0.7", std::nullopt)["holders"][0]["pod_name"], "b");
+  EXPECT_EQ(Get(state_, "/v1/ips/10.0.0.7")["holders"][0]["pod_name"], "b");
 }
 
-TEST(StateHistoryTest, BoundedOldestDroppedAndCounted) {
-  FakeClock clock;
-  LogCapture log;
-  StateOptions o;
-  o.history_size = 3;
-  ClusterState state(o, log.file(), nullptr, &clock);
-  ASSERT_TRUE(state.Open().ok());
-  for (int i = 0; i < 5; ++i) {
-    state.Apply(MakeReport("n1", "e1", i + 1, {Up(Pod("p" + std::to_string(i), "n1", "1"))}));
+TEST_F(StateTest, SnapshotLeaseStartsWhenThePodStarted) {
+  clock_.now = *ParseRfc3339("2026-11-24T04:00:00Z");
+  // A pod first seen in a snapshot got its IP when it started (its first
+  // condition after scheduling), not when the report arrived.
+  PodRecord p = Pod("a", "n1", "10", "10.0.0.8");
+  p.conditions = {{"PodScheduled", "True", "2026-11-24T02:59:00Z"},
+                  {"Initialized", "True", "2026-11-24T03:00:05Z"},
+                  {"Ready", "True", "2026-11-24T03:00:09Z"}};
+  state_.Apply(MakeReport("n1", "e1", 1, {Up(p)}, true));
+  json j = Get(state_, "/v1/ips/10.0.0.8", {{"at", "2026-11-24T03:00:06Z"}});
+  ASSERT_EQ(j["holders"].size(), 1u);
+  EXPECT_EQ(j["holders"][0]["from"], "2026-11-24T03:00:05.000000Z");
+  EXPECT_TRUE(Get(state_, "/v1/ips/10.0.0.8", {{"at", "2026-11-24T03:00:04Z"}})["holders"].empty());
+}
+
+TEST_F(StateTest, ImagesAndPlacementsAtATime) {
+  auto t0 = clock_.now;
+  auto ms = [&](int s) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               (t0 + std::chrono::seconds(s)).time_since_epoch())
+        .count();
+  };
+  PodRecord a = Pod("a", "n1", "10", "10.0.0.1");
+  state_.Apply(MakeReport("n1", "e1", 1, {Up(a, ms(0))}));
+  a.resource_version = "11";
+  a.containers[0].image = "nginx:1.28";
+  a.containers[0].image_id = "docker.io/library/nginx@sha256:new";
+  state_.Apply(MakeReport("n1", "e1", 2, {Up(a, ms(60))}));
+  state_.Apply(MakeReport("n1", "e1", 3, {Del(a, ms(120))}));
+  auto images_at = [&](int s) {
+    return Get(state_, "/v1/images", {{"at", At(t0 + std::chrono::seconds(s))}})["images"];
+  };
+  EXPECT_EQ(images_at(30)[0]["image"], "nginx:1.27");
+  EXPECT_EQ(images_at(90)[0]["image"], "nginx:1.28");
+  EXPECT_TRUE(images_at(150).empty());
+  json usage = Get(state_, "/v1/images/docker.io/library/nginx@sha256:abc");
+  ASSERT_EQ(usage["intervals"].size(), 1u);
+  EXPECT_EQ(usage["intervals"][0]["to"], At(t0 + std::chrono::seconds(60)));
+  json at =
+      Get(state_, "/v1/placements", {{"node", "n1"}, {"at", At(t0 + std::chrono::seconds(100))}});
+  ASSERT_EQ(at["placements"].size(), 1u);
+  EXPECT_EQ(at["placements"][0]["pod_name"], "a");
+  EXPECT_TRUE(Get(state_, "/v1/placements",
+                  {{"node", "n1"}, {"at", At(t0 + std::chrono::seconds(130))}})["placements"]
+                  .empty());
+}
+
+TEST_F(StateTest, HistoryPagesAreStableAndComplete) {
+  for (int i = 0; i < 7; ++i) {
+    state_.Apply(MakeReport("n1", "e1", i + 1, {Up(Pod("p" + std::to_string(i), "n1", "1"))}));
   }
-  auto h = state.History(std::nullopt, std::nullopt, 100);
-  EXPECT_EQ(h["events"].size(), 3u);
-  EXPECT_EQ(h["events"][0]["pod_name"], "p2");
-  EXPECT_EQ(h["history_dropped"], 2);
-  EXPECT_EQ(state.History(std::nullopt, std::nullopt, 2)["truncated"], true);
+  std::vector<std::string> names;
+  std::string cont;
+  int pages = 0;
+  do {
+    std::map<std::string, std::string> q = {{"limit", "3"}};
+    if (!cont.empty()) q["continue"] = cont;
+    json page = Get(state_, "/v1/history", q);
+    ASSERT_EQ(page["_status"], 200);
+    for (const auto& e : page["events"]) names.push_back(e["pod_name"]);
+    cont = page.value("continue", "");
+    ++pages;
+  } while (!cont.empty() && pages < 10);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(names, (std::vector<std::string>{"p0", "p1", "p2", "p3", "p4", "p5", "p6"}));
+  EXPECT_EQ(Get(state_, "/v1/history", {{"continue", "garbage"}})["_status"], 400);
 }
 
-TEST(StateFileTest, RestartLogsNothingTwice) {
-  char dir[] = "/tmp/ashiato-state-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  StateOptions o;
-  o.state_file = std::string(dir) + "/state.jsonl";
+TEST(StateRestartTest, RestartLogsNothingTwice) {
   FakeClock clock;
+  TempStore store;
   {
-    LogCapture log;
-    ClusterState s(o, log.file(), nullptr, &clock);
+    StoreLog log(store.get());
+    ClusterState s(StateOptions{}, store.get(), nullptr, &clock);
     ASSERT_TRUE(s.Open().ok());
     s.Apply(MakeReport("n1", "e1", 1,
                        {Up(Pod("a", "n1", "10", "10.0.0.1")), Up(Pod("b", "n1", "11"))}));
     s.Apply(MakeReport("n1", "e1", 2, {Del(Pod("b", "n1", "12"))}));
     s.Apply(MakeReport("n1", "e1", 3, {Up(Pod("a", "n1", "13", "10.0.0.2"))}));
     EXPECT_EQ(log.Events().size(), 4u);
-  }  // "Killed": no Flush needed, the journal was appended as we went.
+  }  // "Killed": every acknowledged report was committed.
   for (int restart = 0; restart < 2; ++restart) {
-    LogCapture log;
+    store.Reopen();
+    StoreLog log(store.get());
     RecordingObserver obs;
-    ClusterState s(o, log.file(), nullptr, &clock);
+    ClusterState s(StateOptions{}, store.get(), nullptr, &clock);
     s.AddObserver(&obs);
     ASSERT_TRUE(s.Open().ok());
     EXPECT_EQ(obs.seen, (std::vector<std::string>{"+a"}));
@@ -230,54 +315,97 @@ TEST(StateFileTest, RestartLogsNothingTwice) {
     s.Apply(MakeReport("n1", "e1", 4, {Up(Pod("a", "n1", "13", "10.0.0.2"))}, true));
     s.Apply(MakeReport("n1", "e1", 2, {Del(Pod("b", "n1", "12"))}));
     EXPECT_EQ(log.Events(), Events{}) << "restart " << restart;
-    EXPECT_EQ(s.History(std::nullopt, std::nullopt, 100)["events"].size(), 4u);
-    EXPECT_EQ(s.Ip("10.0.0.2", std::nullopt)["holders"].size(), 1u);
-    EXPECT_EQ(s.Ip("10.0.0.1", std::nullopt)["holders"].size(), 0u);
+    EXPECT_EQ(Get(s, "/v1/history")["events"].size(), 4u);
+    EXPECT_EQ(Get(s, "/v1/ips/10.0.0.2")["holders"].size(), 1u);
+    EXPECT_EQ(Get(s, "/v1/ips/10.0.0.1")["holders"].size(), 0u);
   }
   // A change made while the aggregator was down is logged exactly once.
   {
-    LogCapture log;
-    ClusterState s(o, log.file(), nullptr, &clock);
+    store.Reopen();
+    StoreLog log(store.get());
+    ClusterState s(StateOptions{}, store.get(), nullptr, &clock);
     ASSERT_TRUE(s.Open().ok());
     s.Apply(MakeReport("n1", "e2", 0, {Up(Pod("c", "n1", "20"))}, true));
     EXPECT_EQ(log.Events(), (Events{"SYNC default/c", "DELETED default/a"}));
   }
-  {
-    LogCapture log;
-    ClusterState s(o, log.file(), nullptr, &clock);
-    ASSERT_TRUE(s.Open().ok());
-    EXPECT_EQ(s.live_pods(), 1u);
-  }
-  std::remove(o.state_file.c_str());
-  rmdir(dir);
-}
-
-TEST(StateFileTest, PartialLastLineIgnored) {
-  char dir[] = "/tmp/ashiato-state-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  StateOptions o;
-  o.state_file = std::string(dir) + "/state.jsonl";
-  FakeClock clock;
-  {
-    LogCapture log;
-    ClusterState s(o, log.file(), nullptr, &clock);
-    ASSERT_TRUE(s.Open().ok());
-    s.Apply(MakeReport("n1", "e1", 1, {Up(Pod("a", "n1", "10"))}));
-  }
-  {
-    std::FILE* f = std::fopen(o.state_file.c_str(), "a");
-    std::fputs("{\"event\":\"CREATED\",\"uid\":\"x", f);  // Killed mid-write.
-    std::fclose(f);
-  }
-  LogCapture log;
-  ClusterState s(o, log.file(), nullptr, &clock);
+  store.Reopen();
+  ClusterState s(StateOptions{}, store.get(), nullptr, &clock);
   ASSERT_TRUE(s.Open().ok());
   EXPECT_EQ(s.live_pods(), 1u);
-  s.Apply(MakeReport("n1", "e1", 2, {Up(Pod("b", "n1", "11"))}));
-  EXPECT_EQ(log.Events(), (Events{"CREATED default/b"}));
-  std::remove(o.state_file.c_str());
-  std::remove((o.state_file + ".tmp").c_str());
-  rmdir(dir);
+}
+
+TEST(StateRestartTest, ReplayToAWipedStoreRecoversTheHour) {
+  // The aggregator lost its volume; an agent replays what it retained
+  // (a pod deleted meanwhile, with its original times) and its snapshot.
+  FakeClock clock;
+  clock.now = *ParseRfc3339("2026-11-24T04:00:00Z");  // Pods were created at 03:00.
+  TempStore store;
+  ClusterState s(StateOptions{}, store.get(), nullptr, &clock);
+  RecordingObserver obs;
+  s.AddObserver(&obs);
+  ASSERT_TRUE(s.Open().ok());
+  StoreLog log(store.get());
+  auto ms = [&](int sec) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               (clock.now - std::chrono::seconds(sec)).time_since_epoch())
+        .count();
+  };
+  ApplyResult r = s.Apply(MakeReport(
+      "n1", "e1", 7,
+      {Del(Pod("gone", "n1", "30", "10.0.0.3"), ms(300)), Up(Pod("new", "n1", "31"), ms(200))}));
+  EXPECT_EQ(r.committed_seq, 7u);
+  s.Apply(MakeReport("n1", "e1", 8, {Up(Pod("new", "n1", "31")), Up(Pod("old", "n1", "5"))}, true));
+  EXPECT_EQ(log.Events(),
+            (Events{"DELETED default/gone", "CREATED default/new", "SYNC default/old"}));
+  EXPECT_EQ(obs.seen, (std::vector<std::string>{"-gone", "+new", "+old"}));
+  // The deleted pod held its IP until it was deleted.
+  json ip = Get(s, "/v1/ips/10.0.0.3", {{"at", At(clock.now - std::chrono::seconds(400))}});
+  ASSERT_EQ(ip["holders"].size(), 1u);
+  EXPECT_EQ(ip["holders"][0]["pod_name"], "gone");
+  EXPECT_TRUE(Get(s, "/v1/ips/10.0.0.3")["holders"].empty());
+}
+
+TEST(StateStoreFaultTest, FullDiskRefusesThenRecoversWithoutLoss) {
+  FakeClock clock;
+  TempStore store;
+  ClusterState s(StateOptions{}, store.get(), nullptr, &clock);
+  ASSERT_TRUE(s.Open().ok());
+  ASSERT_EQ(s.Apply(MakeReport("n1", "e1", 1, {Up(Pod("a", "n1", "1"))})).outcome,
+            ApplyOutcome::kApplied);
+  // The disk fills up: no page beyond the file's current size.
+  auto size = store->Size();
+  ASSERT_TRUE(size.ok());
+  store->SetMaxPageCountForTest(static_cast<int64_t>(size->bytes / 4096) + 1);
+  StoreLog log(store.get());
+  std::vector<ReportRecord> many;
+  for (int i = 0; i < 300; ++i) {
+    PodRecord p = Pod("big-" + std::to_string(i), "n1", "2");
+    p.labels["filler"] = std::string(200, 'x');
+    many.push_back(Up(p));
+  }
+  ApplyResult r = s.Apply(MakeReport("n1", "e1", 2, many));
+  EXPECT_EQ(r.outcome, ApplyOutcome::kUnavailable);
+  EXPECT_EQ(r.error.code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(store->healthy());
+  EXPECT_FALSE(s.accepting());
+  EXPECT_EQ(s.Apply(MakeReport("n1", "e1", 3, {Up(Pod("c", "n1", "3"))})).outcome,
+            ApplyOutcome::kUnavailable);
+  EXPECT_EQ(s.live_pods(), 1u) << "the refused batch must not stay in the cache";
+  // Reads keep working meanwhile.
+  EXPECT_EQ(Get(s, "/v1/history")["events"].size(), 1u);
+  EXPECT_EQ(s.Pods({})["count"], 1);
+  s.CheckStore();  // Still full: still refusing.
+  EXPECT_FALSE(s.accepting());
+  // Space again: the next check recovers, and the agent's retry of seq 2
+  // is applied in full.
+  store->SetMaxPageCountForTest(0);
+  s.CheckStore();
+  EXPECT_TRUE(s.accepting());
+  r = s.Apply(MakeReport("n1", "e1", 2, many));
+  EXPECT_EQ(r.outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(r.applied, 300u);
+  EXPECT_EQ(s.live_pods(), 301u);
+  EXPECT_EQ(log.Events().size(), 300u);
 }
 
 }  // namespace

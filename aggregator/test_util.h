@@ -3,11 +3,14 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "aggregator/store/store.h"
 #include "common/pod_record.h"
 #include "common/report.h"
 #include "common/time_util.h"
@@ -52,6 +55,76 @@ class LogCapture {
   char* buf_ = nullptr;
   size_t size_ = 0;
   std::FILE* file_;
+};
+
+// A fresh temporary directory, removed with everything in it at the end.
+class TempDir {
+ public:
+  TempDir() {
+    char dir[] = "/tmp/ashiato-test-XXXXXX";
+    dir_ = mkdtemp(dir) ? dir : "";
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+// A store in a fresh temporary directory, removed at the end.
+class TempStore {
+ public:
+  explicit TempStore(StoreOptions options = {}) : options_(std::move(options)) {
+    options_.dir = dir_.dir();
+    Reopen();
+  }
+  ~TempStore() { store_.reset(); }  // Before dir_ goes.
+  // Closes and opens the store again (a restart on the same volume).
+  void Reopen() {
+    store_.reset();
+    auto s = Store::Open(options_);
+    if (s.ok()) store_ = std::move(s.value());
+  }
+  Store* get() { return store_.get(); }
+  Store* operator->() { return store_.get(); }
+  const std::string& dir() const { return dir_.dir(); }
+  StoreOptions& options() { return options_; }
+
+ private:
+  TempDir dir_;
+  StoreOptions options_;
+  std::unique_ptr<Store> store_;
+};
+
+// The unified log lines a store received after this object was made.
+class StoreLog {
+ public:
+  explicit StoreLog(Store* store) : store_(store) {
+    auto last = store->LastEventId();
+    start_ = last.ok() ? *last : 0;
+  }
+  std::vector<nlohmann::json> Lines() {
+    std::vector<nlohmann::json> out;
+    auto events = store_->EventsAfter(start_, 1000000);
+    if (!events.ok()) return out;
+    for (const auto& e : *events) out.push_back(nlohmann::json::parse(e.line));
+    return out;
+  }
+  std::vector<std::string> Events() {
+    std::vector<std::string> out;
+    for (const auto& j : Lines()) {
+      out.push_back(j["event"].get<std::string>() + " " + j["namespace"].get<std::string>() + "/" +
+                    j["pod_name"].get<std::string>());
+    }
+    return out;
+  }
+
+ private:
+  Store* store_;
+  int64_t start_ = 0;
 };
 
 inline PodRecord Pod(const std::string& name, const std::string& node, const std::string& rv,

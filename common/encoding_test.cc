@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "common/base64.h"
+#include "common/byte_size.h"
 #include "common/duration.h"
 
 namespace ashiato {
@@ -38,6 +39,26 @@ TEST(DurationTest, RejectsNonsense) {
   EXPECT_FALSE(ParseDuration("10w"));
   EXPECT_FALSE(ParseDuration("m"));
   EXPECT_FALSE(ParseDuration("99999999999999999999"));
+}
+
+}  // namespace
+}  // namespace ashiato
+
+namespace ashiato {
+namespace {
+
+TEST(ByteSizeTest, ParsesQuantitiesAndRejectsTheRest) {
+  EXPECT_EQ(ParseByteSize("0"), 0u);
+  EXPECT_EQ(ParseByteSize("1048576"), 1048576u);
+  EXPECT_EQ(ParseByteSize("512Ki"), 512u * 1024);
+  EXPECT_EQ(ParseByteSize("200Mi"), 200u * 1024 * 1024);
+  EXPECT_EQ(ParseByteSize("5Gi"), 5ull << 30);
+  EXPECT_EQ(ParseByteSize("500MB"), 500000000u);
+  EXPECT_EQ(ParseByteSize("2G"), 2000000000u);
+  for (const char* bad : {"", "-1", "1.5Gi", "Gi", "5 Gi", "5gi", "5Xi", "99999999999999999999"}) {
+    EXPECT_FALSE(ParseByteSize(bad).has_value()) << bad;
+  }
+  EXPECT_FALSE(ParseByteSize("18446744073709551615Ki").has_value());  // Overflow.
 }
 
 }  // namespace

@@ -188,8 +188,8 @@ class ReportSax {
     kSkip
   };
   enum class Kind : uint8_t { kNull, kBool, kInt, kUnsigned, kFloat, kString };
-  enum class TopKey : uint8_t { kOther, kV, kNode, kEpoch, kSeq, kSnap, kSent, kR };
-  static constexpr unsigned kTopKeys = 8;
+  enum class TopKey : uint8_t { kOther, kV, kNode, kEpoch, kSeq, kSnap, kReplay, kSent, kR };
+  static constexpr unsigned kTopKeys = 9;
   static constexpr unsigned kRecKeys = 18;
   enum class RecKey : uint8_t {
     kOther,
@@ -218,6 +218,7 @@ class ReportSax {
     if (k == "epoch") return TopKey::kEpoch;
     if (k == "seq") return TopKey::kSeq;
     if (k == "snap") return TopKey::kSnap;
+    if (k == "rp") return TopKey::kReplay;
     if (k == "sent") return TopKey::kSent;
     if (k == "r") return TopKey::kR;
     return TopKey::kOther;
@@ -469,6 +470,10 @@ class ReportSax {
       case TopKey::kSnap:
         if (kind != Kind::kBool) return Fail(InvalidArgument("report.snap: expected a boolean"));
         out_->snapshot = bool_;
+        return true;
+      case TopKey::kReplay:
+        if (kind != Kind::kBool) return Fail(InvalidArgument("report.rp: expected a boolean"));
+        out_->replay = bool_;
         return true;
       case TopKey::kSent:
         if (kind == Kind::kInt) {
@@ -853,6 +858,7 @@ std::string EncodeReport(const Report& report) {
   j["epoch"] = report.epoch;
   j["seq"] = report.seq;
   if (report.snapshot) j["snap"] = true;
+  if (report.replay) j["rp"] = true;
   if (report.sent_unix_ms != 0) j["sent"] = report.sent_unix_ms;
   json records = json::array();
   for (const auto& r : report.records) records.push_back(RecordToWire(r, report.node));

@@ -50,6 +50,11 @@ struct Report {
   // True when `records` is the node's complete pod set (all kUpsert): pods the
   // receiver holds for this node and that are missing here are gone.
   bool snapshot = false;
+  // True when the agent re-sends what an earlier aggregator instance
+  // already acknowledged (its retained changes and the snapshot after
+  // them), because the aggregator it reaches now lost that state. The
+  // receiver stores the records but does not print them again.
+  bool replay = false;
   // When the batch was (first) sent, Unix milliseconds (0 = unknown).
   int64_t sent_unix_ms = 0;
   std::vector<ReportRecord> records;

@@ -101,7 +101,15 @@ TEST(ReportTest, SnapshotFlagAndEmptyRecords) {
   auto out = DecodeReport(EncodeReport(in));
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   EXPECT_TRUE(out->snapshot);
+  EXPECT_FALSE(out->replay);
   EXPECT_TRUE(out->records.empty());
+  in.replay = true;
+  std::string wire = EncodeReport(in);
+  EXPECT_NE(wire.find("\"rp\":true"), std::string::npos) << wire;
+  out = DecodeReport(wire);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_TRUE(out->replay);
+  EXPECT_FALSE(DecodeReport(R"({"v":1,"node":"n","epoch":"e","seq":1,"rp":1,"r":[]})").ok());
 }
 
 TEST(ReportTest, ShortKeysOmitDefaults) {

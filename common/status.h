@@ -23,6 +23,8 @@ enum class StatusCode {
   kDeadlineExceeded,   // Timed out.
   kCancelled,          // Shut down while waiting.
   kInternal,           // A bug or an unexpected answer.
+  kFailedPrecondition,  // The system is not in a state to do this (e.g. newer data): don't retry.
+  kDataLoss,           // Stored data is unreadable (corrupt).
 };
 
 // Returns a stable name such as "Unavailable".
@@ -70,6 +72,9 @@ inline Status Conflict(std::string m) { return {StatusCode::kConflict, std::move
 inline Status Expired(std::string m) { return {StatusCode::kExpired, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status FailedPrecondition(std::string m) {
+  return {StatusCode::kFailedPrecondition, std::move(m)};
+}
 
 // Either a value or a non-OK Status.
 template <typename T>

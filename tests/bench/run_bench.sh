@@ -41,6 +41,10 @@ if [ -x "$BIN/ingest_bench" ]; then
     --saturate-seconds "$(scaled 10 5)" --churn-seconds "$(scaled 10 5)"
 fi
 
+# 2b. History store: a simulated day of changes through dedup + SQLite commits.
+run store "$BIN/store_bench" --pods "$(scaled 10000 1000)" --changes-per-pod-day 6 \
+  --batch 500 --workdir "$TMP"
+
 # 3. API server cost: kubesim with 5,000 nodes x 30 pods and 20 changes/s.
 NODES=$(scaled 5000 50)
 mkdir -p "$TMP/api"

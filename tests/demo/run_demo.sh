@@ -213,7 +213,7 @@ done
 
 say "ashiato-aggregator: TokenReview auth against kubesim, hourly ConfigMaps in namespace $NS"
 start aggregator "$BIN/ashiato-aggregator" --listen 127.0.0.1:0 --kubeconfig "$KCFG" \
-  --auth tokenreview --store-in-cm --cm-namespace "$NS" --cm-debounce 2s
+  --auth tokenreview --store-in-cm --cm-namespace "$NS" --cm-debounce 2s --data-dir "$DIR/data"
 aggregator_port() { sed -n 's/.*"serving on port \([0-9]*\).*/\1/p' "$DIR/aggregator.err" | grep .; }
 wait_for 30 "the aggregator to listen" aggregator_port
 URL="http://127.0.0.1:$(aggregator_port)"

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -48,7 +49,7 @@ uint16_t FreePort() {
 std::string Observable(const json& log_or_pod) {
   json j = log_or_pod;
   for (const char* k : {"timestamp", "aggregated_at", "observed_by", "resource_version", "event",
-                        "last_change", "stale", "deleted"}) {
+                        "last_change", "stale", "deleted", "id"}) {
     j.erase(k);
   }
   return j.dump();
@@ -98,11 +99,15 @@ class AggregatorE2E : public ::testing::Test {
     return t;
   }
 
-  void StartAggregator() {
+  // The aggregator keeps its store in dir_/data and writes the hourly
+  // ConfigMaps to "default" after `cm_debounce` (long by default: a kill
+  // lands inside the debounce window, before anything was written).
+  void StartAggregator(const std::string& cm_debounce = "10m") {
     agg_ = Subprocess::Start(
         {Bin("ASHIATO_AGGREGATOR_BIN", AGGREGATOR_BIN), "--listen",
          "127.0.0.1:" + std::to_string(port_), "--kubeconfig", sim_->kubeconfig_path(), "--auth",
-         "tokenreview", "--state-file", dir_ + "/aggregator-state.jsonl", "--log-level", "debug"},
+         "tokenreview", "--data-dir", dir_ + "/data", "--store-in-cm", "--cm-namespace", "default",
+         "--cm-debounce", cm_debounce, "--log-level", "debug"},
         dir_ + "/aggregator.out", dir_ + "/aggregator.err");
     ASSERT_TRUE(agg_ != nullptr);
     HttpClient c({.base_url = url_});
@@ -284,6 +289,99 @@ TEST_F(AggregatorE2E, AgentAndAggregatorRestartsLoseNothingAndDuplicateNothing) 
     EXPECT_EQ(CountEvents(p, "CREATED") + CountEvents(p, "SYNC"), 1) << p;
   }
   EXPECT_EQ(CountEvents("r-2", "DELETED"), 1);
+  ExpectNoDuplicates();
+}
+
+// Every key of this hour's (and the previous hour's) pod-ashiato ConfigMaps.
+std::set<std::string> HourlyKeys(KubesimProcess& sim) {
+  std::set<std::string> keys;
+  auto list =
+      sim.KubeJson("GET", "/api/v1/namespaces/default/configmaps?labelSelector=app%3Dpod-ashiato");
+  if (!list.ok()) return keys;
+  for (const auto& cm : (*list)["items"]) {
+    if (!cm.contains("data")) continue;
+    for (const auto& [k, v] : cm["data"].items()) keys.insert(k);
+  }
+  return keys;
+}
+
+TEST_F(AggregatorE2E, WipedAggregatorRecoversEverythingWithin15s) {
+  ExpectConverged();
+  CreatePod("w-gone", "node-1");
+  SetPodIp("w-gone", "10.66.0.1");
+  ExpectConverged();
+  SystemTime during = std::chrono::system_clock::now();
+  std::this_thread::sleep_for(20ms);  // Distinct instants on either side, not a wait.
+  CreatePod("w-new", "node-2");
+  DeletePod("w-gone");
+  ExpectConverged();
+  ASSERT_TRUE(HourlyKeys(*sim_).empty()) << "the debounced write must not have happened yet";
+  // kill -9 inside the debounce window, and the volume is gone (an emptyDir
+  // on another node).
+  agg_->Kill();
+  agg_.reset();
+  testing::RemoveTree(dir_ + "/data");
+  auto t0 = std::chrono::steady_clock::now();
+  StartAggregator("1s");
+  bool converged = testing::WaitFor([&] { return SimView() == AggView(); }, 15000ms);
+  auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  std::fprintf(stderr, "wiped aggregator had every node's state after %lld ms\n",
+               static_cast<long long>(took.count()));
+  EXPECT_TRUE(converged) << "not within 15 s:\nsim " << json(SimView()).dump() << "\nagg "
+                         << json(AggView()).dump();
+  // The hour's ConfigMaps: every pod that ran this hour, the deleted one too.
+  std::set<std::string> want;
+  auto pods = sim_->KubeJson("GET", "/api/v1/pods");
+  ASSERT_TRUE(pods.ok());
+  for (const auto& p : (*pods)["items"]) {
+    want.insert(p["metadata"]["namespace"].get<std::string>() + "_" +
+                p["metadata"]["name"].get<std::string>());
+  }
+  want.insert("default_w-gone");
+  bool written = testing::WaitFor(
+      [&] {
+        auto keys = HourlyKeys(*sim_);
+        return std::includes(keys.begin(), keys.end(), want.begin(), want.end());
+      },
+      15000ms);
+  EXPECT_TRUE(written) << "ConfigMap keys " << json(HourlyKeys(*sim_)).dump() << "\nwant "
+                       << json(want).dump();
+  // The past before the kill is answered by the new store.
+  json ip = Get("/v1/ips/10.66.0.1?at=" + UrlEncode(FormatRfc3339Micros(during)));
+  ASSERT_TRUE(ip.is_object());
+  ASSERT_EQ(ip["holders"].size(), 1u) << ip.dump();
+  EXPECT_EQ(ip["holders"][0]["pod_name"], "w-gone");
+  // Both processes' unified logs together: nothing twice.
+  ExpectNoDuplicates();
+  EXPECT_EQ(CountEvents("w-gone", "DELETED"), 1);
+  EXPECT_EQ(CountEvents("w-new", "CREATED"), 1);
+}
+
+TEST_F(AggregatorE2E, KeptStoreServesThePastAndLogsNothingAgain) {
+  ExpectConverged();
+  CreatePod("k-a", "node-3");
+  SetPodIp("k-a", "10.66.0.2");
+  ExpectConverged();
+  SystemTime during = std::chrono::system_clock::now();
+  std::this_thread::sleep_for(20ms);
+  DeletePod("k-a");
+  ExpectConverged();
+  ASSERT_TRUE(testing::WaitFor([&] { return CountEvents("k-a", "DELETED") == 1; }, 10000ms));
+  size_t lines = LogLines().size();
+  agg_->Kill();
+  agg_.reset();
+  StartAggregator();
+  ExpectConverged();
+  json ip = Get("/v1/ips/10.66.0.2?at=" + UrlEncode(FormatRfc3339Micros(during)));
+  ASSERT_TRUE(ip.is_object());
+  ASSERT_EQ(ip["holders"].size(), 1u) << ip.dump();
+  json history = Get("/v1/pods/default/k-a");
+  ASSERT_TRUE(history.is_object());
+  EXPECT_EQ(history["uids"][0]["history"].size(), 3u)
+      << history.dump();  // CREATED, UPDATED, DELETED.
+  // Agents re-sent their snapshots: nothing new to log.
+  EXPECT_EQ(LogLines().size(), lines);
   ExpectNoDuplicates();
 }
 

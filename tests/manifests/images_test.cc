@@ -25,7 +25,7 @@ using ::testing::Contains;
 struct Component {
   std::string name;        // Binary, CMake target and image basename.
   std::string dockerfile;  // Relative to the repository root.
-  std::string workload;    // "DaemonSet/ashiato-agent".
+  std::string workload;    // "DaemonSet/ashiato-agent", "StatefulSet/ashiato-aggregator".
   std::string binary;      // Built binary to inspect with ldd; "" if none.
 };
 
@@ -34,7 +34,7 @@ void PrintTo(const Component& c, std::ostream* os) { *os << c.name; }
 
 std::vector<Component> Components() {
   return {{"ashiato-agent", "Dockerfile.agent", "DaemonSet/ashiato-agent", AGENT_BIN},
-          {"ashiato-aggregator", "Dockerfile.aggregator", "Deployment/ashiato-aggregator",
+          {"ashiato-aggregator", "Dockerfile.aggregator", "StatefulSet/ashiato-aggregator",
            AGGREGATOR_BIN}};
 }
 
@@ -135,6 +135,45 @@ TEST_P(ImageTest, NameVersionAndUserMatchTheManifests) {
     }
   }
   EXPECT_TRUE(found) << c.workload << " not rendered";
+}
+
+// The aggregator's store directory exists in the image, belongs to the nonroot user
+// (so a run without a mounted volume can write it), is a declared VOLUME, and is the
+// directory the StatefulSet passes as --data-dir and mounts its claim on.
+TEST(AggregatorImage, DataDirIsOwnedByNonrootAndMatchesTheManifest) {
+  const std::string dir = "/var/lib/ashiato";
+  Dockerfile df = ParseDockerfile(ReadFile(Root() + "/Dockerfile.aggregator"));
+  ASSERT_EQ(df.stages.size(), 2u);
+  const DockerStage& run = df.stages.back();
+  std::vector<std::string> cmds = run.RunCommands();
+  EXPECT_THAT(cmds, Contains("mkdir -p " + dir));
+  EXPECT_THAT(cmds, Contains("chown 65532:65532 " + dir));
+  // Created after the user exists (useradd), in the runtime stage.
+  auto useradd = std::find_if(cmds.begin(), cmds.end(),
+                              [](const std::string& c) { return c.rfind("useradd ", 0) == 0; });
+  auto chown = std::find(cmds.begin(), cmds.end(), "chown 65532:65532 " + dir);
+  ASSERT_NE(useradd, cmds.end());
+  EXPECT_LT(useradd, chown);
+  EXPECT_THAT(run.All("VOLUME"), ::testing::ElementsAre("[\"" + dir + "\"]"));
+  EXPECT_THAT(run.All("USER"), ::testing::ElementsAre("65532:65532"));
+
+  if (!OnPath("kubectl")) GTEST_SKIP() << "kubectl not on PATH: manifest side skipped";
+  CommandResult r = RunCommand("kubectl kustomize " + ShellQuote(Root() + "/daemonset"));
+  ASSERT_EQ(r.exit_code, 0);
+  bool found = false;
+  for (const auto& o : YAML::LoadAll(r.out)) {
+    if (!o.IsMap() || o["kind"].as<std::string>() != "StatefulSet") continue;
+    found = true;
+    const YAML::Node c = o["spec"]["template"]["spec"]["containers"][0];
+    bool arg = false, mounted = false;
+    for (const auto& a : c["args"]) arg = arg || a.as<std::string>() == "--data-dir=" + dir;
+    for (const auto& m : c["volumeMounts"]) {
+      mounted = mounted || m["mountPath"].as<std::string>() == dir;
+    }
+    EXPECT_TRUE(arg) << "--data-dir=" << dir << " not passed";
+    EXPECT_TRUE(mounted) << dir << " not mounted";
+  }
+  EXPECT_TRUE(found) << "no StatefulSet rendered";
 }
 
 // --- Shared libraries -> Debian packages ------------------------------------------

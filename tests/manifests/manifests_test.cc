@@ -1,16 +1,19 @@
 // Renders daemonset/ with `kubectl kustomize` (offline) and checks what a cluster
-// would run: the object set, least-privilege RBAC, env and token wiring, hardening of
-// every container, the NetworkPolicy and the optional ServiceMonitor overlay.
+// would run: the object set, least-privilege RBAC, env and token wiring, the
+// aggregator's StatefulSet and its store volume, hardening of every container, the
+// NetworkPolicy, and the ServiceMonitor and ephemeral overlays.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "tests/manifests/command.h"
+#include "tests/manifests/dockerfile.h"
 
 namespace ashiato::testing {
 namespace {
@@ -19,18 +22,26 @@ using ::testing::ElementsAre;
 using ::testing::UnorderedElementsAre;
 
 constexpr char kNamespace[] = "ashiato";
+// Where the aggregator keeps its SQLite store (Dockerfile.aggregator creates it).
+constexpr char kDataDir[] = "/var/lib/ashiato";
+// Aggregator flags that are deprecated no-ops since the SQLite store.
+const char* const kDeprecatedAggregatorFlags[] = {"--state-file", "--history-size"};
+
+// A node that tests false. (A default-constructed YAML::Node is a defined null node,
+// which tests true: ASSERT_TRUE(Find(...)) would pass for a missing object.)
+YAML::Node Absent() { return YAML::Node(YAML::NodeType::Undefined); }
 
 struct Rendered {
   std::vector<YAML::Node> objects;
 
-  // The object with this kind and name; a null node if absent.
+  // The object with this kind and name; Absent() if there is none.
   YAML::Node Find(const std::string& kind, const std::string& name) const {
     for (const auto& o : objects) {
       if (o["kind"].as<std::string>() == kind && o["metadata"]["name"].as<std::string>() == name) {
         return o;
       }
     }
-    return YAML::Node();
+    return Absent();
   }
   std::vector<YAML::Node> OfKind(const std::string& kind) const {
     std::vector<YAML::Node> out;
@@ -43,6 +54,26 @@ struct Rendered {
 
 std::string Str(const YAML::Node& n) { return n && n.IsScalar() ? n.as<std::string>() : ""; }
 
+// Bytes of a Kubernetes quantity such as "10Gi", "512Mi", "4G" or "1000"; -1 if it
+// is not one of those forms (enough for storage sizes and --retention-bytes).
+int64_t QuantityBytes(const std::string& q) {
+  size_t digits = 0;
+  while (digits < q.size() && q[digits] >= '0' && q[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 15) return -1;
+  int64_t n = std::stoll(q.substr(0, digits));
+  const std::map<std::string, int64_t> suffix = {{"", 1},
+                                                 {"k", 1000},
+                                                 {"M", 1000000},
+                                                 {"G", 1000000000},
+                                                 {"T", 1000000000000},
+                                                 {"Ki", int64_t{1} << 10},
+                                                 {"Mi", int64_t{1} << 20},
+                                                 {"Gi", int64_t{1} << 30},
+                                                 {"Ti", int64_t{1} << 40}};
+  auto it = suffix.find(q.substr(digits));
+  return it == suffix.end() ? -1 : n * it->second;
+}
+
 std::vector<std::string> Strings(const YAML::Node& n) {
   std::vector<std::string> out;
   if (n && n.IsSequence()) {
@@ -53,8 +84,11 @@ std::vector<std::string> Strings(const YAML::Node& n) {
 
 class ManifestTest : public ::testing::Test {
  protected:
+  // Renders in SetUp, not in a member initializer: without kubectl the test must be
+  // skipped, not fail on a render that could not run.
   void SetUp() override {
-    if (!OnPath("kubectl")) GTEST_SKIP() << "kubectl not on PATH";
+    if (!OnPath("kubectl")) GTEST_SKIP() << "kubectl not on PATH: manifest checks skipped";
+    rendered_ = Render("daemonset");
   }
 
   // Renders a kustomization under the repository root.
@@ -98,10 +132,33 @@ class ManifestTest : public ::testing::Test {
     for (const auto& e : container["env"]) {
       if (Str(e["name"]) == name) return e;
     }
-    return YAML::Node();
+    return Absent();
   }
 
-  Rendered rendered_ = Render("daemonset");
+  // The aggregator's single container; Absent() (and a failure) if it is not so.
+  static YAML::Node AggregatorContainer(const YAML::Node& sts) {
+    YAML::Node containers = sts["spec"]["template"]["spec"]["containers"];
+    EXPECT_TRUE(containers.IsSequence() && containers.size() == 1u);
+    return containers.IsSequence() && containers.size() == 1u ? containers[0] : Absent();
+  }
+
+  // The name of the volume mounted exactly at `path` in container `c`; "" if none.
+  static std::string VolumeMountedAt(const YAML::Node& c, const std::string& path) {
+    for (const auto& m : c["volumeMounts"]) {
+      if (Str(m["mountPath"]) == path) return Str(m["name"]);
+    }
+    return "";
+  }
+
+  // The pod volume (spec.template.spec.volumes) with this name; Absent() if none.
+  static YAML::Node PodVolume(const YAML::Node& workload, const std::string& name) {
+    for (const auto& v : workload["spec"]["template"]["spec"]["volumes"]) {
+      if (Str(v["name"]) == name) return v;
+    }
+    return Absent();
+  }
+
+  Rendered rendered_;
 };
 
 TEST_F(ManifestTest, RendersExactlyTheExpectedObjects) {
@@ -109,15 +166,16 @@ TEST_F(ManifestTest, RendersExactlyTheExpectedObjects) {
   for (const auto& o : rendered_.objects) {
     got.push_back(Str(o["kind"]) + "/" + Str(o["metadata"]["name"]));
   }
-  EXPECT_THAT(
-      got, UnorderedElementsAre(
-               "Namespace/ashiato", "ResourceQuota/ashiato-critical-pods",
-               "ServiceAccount/ashiato-agent", "ClusterRole/ashiato-agent",
-               "ClusterRoleBinding/ashiato-agent", "DaemonSet/ashiato-agent",
-               "ServiceAccount/ashiato-aggregator", "Role/ashiato-aggregator",
-               "RoleBinding/ashiato-aggregator", "ClusterRole/ashiato-aggregator-tokenreview",
-               "ClusterRoleBinding/ashiato-aggregator-tokenreview", "Deployment/ashiato-aggregator",
-               "Service/ashiato-aggregator", "NetworkPolicy/ashiato-aggregator"));
+  EXPECT_THAT(got,
+              UnorderedElementsAre("Namespace/ashiato", "ResourceQuota/ashiato-critical-pods",
+                                   "ServiceAccount/ashiato-agent", "ClusterRole/ashiato-agent",
+                                   "ClusterRoleBinding/ashiato-agent", "DaemonSet/ashiato-agent",
+                                   "ServiceAccount/ashiato-aggregator", "Role/ashiato-aggregator",
+                                   "RoleBinding/ashiato-aggregator",
+                                   "ClusterRole/ashiato-aggregator-tokenreview",
+                                   "ClusterRoleBinding/ashiato-aggregator-tokenreview",
+                                   "StatefulSet/ashiato-aggregator", "Service/ashiato-aggregator",
+                                   "NetworkPolicy/ashiato-aggregator"));
 }
 
 TEST_F(ManifestTest, NamespacedObjectsLiveInAshiatoAndCarryCommonLabels) {
@@ -258,28 +316,22 @@ TEST_F(ManifestTest, CriticalPriorityIsAdmittedByQuota) {
   EXPECT_THAT(Strings(expr["values"]), ElementsAre("system-node-critical"));
 }
 
-TEST_F(ManifestTest, AggregatorDeploymentAndServiceWiring) {
-  YAML::Node d = rendered_.Find("Deployment", "ashiato-aggregator");
-  ASSERT_TRUE(d);
-  EXPECT_EQ(d["spec"]["replicas"].as<int>(), 1);
-  EXPECT_EQ(Str(d["spec"]["strategy"]["type"]), "Recreate");
-  YAML::Node pod = d["spec"]["template"];
+TEST_F(ManifestTest, AggregatorStatefulSetAndServiceWiring) {
+  // The old Deployment is gone: it would be a second writer of the store and the
+  // ConfigMaps (upgrading deletes it first, docs/install.md).
+  EXPECT_TRUE(rendered_.OfKind("Deployment").empty());
+  YAML::Node sts = rendered_.Find("StatefulSet", "ashiato-aggregator");
+  ASSERT_TRUE(sts);
+  EXPECT_EQ(sts["spec"]["replicas"].as<int>(), 1);
+  YAML::Node pod = sts["spec"]["template"];
   EXPECT_EQ(Str(pod["spec"]["serviceAccountName"]), "ashiato-aggregator");
-  ASSERT_EQ(pod["spec"]["containers"].size(), 1u);
-  YAML::Node c = pod["spec"]["containers"][0];
+  YAML::Node c = AggregatorContainer(sts);
+  ASSERT_TRUE(c);
   EXPECT_EQ(Arg(c, "--listen"), ":8080");
   EXPECT_EQ(Arg(c, "--audience"), "ashiato");
   EXPECT_EQ(Arg(c, "--agent-identity"), "system:serviceaccount:$(POD_NAMESPACE):ashiato-agent");
   EXPECT_TRUE(HasArg(c, "--store-in-cm"));
   EXPECT_EQ(Arg(c, "--cm-namespace"), "$(POD_NAMESPACE)");
-  // The dedup journal lives on a writable volume (the root is read-only).
-  std::string state_file = Arg(c, "--state-file");
-  bool state_mounted = false;
-  for (const auto& m : c["volumeMounts"]) {
-    std::string path = Str(m["mountPath"]);
-    if (!path.empty() && state_file.rfind(path + "/", 0) == 0) state_mounted = true;
-  }
-  EXPECT_TRUE(state_mounted) << "--state-file=" << state_file << " is not on a mounted volume";
   YAML::Node ns_env = Env(c, "POD_NAMESPACE");
   ASSERT_TRUE(ns_env);
   EXPECT_EQ(Str(ns_env["valueFrom"]["fieldRef"]["fieldPath"]), "metadata.namespace");
@@ -291,9 +343,11 @@ TEST_F(ManifestTest, AggregatorDeploymentAndServiceWiring) {
   EXPECT_EQ(Str(ann["prometheus.io/port"]), "8080");
   EXPECT_EQ(Str(ann["prometheus.io/path"]), "/metrics");
 
-  // The Service reaches this pod on 8080 under the name the agents use.
+  // The Service reaches this pod on 8080 under the name the agents use, and it is the
+  // StatefulSet's governing service.
   YAML::Node svc = rendered_.Find("Service", "ashiato-aggregator");
   ASSERT_TRUE(svc);
+  EXPECT_EQ(Str(sts["spec"]["serviceName"]), Str(svc["metadata"]["name"]));
   for (const auto& kv : svc["spec"]["selector"]) {
     EXPECT_EQ(Str(pod["metadata"]["labels"][kv.first.as<std::string>()]), Str(kv.second));
   }
@@ -310,9 +364,153 @@ TEST_F(ManifestTest, AggregatorDeploymentAndServiceWiring) {
   EXPECT_TRUE(matches) << "Service targetPort " << target << " is not container port 8080";
 }
 
+TEST_F(ManifestTest, AggregatorRolloutNeverRunsTwoPods) {
+  // A StatefulSet deletes its pod and waits for it to be gone before creating the
+  // replacement of the same identity: with one replica, Recreate semantics.
+  YAML::Node sts = rendered_.Find("StatefulSet", "ashiato-aggregator");
+  ASSERT_TRUE(sts);
+  EXPECT_EQ(sts["spec"]["replicas"].as<int>(), 1);
+  EXPECT_EQ(Str(sts["spec"]["podManagementPolicy"]), "OrderedReady");
+  EXPECT_EQ(Str(sts["spec"]["updateStrategy"]["type"]), "RollingUpdate");
+  // A partition would hold the pod back on the old template; maxUnavailable (alpha)
+  // is irrelevant with one replica but must not be used to run pods in parallel.
+  EXPECT_FALSE(sts["spec"]["updateStrategy"]["rollingUpdate"]) << "no rollingUpdate tuning";
+  // Time for the final flush (store commit, ConfigMap shards) on SIGTERM.
+  YAML::Node grace = sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"];
+  ASSERT_TRUE(grace);
+  EXPECT_GE(grace.as<int>(), 60);
+}
+
+TEST_F(ManifestTest, AggregatorStoreIsAPersistentVolumeClaimAtTheDataDir) {
+  YAML::Node sts = rendered_.Find("StatefulSet", "ashiato-aggregator");
+  ASSERT_TRUE(sts);
+  YAML::Node c = AggregatorContainer(sts);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(Arg(c, "--data-dir"), kDataDir);
+  std::string volume = VolumeMountedAt(c, kDataDir);
+  EXPECT_EQ(volume, "data") << "nothing named data is mounted at " << kDataDir;
+
+  // "data" comes from the claim template, not from a pod volume (which would shadow it).
+  EXPECT_FALSE(PodVolume(sts, "data")) << "data is a pod volume, not the claim";
+  YAML::Node templates = sts["spec"]["volumeClaimTemplates"];
+  ASSERT_TRUE(templates.IsSequence());
+  ASSERT_EQ(templates.size(), 1u);
+  YAML::Node claim = templates[0];
+  EXPECT_EQ(Str(claim["metadata"]["name"]), "data");
+  EXPECT_THAT(Strings(claim["spec"]["accessModes"]), ElementsAre("ReadWriteOnce"));
+  int64_t size = QuantityBytes(Str(claim["spec"]["resources"]["requests"]["storage"]));
+  EXPECT_GE(size, int64_t{1} << 30) << "a store for 30 days needs more than that";
+  // No storageClassName: the cluster's default class (overlays choose another).
+  EXPECT_FALSE(claim["spec"]["storageClassName"]);
+  // The claim template is immutable: the common label (free to change) stays out.
+  EXPECT_FALSE(claim["metadata"]["labels"]["app.kubernetes.io/part-of"]);
+
+  // Pruning by size starts before the volume is full.
+  int64_t budget = QuantityBytes(Arg(c, "--retention-bytes"));
+  ASSERT_GT(budget, 0) << "no --retention-bytes: a full volume stops ingest";
+  EXPECT_LE(budget, size * 9 / 10) << "leave room for the WAL";
+
+  // Writable by the image's nonroot user on a freshly provisioned volume.
+  YAML::Node psc = sts["spec"]["template"]["spec"]["securityContext"];
+  ASSERT_TRUE(psc["fsGroup"]);
+  EXPECT_EQ(psc["fsGroup"].as<int>(), 65532);
+  EXPECT_EQ(c["securityContext"]["runAsUser"].as<int>(), 65532);
+}
+
+TEST_F(ManifestTest, NoDeprecatedAggregatorFlags) {
+  // --state-file and --history-size are no-ops since the store; the data dir replaces
+  // the old dedup journal on an emptyDir.
+  for (const char* dir :
+       {"daemonset", "daemonset/overlays/servicemonitor", "daemonset/overlays/ephemeral"}) {
+    Rendered r = dir == std::string("daemonset") ? rendered_ : Render(dir);
+    int containers = 0;
+    for (const auto& o : r.objects) {
+      if (!o["spec"] || !o["spec"]["template"]) continue;
+      for (const auto& c : Containers(o["spec"]["template"]["spec"])) {
+        ++containers;
+        for (const char* flag : kDeprecatedAggregatorFlags) {
+          EXPECT_FALSE(HasArg(c, flag)) << dir << ": " << Str(o["kind"]) << "/"
+                                        << Str(o["metadata"]["name"]) << " uses " << flag;
+        }
+      }
+    }
+    EXPECT_EQ(containers, 2) << dir;
+  }
+}
+
+TEST_F(ManifestTest, EphemeralOverlayPutsTheStoreOnAnEmptyDir) {
+  Rendered overlay = Render("daemonset/overlays/ephemeral");
+  // The same objects as the base.
+  std::set<std::string> base_ids, overlay_ids;
+  for (const auto& o : rendered_.objects) {
+    base_ids.insert(Str(o["kind"]) + "/" + Str(o["metadata"]["name"]));
+  }
+  for (const auto& o : overlay.objects) {
+    overlay_ids.insert(Str(o["kind"]) + "/" + Str(o["metadata"]["name"]));
+  }
+  EXPECT_EQ(overlay_ids, base_ids);
+
+  YAML::Node sts = overlay.Find("StatefulSet", "ashiato-aggregator");
+  ASSERT_TRUE(sts);
+  EXPECT_FALSE(sts["spec"]["volumeClaimTemplates"]) << "still claims a volume";
+  YAML::Node c = AggregatorContainer(sts);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(Arg(c, "--data-dir"), kDataDir);
+  EXPECT_EQ(VolumeMountedAt(c, kDataDir), "data");
+  YAML::Node data = PodVolume(sts, "data");
+  ASSERT_TRUE(data) << "no pod volume named data";
+  ASSERT_TRUE(data["emptyDir"]) << "data is not an emptyDir";
+  EXPECT_FALSE(data["emptyDir"]["medium"]) << "a memory-backed store would count as memory";
+  // Beyond sizeLimit the kubelet evicts the pod: the size budget must prune before.
+  int64_t limit = QuantityBytes(Str(data["emptyDir"]["sizeLimit"]));
+  ASSERT_GT(limit, 0) << "an unbounded emptyDir can fill the node's disk";
+  int64_t budget = QuantityBytes(Arg(c, "--retention-bytes"));
+  ASSERT_GT(budget, 0) << "no --retention-bytes (a size the aggregator and this test read)";
+  EXPECT_LE(budget, limit * 9 / 10) << "leave room for the WAL";
+  EXPECT_EQ(QuantityBytes(Str(c["resources"]["requests"]["ephemeral-storage"])), limit);
+
+  // Everything else about the aggregator is the base's.
+  YAML::Node base_sts = rendered_.Find("StatefulSet", "ashiato-aggregator");
+  ASSERT_TRUE(base_sts);
+  YAML::Node base_c = AggregatorContainer(base_sts);
+  ASSERT_TRUE(base_c);
+  std::vector<std::string> args, base_args;
+  for (const auto& a : Strings(c["args"])) {
+    if (a.rfind("--retention-bytes=", 0) != 0) args.push_back(a);
+  }
+  for (const auto& a : Strings(base_c["args"])) {
+    if (a.rfind("--retention-bytes=", 0) != 0) base_args.push_back(a);
+  }
+  EXPECT_EQ(args, base_args);
+  for (const char* key : {"replicas", "serviceName", "podManagementPolicy", "updateStrategy"}) {
+    EXPECT_EQ(YAML::Dump(sts["spec"][key]), YAML::Dump(base_sts["spec"][key])) << key;
+  }
+  EXPECT_EQ(YAML::Dump(c["securityContext"]), YAML::Dump(base_c["securityContext"]));
+  EXPECT_EQ(YAML::Dump(sts["spec"]["template"]["spec"]["securityContext"]),
+            YAML::Dump(base_sts["spec"]["template"]["spec"]["securityContext"]));
+}
+
+TEST_F(ManifestTest, InstallPageNamesTheRenderedObjects) {
+  // docs/install.md tells operators what to delete, back up and look at; the names it
+  // uses are the ones a cluster gets.
+  std::string doc = ReadFile(std::string(ASHIATO_SOURCE_DIR) + "/docs/install.md");
+  ASSERT_FALSE(doc.empty());
+  YAML::Node sts = rendered_.Find("StatefulSet", "ashiato-aggregator");
+  ASSERT_TRUE(sts);
+  std::string name = Str(sts["metadata"]["name"]);
+  std::string ns = Str(sts["metadata"]["namespace"]);
+  std::string claim = Str(sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"]);
+  // StatefulSet claims are named <template>-<statefulset>-<ordinal>.
+  EXPECT_THAT(doc, ::testing::HasSubstr(claim + "-" + name + "-0"));
+  EXPECT_THAT(doc, ::testing::HasSubstr("statefulset/" + name));
+  EXPECT_THAT(doc, ::testing::HasSubstr("kubectl -n " + ns + " delete deployment " + name));
+  EXPECT_THAT(doc, ::testing::HasSubstr("daemonset/overlays/ephemeral"));
+  EXPECT_THAT(doc, ::testing::HasSubstr(std::string(kDataDir) + "/ashiato.db"));
+}
+
 TEST_F(ManifestTest, EveryContainerIsHardened) {
   int checked = 0;
-  for (const char* kind : {"DaemonSet", "Deployment"}) {
+  for (const char* kind : {"DaemonSet", "Deployment", "StatefulSet"}) {
     for (const auto& w : rendered_.OfKind(kind)) {
       std::string wid = std::string(kind) + "/" + Str(w["metadata"]["name"]);
       YAML::Node spec = w["spec"]["template"]["spec"];
@@ -347,7 +545,7 @@ TEST_F(ManifestTest, EveryContainerIsHardened) {
 TEST_F(ManifestTest, NetworkPolicyAdmitsOnlyAgentsAndQueryClientsOnPort8080) {
   YAML::Node np = rendered_.Find("NetworkPolicy", "ashiato-aggregator");
   ASSERT_TRUE(np);
-  YAML::Node d = rendered_.Find("Deployment", "ashiato-aggregator");
+  YAML::Node d = rendered_.Find("StatefulSet", "ashiato-aggregator");
   YAML::Node ds = rendered_.Find("DaemonSet", "ashiato-agent");
   ASSERT_TRUE(d && ds);
   // Selects the aggregator's pods, and only them.

@@ -1,0 +1,166 @@
+#include "aggregator/log_writer.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ashiato {
+
+LogWriter::LogWriter(LogWriterOptions options, Store* store, std::FILE* out,
+                     AggregatorMetrics* metrics)
+    : options_(options), store_(store), out_(out), metrics_(metrics) {}
+
+LogWriter::~LogWriter() { Stop(std::chrono::seconds(0)); }
+
+void LogWriter::Start() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (thread_.joinable()) return;
+  stop_ = false;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void LogWriter::Notify() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    notified_ = true;
+  }
+  cv_.notify_all();
+}
+
+void LogWriter::Stop(std::chrono::milliseconds deadline) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!thread_.joinable()) return;
+    stop_ = true;
+    stop_deadline_ = std::chrono::steady_clock::now() + deadline;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+int64_t LogWriter::cursor() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return cursor_;
+}
+
+bool LogWriter::WaitCaughtUp(std::chrono::milliseconds deadline) {
+  auto last = store_->LastEventId();
+  if (!last.ok()) return false;
+  Notify();
+  std::unique_lock<std::mutex> l(mu_);
+  target_ = std::max(target_, *last);
+  return cv_.wait_for(l, deadline, [&] { return cursor_ >= *last; });
+}
+
+bool LogWriter::WriteAll(const std::string& data) {
+  int fd = fileno(out_);
+  if (fd < 0) {  // A memory stream (tests): cannot block.
+    std::fwrite(data.data(), 1, data.size(), out_);
+    std::fflush(out_);
+    return true;
+  }
+  std::fflush(out_);
+  size_t done = 0;
+  while (done < data.size()) {
+    pollfd p{fd, POLLOUT, 0};
+    int rc = ::poll(&p, 1, 200);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stop_ && std::chrono::steady_clock::now() >= stop_deadline_) return false;
+    }
+    if (rc <= 0) continue;
+    if (p.revents & (POLLERR | POLLNVAL)) {
+      spdlog::error("unified log: stdout is closed; lines stay in the store");
+      return false;
+    }
+    // At most PIPE_BUF at a time: a pipe that polls writable takes that
+    // much without blocking, so a stalled reader cannot wedge Stop().
+    size_t n = std::min<size_t>(data.size() - done, 4096);
+    ssize_t w = ::write(fd, data.data() + done, n);
+    if (w < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      spdlog::error("unified log: write failed: {}; lines stay in the store", std::strerror(errno));
+      return false;
+    }
+    done += static_cast<size_t>(w);
+  }
+  return true;
+}
+
+void LogWriter::Run() {
+  int64_t cursor = -1;
+  std::string buf;
+  bool more = false;  // The last round read a full batch: don't wait.
+  while (true) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      if (!more && !stop_) {
+        cv_.wait_for(l, options_.poll, [this] { return notified_ || stop_; });
+      }
+      notified_ = false;
+      if (stop_ && std::chrono::steady_clock::now() >= stop_deadline_) break;
+    }
+    if (cursor < 0) {
+      auto c = store_->LogCursor();
+      if (!c.ok()) {
+        spdlog::warn("unified log: cannot read the cursor: {}", c.status().ToString());
+        if (stop_) break;
+        continue;
+      }
+      cursor = *c;
+      std::lock_guard<std::mutex> l(mu_);
+      cursor_ = cursor;
+    }
+    auto events = store_->EventsAfter(cursor, options_.batch);
+    if (!events.ok()) {
+      spdlog::warn("unified log: cannot read the store: {}", events.status().ToString());
+      more = false;
+      std::lock_guard<std::mutex> l(mu_);
+      if (stop_) break;
+      continue;
+    }
+    if (events->empty()) {
+      more = false;
+      std::lock_guard<std::mutex> l(mu_);
+      if (metrics_) metrics_->log_backlog->Set(0);
+      if (stop_) break;
+      continue;
+    }
+    buf.clear();
+    size_t printed = 0;
+    for (const StoredEvent& e : *events) {
+      if (e.replayed) continue;  // An earlier aggregator printed it.
+      ++printed;
+      // {"id":N, then the stored line without its opening brace.
+      buf += "{\"id\":";
+      buf += std::to_string(e.id);
+      if (e.line.size() > 2) buf += ',';
+      buf.append(e.line, 1, std::string::npos);
+      buf += '\n';
+    }
+    if (!buf.empty() && !WriteAll(buf)) {
+      more = false;
+      std::lock_guard<std::mutex> l(mu_);
+      if (stop_) break;
+      continue;
+    }
+    cursor = events->back().id;
+    Status st = store_->SetLogCursor(cursor);
+    if (!st.ok()) spdlog::warn("unified log: cursor not persisted: {}", st.ToString());
+    more = events->size() == options_.batch;
+    if (metrics_) {
+      metrics_->log_lines_written->Increment(static_cast<double>(printed));
+      metrics_->log_backlog->Set(more ? static_cast<double>(options_.batch) : 0);
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      cursor_ = cursor;
+    }
+    cv_.notify_all();
+  }
+}
+
+}  // namespace ashiato

@@ -1,0 +1,106 @@
+#include "aggregator/store/schema.h"
+
+namespace ashiato {
+
+// Times are microseconds since the Unix epoch (UTC). An interval whose
+// to_us is NULL is still open.
+const std::vector<const char*> kStoreMigrations = {
+    // 0 -> 1: the first schema.
+    R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+
+-- Every line of the unified log; id is the line's "id".
+CREATE TABLE events(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts_us INTEGER NOT NULL,
+  aggregated_us INTEGER NOT NULL,
+  event TEXT NOT NULL,
+  uid TEXT NOT NULL,
+  namespace TEXT NOT NULL,
+  name TEXT NOT NULL,
+  node TEXT NOT NULL,
+  observed_by TEXT NOT NULL,
+  -- 1: re-sent by an agent to a store that had lost it; an earlier
+  -- aggregator printed the line, so the log writer does not print it again.
+  replayed INTEGER NOT NULL DEFAULT 0,
+  line TEXT NOT NULL);
+CREATE INDEX events_by_ts ON events(ts_us);
+CREATE INDEX events_by_name ON events(namespace, name, ts_us);
+CREATE INDEX events_by_uid ON events(uid, ts_us);
+CREATE INDEX events_by_node ON events(node, ts_us);
+
+-- The last known state of each pod (dedup across restarts).
+CREATE TABLE pods(
+  uid TEXT PRIMARY KEY,
+  namespace TEXT NOT NULL,
+  name TEXT NOT NULL,
+  node TEXT NOT NULL,
+  observed_by TEXT NOT NULL,
+  epoch TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  resource_version TEXT NOT NULL,
+  deleted INTEGER NOT NULL,
+  deleted_by_snapshot INTEGER NOT NULL,
+  last_change_us INTEGER NOT NULL,
+  record TEXT NOT NULL);
+CREATE INDEX pods_by_deleted ON pods(deleted, last_change_us);
+
+-- Each agent's dedup position.
+CREATE TABLE nodes(
+  node TEXT PRIMARY KEY,
+  epoch TEXT NOT NULL,
+  last_seq INTEGER NOT NULL,
+  retired_epochs TEXT NOT NULL,
+  last_snapshot_us INTEGER NOT NULL,
+  reports INTEGER NOT NULL);
+
+-- A pod on a node, from when it was first seen until it was deleted.
+CREATE TABLE placements(
+  id INTEGER PRIMARY KEY,
+  uid TEXT NOT NULL,
+  namespace TEXT NOT NULL,
+  name TEXT NOT NULL,
+  node TEXT NOT NULL,
+  from_us INTEGER NOT NULL,
+  to_us INTEGER);
+CREATE INDEX placements_open ON placements(uid) WHERE to_us IS NULL;
+CREATE INDEX placements_by_name ON placements(namespace, name, from_us);
+CREATE INDEX placements_by_node ON placements(node, from_us);
+CREATE INDEX placements_by_from ON placements(from_us);
+CREATE INDEX placements_by_to ON placements(to_us);
+
+-- A pod holding an IP.
+CREATE TABLE ip_leases(
+  id INTEGER PRIMARY KEY,
+  ip TEXT NOT NULL,
+  uid TEXT NOT NULL,
+  namespace TEXT NOT NULL,
+  name TEXT NOT NULL,
+  node TEXT NOT NULL,
+  from_us INTEGER NOT NULL,
+  to_us INTEGER);
+CREATE INDEX ip_leases_by_ip ON ip_leases(ip, from_us);
+CREATE INDEX ip_leases_open ON ip_leases(uid) WHERE to_us IS NULL;
+CREATE INDEX ip_leases_by_to ON ip_leases(to_us);
+
+-- A container of a pod running an image (digest filled in once known).
+CREATE TABLE image_usage(
+  id INTEGER PRIMARY KEY,
+  image TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  container TEXT NOT NULL,
+  uid TEXT NOT NULL,
+  namespace TEXT NOT NULL,
+  name TEXT NOT NULL,
+  node TEXT NOT NULL,
+  from_us INTEGER NOT NULL,
+  to_us INTEGER);
+CREATE INDEX image_usage_by_image ON image_usage(image, from_us);
+CREATE INDEX image_usage_by_digest ON image_usage(digest, from_us);
+CREATE INDEX image_usage_open ON image_usage(uid) WHERE to_us IS NULL;
+CREATE INDEX image_usage_by_from ON image_usage(from_us);
+CREATE INDEX image_usage_by_to ON image_usage(to_us);
+)sql",
+};
+
+}  // namespace ashiato

@@ -1,0 +1,200 @@
+// Store: the aggregator's durable state and history in one SQLite file
+// (WAL mode) under --data-dir. Its schema is a public, versioned interface
+// (docs/storage.md); Open migrates older files up and refuses newer ones.
+//
+//   auto store = Store::Open(options, registry);   // FailedPrecondition: newer schema
+//   store->Commit(batch);                          // one transaction per report
+//   store->History({.since = t}, ...);             // any time inside retention
+//
+// Faults of the disk (full, read-only, I/O error, corruption) make the store
+// unhealthy: Commit returns Unavailable until Probe() succeeds again; reads
+// keep working where SQLite can still read. Thread-safe: one writer
+// connection behind a mutex, a small pool of reader connections (WAL lets
+// them read while a write commits).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aggregator/store/change_batch.h"
+#include "common/status.h"
+
+struct sqlite3;
+
+namespace prometheus {
+class Registry;
+}
+
+namespace ashiato {
+
+// The schema version this build writes (docs/storage.md, "Schema").
+inline constexpr int kStoreSchemaVersion = 1;
+
+struct StoreOptions {
+  // Directory of the store; created if missing. The file is <dir>/ashiato.db.
+  std::string dir = "./ashiato-data";
+  // synchronous=FULL (survives power loss) instead of NORMAL (survives a
+  // process crash; the WAL's last transactions may be lost with the machine).
+  bool sync_full = false;
+  // History older than this is deleted; 0 keeps everything.
+  std::chrono::milliseconds retention{std::chrono::hours(24 * 30)};
+  // The oldest history is deleted while the store is larger; 0 = no limit.
+  uint64_t retention_bytes = 0;
+  // Rows deleted per retention transaction (ingest interleaves between them).
+  int retention_chunk = 5000;
+  // Test hook: a maximum database size in pages, to simulate a full disk.
+  int64_t max_page_count = 0;
+  // When set, ashiato_store_* metrics are registered here.
+  prometheus::Registry* registry = nullptr;
+};
+
+// A page of rows and the token that continues after it ("" = last page).
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  std::string next;
+};
+
+struct StoredEvent {
+  int64_t id = 0;
+  UnixMicros ts = 0;
+  std::string line;  // Without the id.
+  bool replayed = false;
+};
+
+struct Interval {
+  std::string uid, namespace_, name, node;
+  std::string ip;                        // IP leases.
+  std::string container, image, digest;  // Images.
+  UnixMicros from = 0;
+  std::optional<UnixMicros> to;  // Unset while open.
+};
+
+struct EventFilter {
+  std::optional<UnixMicros> since, until;   // ts in [since, until).
+  std::string namespace_, name, uid, node;  // "" = any.
+};
+
+struct ImageUse {
+  std::string image, digest;
+  int64_t pods = 0, nodes = 0;
+};
+
+struct StoreSize {
+  uint64_t bytes = 0;  // Pages in use (page_count - freelist) * page_size.
+  uint64_t file_bytes = 0;
+  std::optional<UnixMicros> oldest_event;
+};
+
+struct RetentionResult {
+  uint64_t events_deleted = 0;
+  uint64_t intervals_deleted = 0;
+  uint64_t pods_deleted = 0;
+  bool by_size = false;  // The size budget, not only the age, decided.
+};
+
+class Store {
+ public:
+  // Opens (creating and migrating) the store. A file written by a newer
+  // schema is refused with FailedPrecondition. Any other failure (corrupt
+  // file, unwritable directory) still returns a Store, unhealthy, that keeps
+  // retrying in Probe(): the aggregator serves health and reads meanwhile.
+  static Result<std::unique_ptr<Store>> Open(StoreOptions options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // The id created with the store file, kept across restarts ("" until open).
+  std::string instance() const;
+  bool healthy() const { return healthy_.load(); }
+  // Why the store is unhealthy ("" when healthy).
+  std::string last_error() const;
+  const std::string& path() const { return path_; }
+
+  // Writes the batch in one transaction. Unavailable (store unhealthy, disk
+  // full, read-only...) or Internal; on error nothing of the batch is kept.
+  Status Commit(const ChangeBatch& batch);
+  // When unhealthy: reopens if needed and tries a small write; healthy again
+  // on success. Cheap when healthy.
+  Status Probe();
+
+  // Test hook: changes the size cap of StoreOptions::max_page_count on the
+  // open file (0 = the file system's limit), as a disk filling or freeing.
+  void SetMaxPageCountForTest(int64_t pages);
+
+  // For rebuilding the in-memory cache: every live pod and the
+  // `max_tombstones` most recently deleted, oldest first; every node.
+  Status LoadPods(size_t max_tombstones, const std::function<void(PodRow&&)>& fn);
+  Status LoadNodes(const std::function<void(NodeRow&&)>& fn);
+
+  // The unified log's source: events with id > after, in id order.
+  Result<std::vector<StoredEvent>> EventsAfter(int64_t after, size_t limit);
+  // The id of the last event written to the log (persisted).
+  Result<int64_t> LogCursor();
+  Status SetLogCursor(int64_t id);
+  // The highest event id (0 when none).
+  Result<int64_t> LastEventId();
+
+  // --- Queries (any time inside retention; `cont` is a token from a page).
+  // Events in (ts, id) order.
+  Result<Page<StoredEvent>> Events(const EventFilter& filter, const std::string& cont,
+                                   size_t limit);
+  // Who held `ip` at `at` (now: open leases), newest first.
+  Result<Page<Interval>> IpLeases(const std::string& ip, std::optional<UnixMicros> at,
+                                  const std::string& cont, size_t limit);
+  // Placements of a pod name, or of a node; newest first.
+  Result<Page<Interval>> Placements(const std::string& ns, const std::string& name,
+                                    const std::string& node, std::optional<UnixMicros> at,
+                                    const std::string& cont, size_t limit);
+  // Placements overlapping [from, to): for the hourly ConfigMaps' backfill.
+  Status PlacementsOverlapping(UnixMicros from, UnixMicros to,
+                               const std::function<void(Interval&&)>& fn);
+  // UIDs that ever had this name, oldest first.
+  Result<std::vector<std::string>> UidsOfName(const std::string& ns, const std::string& name);
+  // Images in use at `at`, with distinct pods and nodes.
+  Result<std::vector<ImageUse>> ImagesAt(UnixMicros at);
+  // Intervals of one image (by reference or digest), newest first.
+  Result<Page<Interval>> ImageUsage(const std::string& image_or_digest, const std::string& cont,
+                                    size_t limit);
+
+  // Deletes history older than the retention and, while over
+  // retention_bytes, the oldest history; in chunks of retention_chunk rows
+  // so ingest is never stalled for long. Events not yet written to the log
+  // (id > log cursor) are kept.
+  Result<RetentionResult> EnforceRetention(UnixMicros now);
+  Result<StoreSize> Size();
+
+ private:
+  class Conn;
+  explicit Store(StoreOptions options);
+  Status OpenLocked();
+  Status Migrate(sqlite3* db);
+  void MarkUnhealthy(const Status& st);
+  // Runs fn on a reader connection.
+  template <typename T>
+  Result<T> Read(const std::function<Result<T>(sqlite3*)>& fn);
+  Result<uint64_t> DeleteChunk(const char* sql, int64_t arg1, int64_t arg2);
+
+  struct Metrics;
+  StoreOptions options_;
+  std::string path_;
+  std::unique_ptr<Metrics> metrics_;
+  std::atomic<bool> healthy_{false};
+
+  mutable std::mutex write_mu_;  // The writer connection and the fields below.
+  sqlite3* writer_ = nullptr;
+  std::string instance_;
+  std::string last_error_;
+
+  std::mutex read_mu_;
+  std::vector<sqlite3*> readers_;  // Idle reader connections.
+};
+
+}  // namespace ashiato
