@@ -10,7 +10,7 @@ DEB_PACKAGES := g++ cmake make pkg-config libcurl4-openssl-dev nlohmann-json3-de
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps configure build test demo bench clean format
+.PHONY: deps configure build test demo bench chaos clean format
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -42,6 +42,14 @@ bench: deps
 	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DASHIATO_WERROR=$(ASHIATO_WERROR)
 	cmake --build build/release -j $(JOBS) --target $(BENCH_TARGETS)
 	bash tests/bench/run_bench.sh build/release
+
+# The chaos soak (docs/reliability.md): kubesim, the aggregator and 20 agents
+# under a schedule of faults for CHAOS_SECONDS (default 900), checked against
+# the truth of every change made. `make test` runs a 100 s variant.
+CHAOS_SECONDS ?= 900
+chaos: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target chaos_soak
+	$(BUILD_DIR)/bin/chaos_soak --seconds $(CHAOS_SECONDS) --nodes 20 --rate 14
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

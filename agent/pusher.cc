@@ -127,8 +127,9 @@ bool RetainedChanges::Has(const Key& after, const Key& last) const {
 
 std::vector<ReportRecord> RetainedChanges::Take(Key* after, const Key& last, size_t max) const {
   std::vector<ReportRecord> out;
+  // Default limits (they also bound lists such as a record's IPs), but any
+  // string length: the record was accepted when it was first sent.
   ReportLimits limits;
-  limits.max_records = 1;
   limits.max_string_bytes = std::numeric_limits<size_t>::max();
   for (auto it = by_time_.upper_bound(*after);
        it != by_time_.end() && it->first <= last && out.size() < max; ++it) {

@@ -586,6 +586,20 @@ TEST(PusherTest, RetentionWindowAndMaxAreCounted) {
   EXPECT_TRUE(Contains(text, "ashiato_agent_push_replay_retained 3")) << text;
 }
 
+TEST(PusherTest, RetainedRecordWithSeveralIpsIsReplayed) {
+  // Found by the chaos soak: a retained pod with a dual-stack IP list was
+  // refused by the decoder's list limit, and silently left out of replays.
+  RetainedChanges r("node-1", 10);
+  PodRecord p = Pod("a", "1");
+  p.pod_ip = "10.0.0.1";
+  p.pod_ips = {"10.0.0.1", "fd00::1"};
+  r.Add({RecordOp::kUpsert, p, 5});
+  auto after = RetainedChanges::First();
+  auto got = r.Take(&after, r.LastKey(), 10);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].pod.pod_ips, p.pod_ips);
+}
+
 TEST(PusherTest, RetainedChangesKeepLatestPerPodInObservedOrder) {
   RetainedChanges r("node-1", 10);
   auto rec = [](const std::string& name, const std::string& rv, int64_t t,

@@ -49,6 +49,9 @@ struct StoreOptions {
   uint64_t retention_bytes = 0;
   // Rows deleted per retention transaction (ingest interleaves between them).
   int retention_chunk = 5000;
+  // The writer's page cache, KiB (SQLite's default is 2,000: far too small
+  // for the indexes of a store of many pods).
+  int64_t cache_kib = 128 * 1024;
   // Test hook: a maximum database size in pages, to simulate a full disk.
   int64_t max_page_count = 0;
   // When set, ashiato_store_* metrics are registered here.
