@@ -171,6 +171,18 @@ class AggregatorE2E : public ::testing::Test {
     bool ok = testing::WaitFor([&] { return SimView() == AggView(); }, 30000ms);
     EXPECT_TRUE(ok) << "aggregator view differs from kubesim:\nsim " << json(SimView()).dump()
                     << "\nagg " << json(AggView()).dump();
+    // The unified log is written from the store by its own thread, a moment
+    // after the commit that the API already shows: wait until it is quiet.
+    size_t last = LogLines().size();
+    int quiet = 0;
+    testing::WaitFor(
+        [&] {
+          size_t now = LogLines().size();
+          quiet = now == last ? quiet + 1 : 0;
+          last = now;
+          return quiet >= 5;
+        },
+        10000ms);
   }
 
   std::vector<json> LogLines() {
