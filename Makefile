@@ -1,5 +1,14 @@
 # Front door: `make test`, `make demo`, `make bench`. Each installs its own dependencies.
+# Sanitizers and fuzzing (docs/reliability.md): `make test SANITIZE=address,undefined`,
+# `make test-sanitize` (unit tests only), `make tsan`, `make fuzz FUZZ_SECONDS=N`.
+SANITIZE ?=
+ifeq ($(SANITIZE),)
 BUILD_DIR ?= build
+else ifeq ($(SANITIZE),thread)
+BUILD_DIR ?= build-tsan
+else
+BUILD_DIR ?= build-asan
+endif
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 ASHIATO_WERROR ?= OFF
@@ -8,12 +17,21 @@ DEB_PACKAGES := g++ cmake make pkg-config libcurl4-openssl-dev nlohmann-json3-de
   libfmt-dev libgtest-dev libgmock-dev libmicrohttpd-dev libyaml-cpp-dev libcli11-dev \
   prometheus-cpp-dev zlib1g-dev libsqlite3-dev sqlite3 libssl-dev libbenchmark-dev openssl curl jq
 
+# clang's libFuzzer and sanitizer runtimes, for `make fuzz` only.
+FUZZ_PACKAGES := clang libclang-rt-dev
+
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps configure build test demo bench chaos clean format
+# Sanitizer runtime options: every finding fails the test, with a stack.
+SANITIZER_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:history_size=4
 
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+.PHONY: deps configure build test demo bench chaos clean format fuzz fuzz-deps test-sanitize tsan
+
+# $(call apt_install,PACKAGES): installs those of PACKAGES that are missing.
+define apt_install
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -21,16 +39,58 @@ deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+deps:
+	$(call apt_install,$(DEB_PACKAGES))
 	@command -v kubectl >/dev/null || echo "note: kubectl not found; kubectl-driven tests will be skipped"
 
 configure: deps
-	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DASHIATO_WERROR=$(ASHIATO_WERROR)
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DASHIATO_WERROR=$(ASHIATO_WERROR) \
+	  -DASHIATO_SANITIZE=$(SANITIZE)
 
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+	cd $(BUILD_DIR) && $(SANITIZER_ENV) ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# The unit tests and the fuzz corpora (not the process-spawning e2e tests)
+# under ASan+UBSan, built by clang in build-fuzz, whose objects `make fuzz`
+# links too: meant for CI next to `make fuzz` (docs/reliability.md), so the
+# sanitized tree compiles once. Warnings are gcc's business (`make test`),
+# hence no -Werror.
+SANITIZE_UNIT_TESTS := common_test common_kube_test agent_test pusher_test aggregator_test \
+  cm_test kubesim_unit_test
+FUZZ_CONFIGURE := cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER=clang++ -DASHIATO_FUZZ=ON -DASHIATO_WERROR=OFF
+test-sanitize: fuzz-deps
+	$(FUZZ_CONFIGURE)
+	cmake --build build-fuzz -j $(JOBS) --target $(SANITIZE_UNIT_TESTS) fuzz_targets
+	$(SANITIZER_ENV) bash tests/run_test_binaries.sh build-fuzz $(JOBS) $(SANITIZE_UNIT_TESTS)
+	cd build-fuzz && $(SANITIZER_ENV) ctest --output-on-failure -j $(JOBS) -L fuzz
+
+# ThreadSanitizer over the threaded parts: the pusher, the agent, the HTTP
+# server with suspended streams, the aggregator service and store, the
+# ConfigMap writer; whole test binaries, one at a time.
+TSAN_TESTS := pusher_test agent_test common_test aggregator_test cm_test
+tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DASHIATO_WERROR=$(ASHIATO_WERROR) \
+	  -DASHIATO_SANITIZE=thread
+	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TESTS)
+	$(SANITIZER_ENV) bash tests/run_test_binaries.sh build-tsan 1 $(TSAN_TESTS)
+
+# libFuzzer targets (tests/fuzz) built with clang in build-fuzz, each run for
+# FUZZ_SECONDS; FUZZ_TARGETS="report service" picks some.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz-deps: deps
+	$(call apt_install,$(FUZZ_PACKAGES))
+
+fuzz: fuzz-deps
+	$(FUZZ_CONFIGURE)
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
+	bash tests/fuzz/run_fuzz.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 demo: build
 	bash tests/demo/run_demo.sh $(BUILD_DIR)

@@ -62,8 +62,13 @@ struct AgentOptions {
   std::string aggregator;
   // Bearer token file for the aggregator, re-read on rotation.
   std::string aggregator_token_file;
-  // CA bundle (PEM) trusted for an https aggregator URL; "" = system store.
+  // CA bundle (PEM) trusted for an https aggregator URL; "" = the in-cluster
+  // CA bundle (the service account's ca.crt) when running in a pod, else the
+  // system store.
   std::string aggregator_ca_file;
+  // Allow an http:// aggregator URL: the push token then travels in clear
+  // text. Off: such a URL is a usage error.
+  bool allow_insecure_aggregator = false;
   // Records per POST at most.
   int batch_max = 500;
   // Longest a record waits before its batch is sent.

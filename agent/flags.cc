@@ -48,8 +48,13 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
                  "Bearer token file for the aggregator (re-read on rotation)")
       ->envname("ASHIATO_AGGREGATOR_TOKEN_FILE");
   app.add_option("--aggregator-ca-file", o->aggregator_ca_file,
-                 "CA bundle (PEM) trusted for an https aggregator (default: system store)")
+                 "CA bundle (PEM) trusted for an https aggregator (default: the in-cluster CA "
+                 "bundle in a pod, else the system store)")
       ->envname("ASHIATO_AGGREGATOR_CA_FILE");
+  app.add_flag("--allow-insecure-aggregator", o->allow_insecure_aggregator,
+               "Allow an http:// --aggregator: the push token is then sent in clear text "
+               "(tests, or a service mesh that encrypts)")
+      ->envname("ASHIATO_ALLOW_INSECURE_AGGREGATOR");
   app.add_option("--batch-max", o->batch_max, "Records per push at most");
   app.add_option("--batch-delay", batch_delay, "Longest a record waits before it is pushed");
   app.add_option("--buffer-max", o->buffer_max, "Pending records kept at most (then coalesced)");
@@ -90,6 +95,17 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
     return usage(
         "--all-nodes is only allowed with --oneshot: a continuous cluster-wide watch "
         "per node would overload the API server");
+  }
+  if (o->aggregator.rfind("http://", 0) == 0 && !o->allow_insecure_aggregator) {
+    return usage("refusing to send the push token over plain http to " + o->aggregator +
+                 ": use https:// (with --aggregator-ca-file) or --allow-insecure-aggregator");
+  }
+  if (!o->aggregator.empty() && o->aggregator.rfind("http://", 0) != 0 &&
+      o->aggregator.rfind("https://", 0) != 0) {
+    return usage(
+        "--aggregator must be an https:// (or, with --allow-insecure-aggregator, "
+        "http://) URL, not \"" +
+        o->aggregator + "\"");
   }
   if (o->node.empty() && !o->all_nodes) {
     return usage("--node (or NODE_NAME) is required (or --oneshot --all-nodes)");

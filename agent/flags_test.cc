@@ -31,6 +31,7 @@ TEST(FlagsTest, AllFlags) {
                    "127.0.0.1:0",
                    "--aggregator",
                    "http://agg:8080",
+                   "--allow-insecure-aggregator",
                    "--aggregator-token-file",
                    "/t",
                    "--batch-max",
@@ -61,6 +62,7 @@ TEST(FlagsTest, AllFlags) {
   EXPECT_TRUE(o.quorum_list);
   EXPECT_EQ(o.listen_health, "127.0.0.1:0");
   EXPECT_EQ(o.aggregator, "http://agg:8080");
+  EXPECT_TRUE(o.allow_insecure_aggregator);
   EXPECT_EQ(o.aggregator_token_file, "/t");
   EXPECT_EQ(o.batch_max, 7);
   EXPECT_EQ(o.batch_delay, std::chrono::seconds(2));
@@ -104,6 +106,22 @@ TEST(FlagsTest, DeliveryDefaultsAndEnv) {
   EXPECT_EQ(Parse({"--node", "n", "--replay-max", "-1"}, &bad2), 2);
   AgentOptions bad3;
   EXPECT_EQ(Parse({"--node", "n", "--heartbeat", "often"}, &bad3), 2);
+}
+
+TEST(FlagsTest, PlainHttpAggregatorNeedsExplicitConsent) {
+  // The push token would travel in clear text.
+  AgentOptions o;
+  EXPECT_EQ(Parse({"--node", "n", "--aggregator", "http://agg:8080"}, &o), 2);
+  AgentOptions ftp;
+  EXPECT_EQ(Parse({"--node", "n", "--aggregator", "ftp://agg"}, &ftp), 2);
+  AgentOptions tls;
+  EXPECT_FALSE(Parse({"--node", "n", "--aggregator", "https://agg:8080"}, &tls).has_value());
+  EXPECT_FALSE(tls.allow_insecure_aggregator);
+  setenv("ASHIATO_ALLOW_INSECURE_AGGREGATOR", "true", 1);
+  AgentOptions env;
+  EXPECT_FALSE(Parse({"--node", "n", "--aggregator", "http://agg:8080"}, &env).has_value());
+  unsetenv("ASHIATO_ALLOW_INSECURE_AGGREGATOR");
+  EXPECT_TRUE(env.allow_insecure_aggregator);
 }
 
 TEST(FlagsTest, Validation) {

@@ -51,11 +51,17 @@ Answer ParseAnswer(const std::string& body) {
 
 }  // namespace
 
+std::string DefaultAggregatorCaFile(const std::string& url, const std::string& in_cluster_ca) {
+  if (url.rfind("https://", 0) != 0) return "";
+  return ::access(in_cluster_ca.c_str(), R_OK) == 0 ? in_cluster_ca : "";
+}
+
 PusherOptions PusherOptionsFromAgent(const AgentOptions& a) {
   PusherOptions o;
   o.url = a.aggregator;
   o.token_file = a.aggregator_token_file;
-  o.ca_file = a.aggregator_ca_file;
+  o.ca_file =
+      a.aggregator_ca_file.empty() ? DefaultAggregatorCaFile(a.aggregator) : a.aggregator_ca_file;
   o.node = a.node;
   o.batch_max = static_cast<size_t>(std::max(1, a.batch_max));
   o.batch_delay = a.batch_delay;

@@ -75,8 +75,16 @@ struct PusherOptions {
   size_t replay_max = 20000;
 };
 
-// The agent's flags mapped onto PusherOptions.
+// The agent's flags mapped onto PusherOptions. Without --aggregator-ca-file,
+// an https aggregator is verified with DefaultAggregatorCaFile().
 PusherOptions PusherOptionsFromAgent(const AgentOptions& agent);
+
+// The CA bundle an https `url` is verified with when none is configured:
+// the in-cluster one (the service account's ca.crt) when readable, else ""
+// (the system store). "" for any other scheme.
+std::string DefaultAggregatorCaFile(
+    const std::string& url,
+    const std::string& in_cluster_ca = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt");
 
 // The changes a Pusher delivered, kept for a replay: the latest record of
 // each pod UID (a deletion included, with its last state), each with its

@@ -22,6 +22,14 @@ Status StatusFromWatchError(const json& object) {
   return s;
 }
 
+// obj[key] when it is a string, else "": the API server's answers are
+// parsed, not trusted (json::value() would throw on another type).
+std::string StringField(const json& obj, const char* key) {
+  if (!obj.is_object()) return "";
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 }  // namespace
 
 Reflector::Reflector(ReflectorOptions options, PodApi* api, ReflectorHandler* handler)
@@ -56,6 +64,7 @@ Result<std::vector<PodRecord>> Reflector::ListOnce(bool quorum, std::string* res
     }
     auto list = api_->Get(query);
     if (!list.ok()) return list.status();
+    if (!list->is_object()) return Internal("pod list is not a JSON object");
     const json& items = (*list)["items"];
     if (items.is_array()) {
       for (const auto& item : items) {
@@ -66,8 +75,8 @@ Result<std::vector<PodRecord>> Reflector::ListOnce(bool quorum, std::string* res
       return Internal("pod list has no items array");
     }
     const json& meta = (*list)["metadata"];
-    *resource_version = meta.is_object() ? meta.value("resourceVersion", "") : "";
-    cont = meta.is_object() ? meta.value("continue", "") : "";
+    *resource_version = StringField(meta, "resourceVersion");
+    cont = StringField(meta, "continue");
     if (!quorum || cont.empty()) break;
     if (stopped_) return Status(StatusCode::kCancelled, "stopped");
   }
@@ -109,7 +118,7 @@ Status Reflector::WatchOnce(int* events_seen) {
   Status s = api_->Watch(
       query,
       [&](const json& event) {
-        std::string type = event.value("type", "");
+        std::string type = StringField(event, "type");
         const json& object = event.contains("object") ? event["object"] : json();
         ++*events_seen;
         if (type == "ERROR") {
@@ -118,7 +127,7 @@ Status Reflector::WatchOnce(int* events_seen) {
         }
         if (type == "BOOKMARK") {
           const json& meta = object.is_object() ? object.value("metadata", json::object()) : json();
-          std::string rv = meta.is_object() ? meta.value("resourceVersion", "") : "";
+          std::string rv = StringField(meta, "resourceVersion");
           if (!rv.empty()) last_rv_ = rv;
           return true;
         }

@@ -7,6 +7,35 @@ namespace ashiato {
 Result<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& options,
                                                        std::unique_ptr<TokenReviewer> reviewer,
                                                        std::FILE* log_out, const Clock* clock) {
+  AuthApis apis;
+  apis.agent_tokens = std::move(reviewer);
+  return Create(options, std::move(apis), log_out, clock);
+}
+
+Result<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& options,
+                                                       AuthApis apis, std::FILE* log_out,
+                                                       const Clock* clock) {
+  std::string metrics_auth =
+      options.metrics_auth.empty() ? options.read_auth : options.metrics_auth;
+  for (const auto& [flag, value] :
+       {std::pair<const char*, const std::string*>{"--read-auth", &options.read_auth},
+        {"--metrics-auth", &metrics_auth}}) {
+    if (*value != "tokenreview" && *value != "none") {
+      return InvalidArgument(std::string(flag) + " must be tokenreview or none, not \"" + *value +
+                             "\"");
+    }
+  }
+  bool read_auth = options.read_auth == "tokenreview";
+  bool protect_metrics = metrics_auth == "tokenreview";
+  if ((read_auth || protect_metrics) && (!apis.reader_tokens || !apis.access)) {
+    return InvalidArgument(
+        "--read-auth/--metrics-auth tokenreview need access to the API server (TokenReview, "
+        "SubjectAccessReview)");
+  }
+  bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
+  if (tls && (options.tls_cert_file.empty() || options.tls_key_file.empty())) {
+    return InvalidArgument("--tls-cert-file and --tls-key-file go together");
+  }
   std::unique_ptr<Aggregator> a(new Aggregator());
   a->options_ = options;
   a->clock_ = clock ? clock : Clock::Real();
@@ -29,19 +58,52 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& 
   LogWriter* writer = a->log_writer_.get();
   a->state_->SetCommitListener([writer] { writer->Notify(); });
   if (options.auth == "tokenreview") {
-    if (!reviewer) return InvalidArgument("--auth tokenreview needs access to the API server");
+    if (!apis.agent_tokens)
+      return InvalidArgument("--auth tokenreview needs access to the API server");
     AuthOptions ao;
     ao.agent_identity = options.agent_identity;
     ao.audience = options.audience;
     ao.cache_ttl = options.token_cache_ttl;
-    a->auth_ = std::make_unique<Authenticator>(ao, std::move(reviewer), a->metrics_.get());
+    ao.allow_unbound = options.allow_unbound_agent_tokens;
+    a->auth_ = std::make_unique<Authenticator>(ao, std::move(apis.agent_tokens), a->metrics_.get(),
+                                               std::move(apis.pods));
   } else if (options.auth != "none") {
     return InvalidArgument("--auth must be tokenreview or none, not \"" + options.auth + "\"");
   }
+  if (read_auth || protect_metrics) {
+    ReadAuthOptions ro;
+    ro.audience = options.read_audience;
+    ro.token_ttl = options.token_cache_ttl;
+    ro.access_ttl = options.access_cache_ttl;
+    // A push token must not read: it would turn a stolen agent token into
+    // the whole cluster's history.
+    if (!options.agent_identity.empty()) ro.denied_users.push_back(options.agent_identity);
+    a->reader_ = std::make_unique<ReadAuthorizer>(ro, std::move(apis.reader_tokens),
+                                                  std::move(apis.access), a->metrics_.get());
+  }
   ServiceOptions svc;
   svc.max_decoded_bytes = options.max_body_bytes;
-  a->service_ =
-      std::make_unique<AggregatorService>(svc, a->state_.get(), a->auth_.get(), a->metrics_.get());
+  svc.read_auth = read_auth;
+  svc.metrics_auth = protect_metrics;
+  a->service_ = std::make_unique<AggregatorService>(svc, a->state_.get(), a->auth_.get(),
+                                                    a->metrics_.get(), a->reader_.get());
+  if (options.auth == "none") {
+    spdlog::warn("--auth none: anyone who reaches the port can push reports for any node");
+  } else if (options.allow_unbound_agent_tokens) {
+    spdlog::warn(
+        "--allow-unbound-agent-tokens: agent tokens bound to no pod may push for any node");
+  }
+  if (!read_auth) {
+    spdlog::warn(
+        "--read-auth none: anyone who reaches the port reads every pod of every namespace; "
+        "for local use only");
+  }
+  if (!protect_metrics) spdlog::warn("--metrics-auth none: /metrics is open to anyone");
+  if (!tls) {
+    spdlog::warn(
+        "serving plain HTTP: bearer tokens cross the network unencrypted (see "
+        "--tls-cert-file)");
+  }
   return a;
 }
 
@@ -62,6 +124,9 @@ Status Aggregator::Start() {
   // server inline, and the other threads keep serving meanwhile.
   ho.threads = options_.threads;
   ho.connection_timeout_seconds = 300;
+  ho.tls_cert_file = options_.tls_cert_file;
+  ho.tls_key_file = options_.tls_key_file;
+  ho.tls_reload_interval = options_.tls_reload_interval;
   AggregatorService* svc = service_.get();
   auto server = HttpServer::Start(ho, [svc](const HttpRequest& r) { return svc->Handle(r); });
   if (!server.ok()) return server.status();
@@ -72,8 +137,9 @@ Status Aggregator::Start() {
     stopping_ = false;
   }
   maintainer_ = std::thread([this] { Maintain(); });
-  spdlog::info("serving on port {} (auth {}, store {}, instance {})", server_->port(),
-               options_.auth, store_->path(), store_->instance());
+  spdlog::info("serving on port {} ({}, auth {}, read-auth {}, store {}, instance {})",
+               server_->port(), options_.tls_cert_file.empty() ? "http" : "https", options_.auth,
+               options_.read_auth, store_->path(), store_->instance());
   return Status::Ok();
 }
 

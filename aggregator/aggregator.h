@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "aggregator/auth.h"
+#include "aggregator/authz.h"
 #include "aggregator/log_writer.h"
 #include "aggregator/metrics.h"
 #include "aggregator/options.h"
@@ -22,11 +23,28 @@
 
 namespace ashiato {
 
+// What the aggregator asks the Kubernetes API about callers.
+struct AuthApis {
+  // Agent tokens; required with --auth tokenreview.
+  std::unique_ptr<TokenReviewer> agent_tokens;
+  // The pods of pod-bound agent tokens (node binding on Kubernetes < 1.30).
+  std::unique_ptr<PodLookup> pods;
+  // Reader tokens and SubjectAccessReview; required when --read-auth or
+  // --metrics-auth is tokenreview.
+  std::unique_ptr<TokenReviewer> reader_tokens;
+  std::unique_ptr<AccessReviewer> access;
+};
+
 class Aggregator {
  public:
-  // Builds everything but serves nothing yet. `reviewer` is required when
-  // options.auth == "tokenreview". `log_out` receives the unified log.
-  // FailedPrecondition when the store was written by a newer version.
+  // Builds everything but serves nothing yet. `log_out` receives the
+  // unified log. InvalidArgument when an API that the options need is
+  // missing; FailedPrecondition when the store was written by a newer version.
+  static Result<std::unique_ptr<Aggregator>> Create(const AggregatorOptions& options, AuthApis apis,
+                                                    std::FILE* log_out = stdout,
+                                                    const Clock* clock = nullptr);
+  // Agent authentication only (`reviewer`); reads and /metrics must be
+  // configured open (--read-auth none).
   static Result<std::unique_ptr<Aggregator>> Create(const AggregatorOptions& options,
                                                     std::unique_ptr<TokenReviewer> reviewer,
                                                     std::FILE* log_out = stdout,
@@ -58,6 +76,7 @@ class Aggregator {
   std::unique_ptr<ClusterState> state_;
   std::unique_ptr<LogWriter> log_writer_;
   std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<ReadAuthorizer> reader_;
   std::unique_ptr<AggregatorService> service_;
   std::unique_ptr<HttpServer> server_;
 

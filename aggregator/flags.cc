@@ -46,6 +46,29 @@ void AddAggregatorFlags(CLI::App& app, AggregatorOptions& o) {
       ->capture_default_str();
   AddDuration(app, "--token-cache-ttl", o.token_cache_ttl,
               "How long a TokenReview answer is reused (default 30s)");
+  app.add_flag("--allow-unbound-agent-tokens", o.allow_unbound_agent_tokens,
+               "Accept agent tokens that are bound to no pod (so to no node): tests and agents "
+               "outside the cluster only");
+  app.add_option("--read-auth", o.read_auth,
+                 "Who may read /v1/*: tokenreview (a bearer token; answers filtered by "
+                 "SubjectAccessReview to the namespaces whose pods the user may list) or none "
+                 "(anyone who reaches the port; local use only)")
+      ->check(CLI::IsMember({"tokenreview", "none"}))
+      ->capture_default_str();
+  app.add_option("--read-audience", o.read_audience,
+                 "Audience reader tokens must carry (\"\" = the API server's own)")
+      ->capture_default_str();
+  app.add_option("--metrics-auth", o.metrics_auth,
+                 "Who may read /metrics: tokenreview (get on the URL /metrics, as "
+                 "kube-rbac-proxy) or none (default: as --read-auth)")
+      ->check(CLI::IsMember({"tokenreview", "none"}));
+  AddDuration(app, "--access-cache-ttl", o.access_cache_ttl,
+              "How long a SubjectAccessReview answer is reused (default 10s)");
+  app.add_option("--tls-cert-file", o.tls_cert_file,
+                 "Serve HTTPS with this PEM certificate (chain), re-read when it changes");
+  app.add_option("--tls-key-file", o.tls_key_file, "The PEM key of --tls-cert-file");
+  AddDuration(app, "--tls-reload-interval", o.tls_reload_interval,
+              "How often the TLS files are checked for changes (default 10s)");
   app.add_option("--max-body-bytes", o.max_body_bytes,
                  "Largest report body, before and after gzip (413 beyond)")
       ->capture_default_str();

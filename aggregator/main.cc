@@ -51,8 +51,11 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  std::string metrics_auth =
+      options.metrics_auth.empty() ? options.read_auth : options.metrics_auth;
+  bool reviews_readers = options.read_auth == "tokenreview" || metrics_auth == "tokenreview";
   std::optional<KubeConfig> kube;
-  if (options.auth == "tokenreview" || cm_options.enabled) {
+  if (options.auth == "tokenreview" || reviews_readers || cm_options.enabled) {
     auto cfg = ResolveKubeConfig(options.kubeconfig, options.context);
     if (!cfg.ok()) {
       spdlog::error("cluster access: {}", cfg.status().ToString());
@@ -60,9 +63,16 @@ int main(int argc, char** argv) {
     }
     kube = *cfg;
   }
-  std::unique_ptr<TokenReviewer> reviewer;
-  if (options.auth == "tokenreview") reviewer = std::make_unique<KubeTokenReviewer>(*kube);
-  auto aggregator = Aggregator::Create(options, std::move(reviewer), stdout);
+  AuthApis apis;
+  if (options.auth == "tokenreview") {
+    apis.agent_tokens = std::make_unique<KubeTokenReviewer>(*kube);
+    apis.pods = std::make_unique<KubePodLookup>(*kube);
+  }
+  if (reviews_readers) {
+    apis.reader_tokens = std::make_unique<KubeTokenReviewer>(*kube);
+    apis.access = std::make_unique<KubeAccessReviewer>(*kube);
+  }
+  auto aggregator = Aggregator::Create(options, std::move(apis), stdout);
   if (!aggregator.ok()) {
     spdlog::error("{}", aggregator.status().ToString());
     return aggregator.status().code() == StatusCode::kFailedPrecondition ? 3 : 2;

@@ -54,6 +54,25 @@ AggregatorMetrics::AggregatorMetrics(std::shared_ptr<prometheus::Registry> reg)
                                "TokenReview calls that failed (not a negative review)");
   token_cache_hits =
       Counter(r, "ashiato_aggregator_token_cache_hits_total", "Tokens answered from the cache");
+  agent_pod_lookups = Counter(r, "ashiato_aggregator_agent_pod_lookups_total",
+                              "Pod GETs binding a pod-bound agent token to its node");
+  agent_pod_lookup_errors = Counter(r, "ashiato_aggregator_agent_pod_lookup_errors_total",
+                                    "Pod GETs for agent tokens that failed");
+  auto& reads = prometheus::BuildCounter()
+                    .Name("ashiato_aggregator_reads_total")
+                    .Help("Query API and /metrics requests by authorization outcome")
+                    .Register(r);
+  reads_allowed = &reads.Add({{"result", "allowed"}});
+  reads_filtered = &reads.Add({{"result", "filtered"}});
+  reads_unauthenticated = &reads.Add({{"result", "unauthenticated"}});
+  reads_forbidden = &reads.Add({{"result", "forbidden"}});
+  reads_unavailable = &reads.Add({{"result", "unavailable"}});
+  sar_requests = Counter(r, "ashiato_aggregator_subjectaccessreview_requests_total",
+                         "SubjectAccessReview calls made");
+  sar_errors = Counter(r, "ashiato_aggregator_subjectaccessreview_errors_total",
+                       "SubjectAccessReview calls that failed (not a denial)");
+  access_cache_hits = Counter(r, "ashiato_aggregator_access_cache_hits_total",
+                              "Access questions answered from the cache");
   log_lines_written = Counter(r, "ashiato_aggregator_log_lines_written_total",
                               "Unified log lines written to stdout");
   log_backlog = Gauge(r, "ashiato_aggregator_log_backlog_lines",

@@ -35,6 +35,19 @@ struct AggregatorMetrics {
   prometheus::Counter* tokenreview_requests;
   prometheus::Counter* tokenreview_errors;
   prometheus::Counter* token_cache_hits;
+  // Pod GETs that bind a pod-bound token to its node (Kubernetes < 1.30).
+  prometheus::Counter* agent_pod_lookups;
+  prometheus::Counter* agent_pod_lookup_errors;
+  // Reads (query API and /metrics) by outcome: allowed (everything),
+  // filtered (to some namespaces), unauthenticated, forbidden, unavailable.
+  prometheus::Counter* reads_allowed;
+  prometheus::Counter* reads_filtered;
+  prometheus::Counter* reads_unauthenticated;
+  prometheus::Counter* reads_forbidden;
+  prometheus::Counter* reads_unavailable;
+  prometheus::Counter* sar_requests;       // SubjectAccessReview calls made.
+  prometheus::Counter* sar_errors;         // ... that failed (not a denial).
+  prometheus::Counter* access_cache_hits;  // Answered from the cache.
   // The unified log writer (aggregator/log_writer.h).
   prometheus::Counter* log_lines_written;
   prometheus::Gauge* log_backlog;  // Committed lines not yet written to stdout.

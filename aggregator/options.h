@@ -23,6 +23,26 @@ struct AggregatorOptions {
   std::string audience = "ashiato";
   // --token-cache-ttl: how long a TokenReview answer is reused.
   std::chrono::milliseconds token_cache_ttl{std::chrono::seconds(30)};
+  // --allow-unbound-agent-tokens: accept agent tokens bound to no pod (so to
+  // no node). Off: refused, since such a token could push for any node.
+  bool allow_unbound_agent_tokens = false;
+  // --read-auth: "tokenreview" (default: every /v1/* read needs a bearer
+  // token, answers are filtered by SubjectAccessReview) or "none" (anyone
+  // who reaches the port reads everything; a warning at start).
+  std::string read_auth = "tokenreview";
+  // --read-audience: audience reader tokens must carry; "" = the API
+  // server's own (then the aggregator sees tokens valid for the API server).
+  std::string read_audience = "ashiato";
+  // --metrics-auth: "tokenreview" (get on the non-resource URL /metrics, as
+  // kube-rbac-proxy) or "none"; "" = the same as --read-auth.
+  std::string metrics_auth;
+  // --access-cache-ttl: how long a SubjectAccessReview answer is reused.
+  std::chrono::milliseconds access_cache_ttl{std::chrono::seconds(10)};
+  // --tls-cert-file / --tls-key-file: serve HTTPS with these PEM files,
+  // re-read when they change (checked every tls_reload_interval).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::chrono::milliseconds tls_reload_interval{std::chrono::seconds(10)};
   // --max-body-bytes: larger report bodies get 413 (after decompression too).
   size_t max_body_bytes = 16 << 20;
   // --max-connections: connections beyond this are refused at accept.

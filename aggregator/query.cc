@@ -75,6 +75,11 @@ void AddContinue(json& out, const std::string& next) {
   if (!next.empty()) out["continue"] = next;
 }
 
+HttpResponse NamespaceForbidden(const std::string& ns) {
+  return ErrorResponse(403, Status(StatusCode::kPermissionDenied,
+                                   "you may not list pods in namespace \"" + ns + "\""));
+}
+
 }  // namespace
 
 int HttpStatusFor(const Status& st) {
@@ -109,12 +114,21 @@ HttpResponse ErrorResponse(int http_status, const Status& status) {
 QueryApi::QueryApi(QueryOptions options, ClusterState* state, Store* store)
     : options_(options), state_(state), store_(store) {}
 
-HttpResponse QueryApi::Nodes() { return JsonOk(state_->Nodes()); }
+HttpResponse QueryApi::Nodes(const Access& access) {
+  if (!access.all) {
+    return ErrorResponse(403, Status(StatusCode::kPermissionDenied,
+                                     "/v1/nodes needs permission to list pods in all namespaces"));
+  }
+  return JsonOk(state_->Nodes());
+}
 
-HttpResponse QueryApi::Pods(const HttpRequest& req) {
+HttpResponse QueryApi::Pods(const HttpRequest& req, const Access& access) {
   PodQuery q;
   q.node = req.Query("node");
   q.namespace_ = req.Query("namespace");
+  if (!q.namespace_.empty() && !access.Allows(q.namespace_))
+    return NamespaceForbidden(q.namespace_);
+  q.namespaces = access.filter();
   q.ip = req.Query("ip");
   q.phase = req.Query("phase");
   q.after = req.Query("continue");
@@ -128,18 +142,20 @@ HttpResponse QueryApi::Pods(const HttpRequest& req) {
   }
   if (!req.Query("at").empty()) {
     // The past: placements from the store (who was where), not full states.
-    return Placements(req);
+    return Placements(req, access);
   }
   return JsonOk(state_->Pods(q));
 }
 
-HttpResponse QueryApi::PodByName(const HttpRequest& req, const std::string& rest) {
+HttpResponse QueryApi::PodByName(const HttpRequest& req, const std::string& rest,
+                                 const Access& access) {
   size_t slash = rest.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 >= rest.size() ||
       rest.find('/', slash + 1) != std::string::npos) {
     return ErrorResponse(404, NotFound("use /v1/pods/{namespace}/{name}"));
   }
   std::string ns = rest.substr(0, slash), name = rest.substr(slash + 1);
+  if (!access.Allows(ns)) return NamespaceForbidden(ns);
   auto limit = LimitParam(req, options_);
   if (!limit.ok()) return Fail(limit.status());
   auto uids = store_->UidsOfName(ns, name);
@@ -181,7 +197,7 @@ HttpResponse QueryApi::PodByName(const HttpRequest& req, const std::string& rest
                  {"history_truncated", truncated}});
 }
 
-HttpResponse QueryApi::Ip(const HttpRequest& req, const std::string& ip) {
+HttpResponse QueryApi::Ip(const HttpRequest& req, const std::string& ip, const Access& access) {
   if (ip.empty() || ip.find('/') != std::string::npos) {
     return ErrorResponse(404, NotFound("use /v1/ips/{ip}"));
   }
@@ -189,7 +205,7 @@ HttpResponse QueryApi::Ip(const HttpRequest& req, const std::string& ip) {
   if (!at.ok()) return Fail(at.status());
   auto limit = LimitParam(req, options_);
   if (!limit.ok()) return Fail(limit.status());
-  auto page = store_->IpLeases(ip, *at, req.Query("continue"), *limit);
+  auto page = store_->IpLeases(ip, *at, req.Query("continue"), *limit, access.filter());
   if (!page.ok()) return Fail(page.status());
   json out = {{"ip", ip}, {"holders", IntervalsJson(*page)}};
   out["at"] = *at ? json(TimeText(**at)) : json(nullptr);
@@ -197,7 +213,7 @@ HttpResponse QueryApi::Ip(const HttpRequest& req, const std::string& ip) {
   return JsonOk(out);
 }
 
-HttpResponse QueryApi::History(const HttpRequest& req) {
+HttpResponse QueryApi::History(const HttpRequest& req, const Access& access) {
   EventFilter f;
   auto since = TimeParam(req, "since");
   if (!since.ok()) return Fail(since.status());
@@ -211,6 +227,9 @@ HttpResponse QueryApi::History(const HttpRequest& req) {
   f.name = req.Query("name");
   f.uid = req.Query("uid");
   f.node = req.Query("node");
+  if (!f.namespace_.empty() && !access.Allows(f.namespace_))
+    return NamespaceForbidden(f.namespace_);
+  f.namespaces = access.filter();
   auto page = store_->Events(f, req.Query("continue"), *limit);
   if (!page.ok()) return Fail(page.status());
   auto size = store_->Size();
@@ -229,13 +248,15 @@ HttpResponse QueryApi::History(const HttpRequest& req) {
   return HttpResponse::Json(200, std::move(body));
 }
 
-HttpResponse QueryApi::Placements(const HttpRequest& req) {
+HttpResponse QueryApi::Placements(const HttpRequest& req, const Access& access) {
   auto at = TimeParam(req, "at");
   if (!at.ok()) return Fail(at.status());
   auto limit = LimitParam(req, options_);
   if (!limit.ok()) return Fail(limit.status());
   std::string ns = req.Query("namespace"), name = req.Query("name"), node = req.Query("node");
-  auto page = store_->Placements(ns, name, node, *at, req.Query("continue"), *limit);
+  if (!ns.empty() && !access.Allows(ns)) return NamespaceForbidden(ns);
+  auto page =
+      store_->Placements(ns, name, node, *at, req.Query("continue"), *limit, access.filter());
   if (!page.ok()) return Fail(page.status());
   json out = {{"placements", IntervalsJson(*page)}, {"count", page->items.size()}};
   out["at"] = *at ? json(TimeText(**at)) : json(nullptr);
@@ -243,11 +264,11 @@ HttpResponse QueryApi::Placements(const HttpRequest& req) {
   return JsonOk(out);
 }
 
-HttpResponse QueryApi::Images(const HttpRequest& req) {
+HttpResponse QueryApi::Images(const HttpRequest& req, const Access& access) {
   auto at = TimeParam(req, "at");
   if (!at.ok()) return Fail(at.status());
-  if (!*at) return JsonOk(state_->Images());
-  auto uses = store_->ImagesAt(**at);
+  if (!*at) return JsonOk(state_->Images(access.filter()));
+  auto uses = store_->ImagesAt(**at, access.filter());
   if (!uses.ok()) return Fail(uses.status());
   std::string digest = req.Query("digest");
   json images = json::array();
@@ -260,11 +281,12 @@ HttpResponse QueryApi::Images(const HttpRequest& req) {
   return JsonOk({{"at", TimeText(**at)}, {"images", std::move(images)}, {"count", n}});
 }
 
-HttpResponse QueryApi::Image(const HttpRequest& req, const std::string& image_or_digest) {
+HttpResponse QueryApi::Image(const HttpRequest& req, const std::string& image_or_digest,
+                             const Access& access) {
   if (image_or_digest.empty()) return ErrorResponse(404, NotFound("use /v1/images/{image}"));
   auto limit = LimitParam(req, options_);
   if (!limit.ok()) return Fail(limit.status());
-  auto page = store_->ImageUsage(image_or_digest, req.Query("continue"), *limit);
+  auto page = store_->ImageUsage(image_or_digest, req.Query("continue"), *limit, access.filter());
   if (!page.ok()) return Fail(page.status());
   json out = {{"image", image_or_digest},
               {"intervals", IntervalsJson(*page)},

@@ -2,10 +2,16 @@
 // pods and nodes come from ClusterState's cache; everything about the past
 // comes from the Store, for any time inside retention, in pages
 // (`limit` + `continue`) with a stable order.
+//
+// Every answer is limited to the caller's NamespaceAccess (aggregator/authz.h):
+// pods, events, placements, IP leases and image uses of other namespaces
+// are left out (counts included), a `namespace` parameter outside it is a
+// 403, and /v1/nodes (about every pod of a node) needs access to all.
 #pragma once
 
 #include <string>
 
+#include "aggregator/authz.h"
 #include "aggregator/state.h"
 #include "aggregator/store/store.h"
 #include "common/http_server.h"
@@ -22,15 +28,20 @@ class QueryApi {
  public:
   QueryApi(QueryOptions options, ClusterState* state, Store* store);
 
-  HttpResponse Nodes();
-  HttpResponse Pods(const HttpRequest& request);
+  using Access = NamespaceAccess;
+
+  HttpResponse Nodes(const Access& access = Access::All());
+  HttpResponse Pods(const HttpRequest& request, const Access& access = Access::All());
   // GET /v1/pods/{namespace}/{name}; `rest` is "{namespace}/{name}".
-  HttpResponse PodByName(const HttpRequest& request, const std::string& rest);
-  HttpResponse Ip(const HttpRequest& request, const std::string& ip);
-  HttpResponse History(const HttpRequest& request);
-  HttpResponse Placements(const HttpRequest& request);
-  HttpResponse Images(const HttpRequest& request);
-  HttpResponse Image(const HttpRequest& request, const std::string& image_or_digest);
+  HttpResponse PodByName(const HttpRequest& request, const std::string& rest,
+                         const Access& access = Access::All());
+  HttpResponse Ip(const HttpRequest& request, const std::string& ip,
+                  const Access& access = Access::All());
+  HttpResponse History(const HttpRequest& request, const Access& access = Access::All());
+  HttpResponse Placements(const HttpRequest& request, const Access& access = Access::All());
+  HttpResponse Images(const HttpRequest& request, const Access& access = Access::All());
+  HttpResponse Image(const HttpRequest& request, const std::string& image_or_digest,
+                     const Access& access = Access::All());
 
  private:
   QueryOptions options_;

@@ -10,11 +10,13 @@
 namespace ashiato {
 
 AggregatorService::AggregatorService(ServiceOptions options, ClusterState* state,
-                                     Authenticator* auth, AggregatorMetrics* metrics)
+                                     Authenticator* auth, AggregatorMetrics* metrics,
+                                     ReadAuthorizer* reader)
     : options_(std::move(options)),
       state_(state),
       auth_(auth),
       metrics_(metrics),
+      reader_(reader),
       query_(options_.query, state, &state->store()) {}
 
 HttpResponse AggregatorService::Handle(const HttpRequest& req) {
@@ -30,16 +32,106 @@ HttpResponse AggregatorService::Handle(const HttpRequest& req) {
   if (path == "/readyz") {
     return ready_ ? HttpResponse::Text(200, "ok\n") : HttpResponse::Text(503, "not ready\n");
   }
-  if (path == "/metrics") return Metrics();
-  if (path == "/v1/nodes") return query_.Nodes();
-  if (path == "/v1/pods") return query_.Pods(req);
-  if (path.rfind("/v1/pods/", 0) == 0) return query_.PodByName(req, path.substr(9));
-  if (path.rfind("/v1/ips/", 0) == 0) return query_.Ip(req, path.substr(8));
-  if (path == "/v1/history") return query_.History(req);
-  if (path == "/v1/placements") return query_.Placements(req);
-  if (path == "/v1/images") return query_.Images(req);
-  if (path.rfind("/v1/images/", 0) == 0) return query_.Image(req, path.substr(11));
+  if (path == "/metrics") return Metrics(req);
+  if (path.rfind("/v1/", 0) == 0) return Read(req);
   return ErrorResponse(404, NotFound("no such endpoint: " + path));
+}
+
+HttpResponse AggregatorService::Deny(const Status& st) {
+  int code = HttpStatusFor(st);
+  if (metrics_) {
+    if (code == 401) metrics_->reads_unauthenticated->Increment();
+    if (code == 403) metrics_->reads_forbidden->Increment();
+    if (code == 503) metrics_->reads_unavailable->Increment();
+  }
+  return ErrorResponse(code, st);
+}
+
+Result<NamespaceAccess> AggregatorService::ReadAccess(const HttpRequest& req,
+                                                      const std::string& endpoint,
+                                                      const std::string& ns) {
+  if (!options_.read_auth) return NamespaceAccess::All();
+  // Misconfigured (no authorizer): fail closed rather than answer everyone.
+  if (!reader_) return Status(StatusCode::kUnavailable, "read authorization is not configured");
+  auto user = reader_->Authenticate(req.Header("authorization"));
+  if (!user.ok()) return user.status();
+  if (endpoint == "nodes" || !ns.empty()) {
+    // One question: cluster-wide, or that namespace.
+    auto all = reader_->MayListPods(*user, "");
+    if (!all.ok()) return all.status();
+    if (*all) return NamespaceAccess::All();
+    if (ns.empty()) {
+      return Status(StatusCode::kPermissionDenied,
+                    "\"" + user->username + "\" may not list pods in all namespaces, which " +
+                        "/v1/nodes needs");
+    }
+    auto one = reader_->MayListPods(*user, ns);
+    if (!one.ok()) return one.status();
+    if (!*one) {
+      return Status(StatusCode::kPermissionDenied,
+                    "\"" + user->username + "\" may not list pods in namespace \"" + ns + "\"");
+    }
+    return NamespaceAccess{false, {ns}};
+  }
+  // Every namespace the store knows of, each asked about (cached).
+  auto all = reader_->MayListPods(*user, "");
+  if (!all.ok()) return all.status();
+  if (*all) return NamespaceAccess::All();
+  auto candidates = state_->store().Namespaces();
+  if (!candidates.ok()) return candidates.status();
+  auto access = reader_->PodAccess(*user, *candidates);
+  if (!access.ok()) return access.status();
+  if (!access->all && access->namespaces.empty()) {
+    return Status(StatusCode::kPermissionDenied,
+                  "\"" + user->username + "\" may not list pods in any namespace");
+  }
+  return access;
+}
+
+HttpResponse AggregatorService::Read(const HttpRequest& req) {
+  const std::string& path = req.path;
+  // The endpoint, and the one namespace it is about (if any).
+  std::string endpoint, ns, rest;
+  if (path == "/v1/nodes") {
+    endpoint = "nodes";
+  } else if (path == "/v1/pods") {
+    endpoint = "pods";
+    ns = req.Query("namespace");
+  } else if (path.rfind("/v1/pods/", 0) == 0) {
+    endpoint = "pod";
+    rest = path.substr(9);
+    ns = rest.substr(0, rest.find('/'));
+    if (ns.empty()) return ErrorResponse(404, NotFound("use /v1/pods/{namespace}/{name}"));
+  } else if (path.rfind("/v1/ips/", 0) == 0) {
+    endpoint = "ip";
+    rest = path.substr(8);
+  } else if (path == "/v1/history") {
+    endpoint = "history";
+    ns = req.Query("namespace");
+  } else if (path == "/v1/placements") {
+    endpoint = "placements";
+    ns = req.Query("namespace");
+  } else if (path == "/v1/images") {
+    endpoint = "images";
+  } else if (path.rfind("/v1/images/", 0) == 0) {
+    endpoint = "image";
+    rest = path.substr(11);
+  } else {
+    // Unknown endpoints are 404 for everyone: nothing to protect.
+    return ErrorResponse(404, NotFound("no such endpoint: " + path));
+  }
+  auto access = ReadAccess(req, endpoint, ns);
+  if (!access.ok()) return Deny(access.status());
+  if (metrics_) (access->all ? metrics_->reads_allowed : metrics_->reads_filtered)->Increment();
+  const NamespaceAccess& a = *access;
+  if (endpoint == "nodes") return query_.Nodes(a);
+  if (endpoint == "pods") return query_.Pods(req, a);
+  if (endpoint == "pod") return query_.PodByName(req, rest, a);
+  if (endpoint == "ip") return query_.Ip(req, rest, a);
+  if (endpoint == "history") return query_.History(req, a);
+  if (endpoint == "placements") return query_.Placements(req, a);
+  if (endpoint == "images") return query_.Images(req, a);
+  return query_.Image(req, rest, a);
 }
 
 HttpResponse AggregatorService::PostReport(const HttpRequest& req) {
@@ -117,7 +209,23 @@ HttpResponse AggregatorService::PostReport(const HttpRequest& req) {
   return HttpResponse::Json(200, std::string(out, static_cast<size_t>(n)));
 }
 
-HttpResponse AggregatorService::Metrics() {
+HttpResponse AggregatorService::Metrics(const HttpRequest& req) {
+  if (options_.metrics_auth && !reader_) {
+    return Deny(Status(StatusCode::kUnavailable, "metrics authorization is not configured"));
+  }
+  if (options_.metrics_auth) {
+    // As kube-rbac-proxy: a token for the API server's audience (what
+    // Prometheus sends), and `get` on the non-resource URL /metrics.
+    auto user = reader_->Authenticate(req.Header("authorization"), "");
+    if (!user.ok()) return Deny(user.status());
+    auto allowed = reader_->Allowed(*user, AccessQuestion{"get", "", "", "", "/metrics"});
+    if (!allowed.ok()) return Deny(allowed.status());
+    if (!*allowed) {
+      return Deny(
+          Status(StatusCode::kPermissionDenied, "\"" + user->username + "\" may not get /metrics"));
+    }
+    if (metrics_) metrics_->reads_allowed->Increment();
+  }
   if (!metrics_) return HttpResponse::Text(200, "");
   state_->UpdateGauges();
   prometheus::TextSerializer serializer;

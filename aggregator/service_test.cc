@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "aggregator/aggregator.h"
 #include "aggregator/test_util.h"
 #include "common/http_client.h"
@@ -37,6 +39,10 @@ class ServiceTest : public ::testing::Test {
     o.max_body_bytes = 64 * 1024;
     o.threads = 2;
     o.data_dir = store_dir_.dir();
+    // Agent authentication only: reads are open here (ServiceReadAuthTest
+    // covers them), and the fake tokens are bound to no pod.
+    o.read_auth = "none";
+    o.allow_unbound_agent_tokens = true;
     auto a = Aggregator::Create(o, std::make_unique<FakeReviewer>(), log_.file());
     ASSERT_TRUE(a.ok()) << a.status().ToString();
     agg_ = std::move(a.value());
@@ -176,6 +182,144 @@ TEST_F(ServiceTest, BadInputNeverChangesState) {
   // The server is still fine.
   EXPECT_EQ(Post(good, "agent-n1"), 200);
   EXPECT_EQ(Get("/v1/pods")["count"], 2);
+}
+
+// Reads with --read-auth tokenreview: who sees what.
+class FakeReaderTokens : public TokenReviewer {
+ public:
+  Result<TokenReviewResult> Review(const std::string& token, const std::string& audience) override {
+    TokenReviewResult r;
+    // Reader tokens carry the audience "ashiato"; Prometheus' the API server's ("").
+    if (audience == "ashiato" && (token == "alice" || token == "admin" || token == "nobody")) {
+      r = {true, token, "", ""};
+    }
+    if (audience == "ashiato" && token == "agent") {
+      r = {true, "system:serviceaccount:ashiato:ashiato-agent", "", ""};
+    }
+    if (audience.empty() && token == "prom") r = {true, "prom", "", ""};
+    if (!r.authenticated) r.error = "token audiences is invalid for the target audiences";
+    return r;
+  }
+};
+
+class FakeAccess : public AccessReviewer {
+ public:
+  Result<bool> Review(const UserInfo& u, const AccessQuestion& q) override {
+    if (!q.path.empty()) return u.username == "prom" && q.path == "/metrics" && q.verb == "get";
+    if (q.verb != "list" || q.resource != "pods") return false;
+    if (u.username == "admin") return true;
+    if (u.username == "agent") return true;  // Never asked: agents may not read at all.
+    return u.username == "alice" && q.ns == "team-a";
+  }
+};
+
+class ServiceReadAuthTest : public ServiceTest {
+ protected:
+  void SetUp() override {
+    AggregatorOptions o;
+    o.listen = "127.0.0.1:0";
+    o.threads = 2;
+    o.data_dir = store_dir_.dir();
+    o.allow_unbound_agent_tokens = true;
+    AuthApis apis;
+    apis.agent_tokens = std::make_unique<FakeReviewer>();
+    apis.reader_tokens = std::make_unique<FakeReaderTokens>();
+    apis.access = std::make_unique<FakeAccess>();
+    auto a = Aggregator::Create(o, std::move(apis), log_.file());
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    agg_ = std::move(a.value());
+    ASSERT_TRUE(agg_->Start().ok());
+    client_ = std::make_unique<HttpClient>(
+        HttpClientOptions{.base_url = "http://127.0.0.1:" + std::to_string(agg_->port())});
+    PodRecord a1 = Pod("a1", "n1", "10", "10.0.0.1"), b1 = Pod("b1", "n1", "11", "10.0.0.2");
+    a1.namespace_ = "team-a";
+    b1.namespace_ = "team-b";
+    b1.containers = {{"app", "secret-image:1", ""}};
+    ASSERT_EQ(Post(EncodeReport(MakeReport("n1", "e1", 1, {Up(a1), Up(b1)}))), 200);
+  }
+
+  // GET as `token` ("" = no token): status and body.
+  std::pair<long, nlohmann::json> As(const std::string& token, const std::string& path) {
+    std::vector<std::pair<std::string, std::string>> h;
+    if (!token.empty()) h.emplace_back("Authorization", "Bearer " + token);
+    auto r = client_->Do("GET", path, "", h);
+    EXPECT_TRUE(r.ok());
+    if (!r.ok()) return {-1, nullptr};
+    return {r->status, nlohmann::json::parse(r->body, nullptr, false)};
+  }
+  std::set<std::string> Namespaces(const nlohmann::json& j, const std::string& list) {
+    std::set<std::string> out;
+    for (const auto& x : j[list]) out.insert(x["namespace"].get<std::string>());
+    return out;
+  }
+};
+
+TEST_F(ServiceReadAuthTest, EveryReadNeedsAToken) {
+  for (const char* path : {"/v1/nodes", "/v1/pods", "/v1/pods/team-a/a1", "/v1/ips/10.0.0.1",
+                           "/v1/history", "/v1/placements", "/v1/images", "/v1/images/x"}) {
+    auto [code, body] = As("", path);
+    EXPECT_EQ(code, 401) << path;
+    EXPECT_EQ(As("junk", path).first, 401) << path;
+    EXPECT_EQ(As("prom", path).first, 401) << path << ": a token for another audience";
+  }
+  auto r = client_->Do("GET", "/v1/pods");
+  EXPECT_EQ(r->Header("www-authenticate"), "Bearer");
+  // Health stays open.
+  EXPECT_EQ(As("", "/healthz").first, 200);
+  EXPECT_EQ(As("", "/readyz").first, 200);
+}
+
+TEST_F(ServiceReadAuthTest, ClusterWideReaderSeesEverything) {
+  EXPECT_EQ(Namespaces(As("admin", "/v1/pods").second, "pods"),
+            (std::set<std::string>{"team-a", "team-b"}));
+  EXPECT_EQ(As("admin", "/v1/nodes").second["count"], 1);
+  EXPECT_EQ(As("admin", "/v1/images").second["count"], 2);
+}
+
+TEST_F(ServiceReadAuthTest, NamespacedReaderSeesOnlyItsNamespace) {
+  auto [code, pods] = As("alice", "/v1/pods");
+  ASSERT_EQ(code, 200) << pods.dump();
+  EXPECT_EQ(Namespaces(pods, "pods"), (std::set<std::string>{"team-a"}));
+  EXPECT_EQ(pods["count"], 1);
+  EXPECT_EQ(As("alice", "/v1/pods?namespace=team-a").first, 200);
+  EXPECT_EQ(As("alice", "/v1/pods?namespace=team-b").first, 403);
+  EXPECT_EQ(As("alice", "/v1/pods?ip=10.0.0.2").second["count"], 0);
+  EXPECT_EQ(As("alice", "/v1/pods/team-a/a1").first, 200);
+  EXPECT_EQ(As("alice", "/v1/pods/team-b/b1").first, 403);
+  EXPECT_EQ(As("alice", "/v1/nodes").first, 403) << "cluster-wide: needs list pods everywhere";
+  auto history = As("alice", "/v1/history").second;
+  EXPECT_EQ(Namespaces(history, "events"), (std::set<std::string>{"team-a"}));
+  EXPECT_EQ(As("alice", "/v1/history?namespace=team-b").first, 403);
+  EXPECT_EQ(Namespaces(As("alice", "/v1/placements").second, "placements"),
+            (std::set<std::string>{"team-a"}));
+  EXPECT_EQ(As("alice", "/v1/placements?namespace=team-b").first, 403);
+  EXPECT_EQ(As("alice", "/v1/ips/10.0.0.2").second["holders"].size(), 0u);
+  EXPECT_EQ(As("alice", "/v1/ips/10.0.0.1").second["holders"].size(), 1u);
+  auto images = As("alice", "/v1/images").second;
+  ASSERT_EQ(images["count"], 1) << images.dump();
+  EXPECT_EQ(images["images"][0]["image"], "nginx:1.27");
+  EXPECT_EQ(As("alice", "/v1/images/secret-image:1").second["count"], 0);
+  EXPECT_EQ(As("admin", "/v1/images/secret-image:1").second["count"], 1);
+  std::string at = FormatRfc3339Micros(std::chrono::system_clock::now() + std::chrono::hours(1));
+  EXPECT_EQ(As("alice", "/v1/images?at=" + UrlEncode(at)).second["count"], 1);
+  EXPECT_EQ(As("admin", "/v1/images?at=" + UrlEncode(at)).second["count"], 2);
+}
+
+TEST_F(ServiceReadAuthTest, NoRightsIsForbiddenAndAgentsMayNotRead) {
+  for (const char* path : {"/v1/pods", "/v1/history", "/v1/images", "/v1/nodes"}) {
+    EXPECT_EQ(As("nobody", path).first, 403) << path;
+    EXPECT_EQ(As("agent", path).first, 403) << path << ": a push token must not read";
+  }
+}
+
+TEST_F(ServiceReadAuthTest, MetricsNeedGetOnTheMetricsUrl) {
+  EXPECT_EQ(As("", "/metrics").first, 401);
+  EXPECT_EQ(As("alice", "/metrics").first, 401) << "reviewed for the API server's audience";
+  auto r = client_->Do("GET", "/metrics", "", {{"Authorization", "Bearer prom"}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("ashiato_aggregator_reads_total{result=\"forbidden\"}"),
+            std::string::npos);
 }
 
 }  // namespace

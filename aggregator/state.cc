@@ -593,6 +593,10 @@ json ClusterState::Pods(const PodQuery& q) const {
     const StoredPod& s = *e.pod;
     if (!q.node.empty() && s.Get(StoredPod::kNode) != q.node && e.observed_by != q.node) continue;
     if (!q.namespace_.empty() && s.namespace_() != q.namespace_) continue;
+    if (q.namespaces &&
+        !std::binary_search(q.namespaces->begin(), q.namespaces->end(), s.namespace_())) {
+      continue;
+    }
     if (!q.phase.empty() && s.Get(StoredPod::kPhase) != q.phase) continue;
     std::string key = s.Key() + "/" + uid;
     if (!q.after.empty() && key <= q.after) continue;
@@ -627,7 +631,7 @@ std::optional<json> ClusterState::Pod(const std::string& uid) const {
   return PodJson(it->second, clock_->Now());
 }
 
-json ClusterState::Images() const {
+json ClusterState::Images(const std::vector<std::string>* namespaces) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   struct Usage {
     size_t pods = 0;
@@ -637,6 +641,10 @@ json ClusterState::Images() const {
   std::map<std::string, Usage> images;
   for (const auto& [uid, e] : pods_) {
     if (e.deleted) continue;
+    if (namespaces &&
+        !std::binary_search(namespaces->begin(), namespaces->end(), e.pod->namespace_())) {
+      continue;
+    }
     std::set<std::string> seen;
     PodRecord p = e.pod->Unpack();
     for (const auto& c : p.containers) {

@@ -76,6 +76,8 @@ struct PodQuery {
   // ("namespace/name/uid", exclusive).
   size_t limit = 0;
   std::string after;
+  // Only these namespaces (sorted; a reader's access); null = any.
+  const std::vector<std::string>* namespaces = nullptr;
 };
 
 class ClusterState {
@@ -108,7 +110,8 @@ class ClusterState {
   nlohmann::json Pods(const PodQuery& query) const;
   // The cached state of a UID (live or a remembered tombstone).
   std::optional<nlohmann::json> Pod(const std::string& uid) const;
-  nlohmann::json Images() const;
+  // Images of current pods; only pods in `namespaces` (sorted) when set.
+  nlohmann::json Images(const std::vector<std::string>* namespaces = nullptr) const;
 
   size_t live_pods() const;
   // Updates the gauges in `metrics` (called at scrape time).

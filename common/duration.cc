@@ -42,6 +42,9 @@ std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) 
       return std::nullopt;
     }
   }
+  // Beyond ~292 million years the value does not fit (and the cast would be
+  // undefined behaviour).
+  if (!(total_ms < 9.2e18)) return std::nullopt;
   return std::chrono::milliseconds(static_cast<long long>(total_ms));
 }
 

@@ -153,6 +153,11 @@ Result<ClientResponse> HttpClient::Perform(
     curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca_blob);
   } else if (!options_.ca_file.empty()) {
     curl_easy_setopt(c, CURLOPT_CAINFO, options_.ca_file.c_str());
+#if LIBCURL_VERSION_NUM >= 0x075700
+    // curl keeps a loaded CA store for a day by default: re-read the file
+    // every 5 minutes, so a rotated CA (a Secret volume) is picked up.
+    curl_easy_setopt(c, CURLOPT_CA_CACHE_TIMEOUT, 300L);
+#endif
   }
   curl_blob cert_blob{}, key_blob{};
   if (!options_.client_cert_pem.empty()) {

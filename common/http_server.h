@@ -5,8 +5,14 @@
 // long-lived response (a watch) returns a ResponseStream that other threads
 // write to; the server sends it chunked and parks the connection (suspend)
 // while the stream is empty.
+//
+// HTTPS (GnuTLS) from PEM text or from files; files are re-read when they
+// change (cert-manager and the kubelet rotate them), and new handshakes use
+// the new certificate while open connections keep theirs.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -97,9 +103,20 @@ struct HttpServerOptions {
   unsigned connection_timeout_seconds = 0;
   // Event-loop threads (each runs its own epoll set).
   unsigned threads = 1;
-  // PEM certificate and key: serve HTTPS when both are set.
+  // PEM certificate (chain) and key: serve HTTPS when both are set.
   std::string tls_cert_pem;
   std::string tls_key_pem;
+  // Or files with the same (take precedence over the PEM text): serve HTTPS,
+  // and re-read them when their inode, size or mtime changes, checked every
+  // tls_reload_interval. A pair that does not load (a key that does not
+  // match the certificate, say, half-way through a rotation) is ignored and
+  // the previous one kept until the files change again.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::chrono::milliseconds tls_reload_interval{std::chrono::seconds(10)};
+  // Stop(): how long requests being handled (and closed streams still
+  // draining) get to finish before every connection is closed.
+  std::chrono::milliseconds stop_grace{std::chrono::seconds(2)};
 };
 
 class HttpServer {
@@ -112,8 +129,16 @@ class HttpServer {
 
   // The bound port (useful with port 0).
   uint16_t port() const { return port_; }
-  // Stops accepting, closes every connection, returns when threads are gone.
+  // Ends every open stream, answers new requests 503 (Connection: close),
+  // waits up to stop_grace for requests being handled, then closes every
+  // connection and returns when the threads are gone. Safe with requests in
+  // flight, suspended streams and clients connecting meanwhile. Idempotent.
   void Stop();
+  // Certificate loads that replaced the serving certificate after Start
+  // (0 without TLS files).
+  uint64_t tls_reloads() const;
+  // Changed files that did not load (the previous certificate stays).
+  uint64_t tls_reload_failures() const;
 
   struct Impl;
 

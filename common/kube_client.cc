@@ -138,6 +138,48 @@ long long FileMtimeNs(const std::string& path) {
 
 }  // namespace
 
+Result<ExecCredentialStatus> ParseExecCredential(std::string_view plugin_stdout,
+                                                 const std::string& api_version,
+                                                 const std::string& command) {
+  json cred = json::parse(plugin_stdout, nullptr, /*allow_exceptions=*/false);
+  // json::value() throws when the key holds another type: read strings
+  // only, and call anything else malformed.
+  bool malformed = false;
+  auto str = [&malformed](const json& obj, const char* key) {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return std::string();
+    if (!it->is_string()) {
+      malformed = true;
+      return std::string();
+    }
+    return it->get<std::string>();
+  };
+  if (!cred.is_object() || str(cred, "kind") != "ExecCredential") {
+    return InvalidArgument("credential plugin " + command + " did not print an ExecCredential");
+  }
+  std::string got = str(cred, "apiVersion");
+  if (got != api_version) {
+    return InvalidArgument("credential plugin returned apiVersion \"" + got + "\", want \"" +
+                           api_version + "\"");
+  }
+  const json& status =
+      cred.contains("status") && cred["status"].is_object() ? cred["status"] : json::object();
+  ExecCredentialStatus out;
+  out.token = str(status, "token");
+  out.client_certificate_pem = str(status, "clientCertificateData");
+  out.client_key_pem = str(status, "clientKeyData");
+  std::string exp = str(status, "expirationTimestamp");
+  if (malformed) {
+    return InvalidArgument("credential plugin " + command +
+                           " printed an ExecCredential with a non-string field");
+  }
+  if (!exp.empty()) out.expires = ParseRfc3339(exp);
+  if (out.token.empty() && out.client_certificate_pem.empty()) {
+    return InvalidArgument("credential plugin returned neither a token nor a client certificate");
+  }
+  return out;
+}
+
 TokenSource::TokenSource(const KubeConfig& config) : config_(config) {}
 
 std::string TokenSource::Token() {
@@ -179,34 +221,16 @@ void TokenSource::RunExecLocked() {
     spdlog::warn("exec credential plugin: {}", last_error_);
     return;
   }
-  json cred = json::parse(*out, nullptr, /*allow_exceptions=*/false);
-  if (!cred.is_object() || cred.value("kind", "") != "ExecCredential") {
-    last_error_ = "credential plugin " + config_.exec->command + " did not print an ExecCredential";
+  auto cred = ParseExecCredential(*out, config_.exec->api_version, config_.exec->command);
+  if (!cred.ok()) {
+    last_error_ = cred.status().message();
     spdlog::warn("{}", last_error_);
     return;
   }
-  std::string api_version = cred.value("apiVersion", "");
-  if (api_version != config_.exec->api_version) {
-    last_error_ = "credential plugin returned apiVersion \"" + api_version + "\", want \"" +
-                  config_.exec->api_version + "\"";
-    spdlog::warn("{}", last_error_);
-    return;
-  }
-  const json& status =
-      cred.contains("status") && cred["status"].is_object() ? cred["status"] : json::object();
-  cached_ = status.value("token", "");
-  exec_cert_pem_ = status.value("clientCertificateData", "");
-  exec_key_pem_ = status.value("clientKeyData", "");
-  std::string exp = status.value("expirationTimestamp", "");
-  if (!exp.empty()) {
-    auto t = ParseRfc3339(exp);
-    if (t) expires_ = *t;
-  }
-  if (cached_.empty() && exec_cert_pem_.empty()) {
-    last_error_ = "credential plugin returned neither a token nor a client certificate";
-    spdlog::warn("{}", last_error_);
-    return;
-  }
+  cached_ = std::move(cred->token);
+  exec_cert_pem_ = std::move(cred->client_certificate_pem);
+  exec_key_pem_ = std::move(cred->client_key_pem);
+  if (cred->expires) expires_ = *cred->expires;
   last_error_.clear();
   exec_valid_ = true;
 }
@@ -240,7 +264,8 @@ Status StatusFromApiResponse(const ClientResponse& response) {
   std::string reason;
   int retry_after = 0;
   json body = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_object() && body.value("kind", "") == "Status") {
+  // Comparing (not json::value()) never throws when "kind" is not a string.
+  if (body.is_object() && body.contains("kind") && body["kind"] == "Status") {
     if (body.contains("message") && body["message"].is_string()) message = body["message"];
     if (body.contains("reason") && body["reason"].is_string()) reason = body["reason"];
     if (body.contains("details") && body["details"].is_object()) {

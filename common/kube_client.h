@@ -47,6 +47,21 @@ Result<KubeConfig> LoadInClusterConfig(
 // running in a pod, else ~/.kube/config. Clear error naming what was tried.
 Result<KubeConfig> ResolveKubeConfig(const std::string& explicit_path, const std::string& context);
 
+// What an exec credential plugin printed (an ExecCredential's status).
+struct ExecCredentialStatus {
+  std::string token;
+  std::string client_certificate_pem, client_key_pem;
+  // status.expirationTimestamp; nullopt when absent or unparseable.
+  std::optional<std::chrono::system_clock::time_point> expires;
+};
+
+// Parses the stdout of the exec plugin `command` that must answer with
+// `api_version`. InvalidArgument when it is not an ExecCredential of that
+// version or carries neither a token nor a client certificate.
+Result<ExecCredentialStatus> ParseExecCredential(std::string_view plugin_stdout,
+                                                 const std::string& api_version,
+                                                 const std::string& command);
+
 // Supplies the current bearer token: static, re-read from a file when its
 // mtime changes, or obtained from an exec plugin and cached until it expires.
 // Thread-safe.

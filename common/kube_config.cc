@@ -189,12 +189,19 @@ Result<KubeConfig> LoadKubeConfigFiles(const std::vector<std::string>& paths,
                                        const std::string& context) {
   Merged merged;
   std::string sources;
-  for (const auto& p : paths) {
-    Status s = MergeFile(p, &merged);
-    if (!s.ok()) return s;
-    sources += (sources.empty() ? "" : ":") + p;
+  // yaml-cpp throws on a node of an unexpected kind (a map where a scalar
+  // belongs, a subscript of a scalar): an error in the file, not a crash.
+  try {
+    for (const auto& p : paths) {
+      Status s = MergeFile(p, &merged);
+      if (!s.ok()) return s;
+      sources += (sources.empty() ? "" : ":") + p;
+    }
+    return BuildConfig(merged, context, sources);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("kubeconfig " + (sources.empty() ? paths.front() : sources) +
+                           " is not a valid kubeconfig: " + e.what());
   }
-  return BuildConfig(merged, context, sources);
 }
 
 }  // namespace

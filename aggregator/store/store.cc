@@ -20,6 +20,11 @@
 namespace ashiato {
 namespace {
 
+// A namespace list as the JSON array json_each() reads.
+std::string NamespacesJson(const NamespaceList& namespaces) {
+  return nlohmann::json(namespaces).dump();
+}
+
 UnixMicros NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -626,6 +631,7 @@ Result<Page<StoredEvent>> Store::Events(const EventFilter& f, const std::string&
     if (!f.name.empty()) sql += " AND name = :name";
     if (!f.uid.empty()) sql += " AND uid = :uid";
     if (!f.node.empty()) sql += " AND node = :node";
+    if (f.namespaces) sql += " AND namespace IN (SELECT value FROM json_each(:nss))";
     if (!cont.empty()) sql += " AND (ts_us > :at OR (ts_us = :at AND id > :aid))";
     sql += " ORDER BY ts_us, id LIMIT :limit";
     Stmt s(db, sql);
@@ -637,6 +643,7 @@ Result<Page<StoredEvent>> Store::Events(const EventFilter& f, const std::string&
     if (!f.name.empty()) s.Bind(i++, f.name);
     if (!f.uid.empty()) s.Bind(i++, f.uid);
     if (!f.node.empty()) s.Bind(i++, f.node);
+    if (f.namespaces) s.Bind(i++, NamespacesJson(*f.namespaces));
     if (!cont.empty()) {
       s.Bind(i++, after_t);
       s.Bind(i++, after_id);
@@ -691,7 +698,8 @@ Result<Page<Interval>> IntervalPage(sqlite3* db, const std::string& sql, Bind bi
 }  // namespace
 
 Result<Page<Interval>> Store::IpLeases(const std::string& ip, std::optional<UnixMicros> at,
-                                       const std::string& cont, size_t limit) {
+                                       const std::string& cont, size_t limit,
+                                       const NamespaceList* namespaces) {
   int64_t ct = 0, cid = 0;
   if (!cont.empty()) {
     if (Status st = ParseToken(cont, &ct, &cid); !st.ok()) return st;
@@ -699,6 +707,7 @@ Result<Page<Interval>> Store::IpLeases(const std::string& ip, std::optional<Unix
   std::string sql =
       "SELECT uid, namespace, name, node, from_us, to_us, id, ip FROM ip_leases WHERE ip = ?1";
   sql += at ? " AND from_us <= ?2 AND (to_us IS NULL OR to_us > ?2)" : " AND to_us IS NULL";
+  if (namespaces) sql += " AND namespace IN (SELECT value FROM json_each(?6))";
   if (!cont.empty()) sql += " AND (from_us < ?3 OR (from_us = ?3 AND id < ?4))";
   sql += " ORDER BY from_us DESC, id DESC LIMIT ?5";
   return Read<Page<Interval>>([&](sqlite3* db) {
@@ -707,6 +716,7 @@ Result<Page<Interval>> Store::IpLeases(const std::string& ip, std::optional<Unix
         [&](Stmt& s) {
           s.Bind(1, ip).Bind(3, ct).Bind(4, cid).Bind(5, static_cast<int64_t>(limit + 1));
           if (at) s.Bind(2, *at);
+          if (namespaces) s.Bind(6, NamespacesJson(*namespaces));
         },
         limit, 1);
   });
@@ -714,7 +724,8 @@ Result<Page<Interval>> Store::IpLeases(const std::string& ip, std::optional<Unix
 
 Result<Page<Interval>> Store::Placements(const std::string& ns, const std::string& name,
                                          const std::string& node, std::optional<UnixMicros> at,
-                                         const std::string& cont, size_t limit) {
+                                         const std::string& cont, size_t limit,
+                                         const NamespaceList* namespaces) {
   int64_t ct = 0, cid = 0;
   if (!cont.empty()) {
     if (Status st = ParseToken(cont, &ct, &cid); !st.ok()) return st;
@@ -724,6 +735,7 @@ Result<Page<Interval>> Store::Placements(const std::string& ns, const std::strin
   if (!name.empty()) sql += " AND name = ?2";
   if (!node.empty()) sql += " AND node = ?6";
   if (at) sql += " AND from_us <= ?7 AND (to_us IS NULL OR to_us > ?7)";
+  if (namespaces) sql += " AND namespace IN (SELECT value FROM json_each(?8))";
   if (!cont.empty()) sql += " AND (from_us < ?3 OR (from_us = ?3 AND id < ?4))";
   sql += " ORDER BY from_us DESC, id DESC LIMIT ?5";
   return Read<Page<Interval>>([&](sqlite3* db) {
@@ -733,6 +745,7 @@ Result<Page<Interval>> Store::Placements(const std::string& ns, const std::strin
           s.Bind(1, ns).Bind(2, name).Bind(3, ct).Bind(4, cid);
           s.Bind(5, static_cast<int64_t>(limit + 1)).Bind(6, node);
           if (at) s.Bind(7, *at);
+          if (namespaces) s.Bind(8, NamespacesJson(*namespaces));
         },
         limit, 0);
   });
@@ -767,13 +780,16 @@ Result<std::vector<std::string>> Store::UidsOfName(const std::string& ns, const 
   });
 }
 
-Result<std::vector<ImageUse>> Store::ImagesAt(UnixMicros at) {
+Result<std::vector<ImageUse>> Store::ImagesAt(UnixMicros at, const NamespaceList* namespaces) {
   return Read<std::vector<ImageUse>>([&](sqlite3* db) -> Result<std::vector<ImageUse>> {
-    Stmt s(db,
-           "SELECT image, digest, count(DISTINCT uid) AS pods, count(DISTINCT node) FROM "
-           "image_usage WHERE from_us <= ?1 AND (to_us IS NULL OR to_us > ?1) "
-           "GROUP BY image, digest ORDER BY pods DESC, image, digest");
+    std::string sql =
+        "SELECT image, digest, count(DISTINCT uid) AS pods, count(DISTINCT node) FROM "
+        "image_usage WHERE from_us <= ?1 AND (to_us IS NULL OR to_us > ?1)";
+    if (namespaces) sql += " AND namespace IN (SELECT value FROM json_each(?2))";
+    sql += " GROUP BY image, digest ORDER BY pods DESC, image, digest";
+    Stmt s(db, sql);
     s.Bind(1, at);
+    if (namespaces) s.Bind(2, NamespacesJson(*namespaces));
     std::vector<ImageUse> out;
     int rc;
     while ((rc = s.Step()) == SQLITE_ROW) {
@@ -785,7 +801,8 @@ Result<std::vector<ImageUse>> Store::ImagesAt(UnixMicros at) {
 }
 
 Result<Page<Interval>> Store::ImageUsage(const std::string& image_or_digest,
-                                         const std::string& cont, size_t limit) {
+                                         const std::string& cont, size_t limit,
+                                         const NamespaceList* namespaces) {
   int64_t ct = 0, cid = 0;
   if (!cont.empty()) {
     if (Status st = ParseToken(cont, &ct, &cid); !st.ok()) return st;
@@ -793,6 +810,7 @@ Result<Page<Interval>> Store::ImageUsage(const std::string& image_or_digest,
   std::string sql =
       "SELECT uid, namespace, name, node, from_us, to_us, id, container, image, digest FROM "
       "image_usage WHERE (image = ?1 OR digest = ?1)";
+  if (namespaces) sql += " AND namespace IN (SELECT value FROM json_each(?5))";
   if (!cont.empty()) sql += " AND (from_us < ?2 OR (from_us = ?2 AND id < ?3))";
   sql += " ORDER BY from_us DESC, id DESC LIMIT ?4";
   return Read<Page<Interval>>([&](sqlite3* db) {
@@ -801,8 +819,24 @@ Result<Page<Interval>> Store::ImageUsage(const std::string& image_or_digest,
         [&](Stmt& s) {
           s.Bind(1, image_or_digest).Bind(2, ct).Bind(3, cid);
           s.Bind(4, static_cast<int64_t>(limit + 1));
+          if (namespaces) s.Bind(5, NamespacesJson(*namespaces));
         },
         limit, 2);
+  });
+}
+
+Result<std::vector<std::string>> Store::Namespaces() {
+  return Read<std::vector<std::string>>([&](sqlite3* db) -> Result<std::vector<std::string>> {
+    // A skip scan of placements_by_name: one index seek per namespace.
+    Stmt s(db,
+           "WITH RECURSIVE ns(n) AS (SELECT min(namespace) FROM placements UNION ALL "
+           "SELECT (SELECT min(namespace) FROM placements WHERE namespace > ns.n) FROM ns "
+           "WHERE ns.n IS NOT NULL) SELECT n FROM ns WHERE n IS NOT NULL");
+    std::vector<std::string> out;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) out.push_back(s.Text(0));
+    if (rc != SQLITE_DONE) return SqliteStatus(db, rc, "store: namespaces");
+    return out;
   });
 }
 

@@ -80,9 +80,13 @@ struct Interval {
   std::optional<UnixMicros> to;  // Unset while open.
 };
 
+// Only these namespaces (a reader's access); null = any.
+using NamespaceList = std::vector<std::string>;
+
 struct EventFilter {
   std::optional<UnixMicros> since, until;   // ts in [since, until).
   std::string namespace_, name, uid, node;  // "" = any.
+  const NamespaceList* namespaces = nullptr;
 };
 
 struct ImageUse {
@@ -151,21 +155,26 @@ class Store {
                                    size_t limit);
   // Who held `ip` at `at` (now: open leases), newest first.
   Result<Page<Interval>> IpLeases(const std::string& ip, std::optional<UnixMicros> at,
-                                  const std::string& cont, size_t limit);
+                                  const std::string& cont, size_t limit,
+                                  const NamespaceList* namespaces = nullptr);
   // Placements of a pod name, or of a node; newest first.
   Result<Page<Interval>> Placements(const std::string& ns, const std::string& name,
                                     const std::string& node, std::optional<UnixMicros> at,
-                                    const std::string& cont, size_t limit);
+                                    const std::string& cont, size_t limit,
+                                    const NamespaceList* namespaces = nullptr);
   // Placements overlapping [from, to): for the hourly ConfigMaps' backfill.
   Status PlacementsOverlapping(UnixMicros from, UnixMicros to,
                                const std::function<void(Interval&&)>& fn);
   // UIDs that ever had this name, oldest first.
   Result<std::vector<std::string>> UidsOfName(const std::string& ns, const std::string& name);
   // Images in use at `at`, with distinct pods and nodes.
-  Result<std::vector<ImageUse>> ImagesAt(UnixMicros at);
+  Result<std::vector<ImageUse>> ImagesAt(UnixMicros at, const NamespaceList* namespaces = nullptr);
   // Intervals of one image (by reference or digest), newest first.
   Result<Page<Interval>> ImageUsage(const std::string& image_or_digest, const std::string& cont,
-                                    size_t limit);
+                                    size_t limit, const NamespaceList* namespaces = nullptr);
+  // Every namespace with a placement in the store (current pods and the
+  // history inside retention), sorted.
+  Result<std::vector<std::string>> Namespaces();
 
   // Deletes history older than the retention and, while over
   // retention_bytes, the oldest history; in chunks of retention_chunk rows

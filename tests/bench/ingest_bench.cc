@@ -233,10 +233,19 @@ int main(int argc, char** argv) {
   int port = FreePort();
   std::string url = "http://127.0.0.1:" + std::to_string(port);
   // The unified log goes to a pipe so each line is timed when it appears.
-  std::vector<std::string> args = {
-      aggregator_bin, "--listen",          "127.0.0.1:" + std::to_string(port), "--auth",
-      "none",         "--max-connections", std::to_string(connections + 1000),
-      "--data-dir",   dir + "/data"};
+  // Ingest alone: no TokenReview, and reads open (--read-auth none; the
+  // benchmark reads nothing but /healthz).
+  std::vector<std::string> args = {aggregator_bin,
+                                   "--listen",
+                                   "127.0.0.1:" + std::to_string(port),
+                                   "--auth",
+                                   "none",
+                                   "--read-auth",
+                                   "none",
+                                   "--max-connections",
+                                   std::to_string(connections + 1000),
+                                   "--data-dir",
+                                   dir + "/data"};
   if (threads > 0) {
     args.push_back("--threads");
     args.push_back(std::to_string(threads));

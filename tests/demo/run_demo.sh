@@ -4,10 +4,12 @@
 #   bash tests/demo/run_demo.sh [BUILD_DIR]      (BUILD_DIR defaults to build)
 #   DEMO_SECONDS=20 make demo                    (stop by itself after 20 s)
 #
-# Starts kubesim (3 nodes, 1 pod change/s), mints one agent token per node with
-# `kubectl create token`, starts ashiato-aggregator (TokenReview auth, hourly
-# ConfigMaps) and one ashiato-agent per node, then shows the unified log as it
-# happens, a per-node agent log, the query API and the hourly ConfigMaps. Runs until
+# Starts kubesim (3 nodes, 1 pod change/s), creates one agent pod per node and mints
+# each a push token bound to it with `kubectl create token`, starts ashiato-aggregator
+# (TokenReview auth, node-bound pushes, authorized reads, hourly ConfigMaps) and one
+# ashiato-agent per node, grants a reader the ashiato-reader role, then shows the
+# unified log as it happens, a per-node agent log, the query API (with the reader's
+# token) and the hourly ConfigMaps. Runs until
 # Ctrl-C or DEMO_SECONDS, stops every process it started (and checks with ps that
 # none is left), prints where the logs are and exits 0; 1 if a daemon died or a
 # process could not be stopped.
@@ -18,6 +20,7 @@
 set -euo pipefail
 
 BUILD_DIR="${1:-build}"
+SRC="$(cd "$(dirname "$0")/../.." && pwd)"
 BIN="$(cd "$BUILD_DIR" 2>/dev/null && pwd)/bin" || BIN="$BUILD_DIR/bin"
 DEMO_SECONDS="${DEMO_SECONDS:-0}"
 NODES="${DEMO_NODES:-3}"
@@ -200,15 +203,22 @@ wait_for 30 "kubesim's kubeconfig" test -s "$KCFG"
 wait_for 30 "kubesim to answer" kubectl get --raw /readyz
 run kubectl get nodes
 
-say "a ServiceAccount and one push token per agent (audience ashiato), as the kubelet projects them"
+say "a ServiceAccount, one agent pod per node and its push token (audience ashiato, bound to the pod), as the kubelet projects them"
 kubectl get ns "$NS" >/dev/null 2>&1 || run kubectl create ns "$NS"
 run kubectl create sa ashiato-agent -n "$NS"
 mapfile -t NODE_NAMES < <(kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
 N0=${NODE_NAMES[0]}
-printf '%s$ kubectl create token ashiato-agent -n %s --audience ashiato > %s/token-<node>%s\n' \
+for n in "${NODE_NAMES[@]}"; do
+  # What the DaemonSet would create: a pod on that node, run as ashiato-agent.
+  printf '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"ashiato-agent-%s","namespace":"%s"},"spec":{"nodeName":"%s","serviceAccountName":"ashiato-agent","containers":[{"name":"agent","image":"ghcr.io/ashiato/ashiato-agent:0.1.0"}]}}' \
+    "$n" "$NS" "$n" >"$DIR/pod-$n.json"
+  kubectl create -f "$DIR/pod-$n.json" >/dev/null
+done
+printf '%s$ kubectl create token ashiato-agent -n %s --audience ashiato --bound-object-kind Pod --bound-object-name ashiato-agent-<node> > %s/token-<node>%s\n' \
   "$D" "$NS" "$DIR" "$R"
 for n in "${NODE_NAMES[@]}"; do
-  (umask 077 && kubectl create token ashiato-agent -n "$NS" --audience ashiato >"$DIR/token-$n")
+  (umask 077 && kubectl create token ashiato-agent -n "$NS" --audience ashiato \
+    --bound-object-kind Pod --bound-object-name "ashiato-agent-$n" >"$DIR/token-$n")
 done
 
 say "ashiato-aggregator: TokenReview auth against kubesim, hourly ConfigMaps in namespace $NS"
@@ -220,17 +230,32 @@ URL="http://127.0.0.1:$(aggregator_port)"
 wait_for 30 "the aggregator's /readyz" curl -fsS "$URL/readyz"
 echo "  serving on $URL"
 
+say "a reader: every /v1/* read needs a token whose user may list pods (docs/security.md)"
+run kubectl apply --server-side -f "$SRC/daemonset/base/reader-rbac.yaml"
+run kubectl create sa demo-reader -n "$NS"
+run kubectl create clusterrolebinding demo-reader --clusterrole=ashiato-reader \
+  --serviceaccount="$NS:demo-reader"
+kubectl create clusterrolebinding demo-metrics --clusterrole=ashiato-metrics-reader \
+  --serviceaccount="$NS:demo-reader" >/dev/null
+# Reads take a token for the audience "ashiato"; /metrics, as kube-rbac-proxy, one for
+# the API server (what Prometheus sends).
+READ_TOKEN=$(kubectl create token demo-reader -n "$NS" --audience ashiato)
+METRICS_TOKEN=$(kubectl create token demo-reader -n "$NS")
+printf '%s$ TOKEN=$(kubectl create token demo-reader -n %s --audience ashiato)%s\n' "$D" "$NS" "$R"
+curl_read() { curl -fsS -H "Authorization: Bearer $READ_TOKEN" "$@"; }
+
 say "one ashiato-agent per node; the unified log follows as it happens ([unified])"
 for n in "${NODE_NAMES[@]}"; do
+  # Plain HTTP on loopback: the agent must be told it may send its token so.
   start "agent-$n" "$BIN/ashiato-agent" --node "$n" --kubeconfig "$KCFG" \
-    --aggregator "$URL" --aggregator-token-file "$DIR/token-$n"
+    --aggregator "$URL" --allow-insecure-aggregator --aggregator-token-file "$DIR/token-$n"
 done
 follow "$DIR/aggregator.log" "[unified]"
 
 # Every agent has reported once the aggregator lists its node.
 agents_reported() {
   local body n
-  body=$(curl -fsS "$URL/v1/nodes") || return 1
+  body=$(curl_read "$URL/v1/nodes") || return 1
   for n in "${NODE_NAMES[@]}"; do grep -q "\"node\":\"$n\"" <<<"$body" || return 1; done
 }
 wait_for 30 "every agent to report" agents_reported
@@ -248,8 +273,8 @@ say "query API (docs/api.md)"
 # Shows the curl command and the head of its raw JSON answer (saved to DIR/NAME.json).
 show_curl() {
   local name=$1 url=$2
-  printf "%s\$ curl -s '%s'%s\n" "$D" "$url" "$R"
-  curl -fsS "$url" >"$DIR/$name.json"
+  printf "%s\$ curl -s -H \"Authorization: Bearer \$TOKEN\" '%s'%s\n" "$D" "$url" "$R"
+  curl_read "$url" >"$DIR/$name.json"
   printf '%s …(%s bytes)\n' "$(head -c 160 "$DIR/$name.json")" "$(wc -c <"$DIR/$name.json")"
 }
 # Same g() as in FMT: a top-level field of a JSON object on one line.
@@ -267,9 +292,10 @@ sed 's/,{"conditions":/\n{"conditions":/g' "$DIR/pods.json" | awk -v p=" " "$FMT
 show_curl images "$URL/v1/images"
 sed 's/{"digests":/\n{"digests":/g' "$DIR/images.json" | awk "$G"'
   /"image":/ { printf "  %-42s pods=%-3s nodes=%s\n", g("image"), g("pods"), g("nodes") }'
-printf "%s\$ curl -s '%s/metrics' | grep -E '^ashiato_aggregator_(tokenreview_requests|reports)_total'%s\n" \
-  "$D" "$URL" "$R"
-curl -fsS "$URL/metrics" | grep -E '^ashiato_aggregator_(tokenreview_requests|reports)_total' | grep -v ' 0$' || true
+printf "%s\$ curl -s -H \"Authorization: Bearer \$(kubectl create token demo-reader -n %s)\" '%s/metrics' | grep -E '^ashiato_aggregator_(tokenreview_requests|reports|reads)_total'%s\n" \
+  "$D" "$NS" "$URL" "$R"
+curl -fsS -H "Authorization: Bearer $METRICS_TOKEN" "$URL/metrics" |
+  grep -E '^ashiato_aggregator_(tokenreview_requests|reports|reads)_total' | grep -v ' 0$' || true
 
 say "hourly ConfigMaps in kubesim"
 run kubectl get cm -l app=pod-ashiato -n "$NS"

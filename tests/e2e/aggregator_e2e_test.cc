@@ -1,6 +1,7 @@
 // End to end, real processes over loopback: kubesim + ashiato-aggregator
-// (TokenReview auth, --state-file) + 3 ashiato-agents pushing with tokens
-// from `kubectl create token`. Pods are changed with the real kubectl.
+// (TokenReview auth) + 3 ashiato-agents pushing with tokens from `kubectl
+// create token`. Pods are changed with the real kubectl. Delivery and
+// recovery; who may push and read is security_e2e_test.cc.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -27,23 +28,8 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::KubesimProcess;
 using testing::Subprocess;
-
-std::string Bin(const char* env, const char* def) {
-  const char* v = std::getenv(env);
-  return v && *v ? v : def;
-}
-
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
+constexpr auto Bin = testing::BinFromEnv;
+constexpr auto FreePort = testing::FreeLoopbackPort;
 
 // What a user can observe of a pod; equal across kubesim and the aggregator.
 std::string Observable(const json& log_or_pod) {
@@ -107,7 +93,9 @@ class AggregatorE2E : public ::testing::Test {
         {Bin("ASHIATO_AGGREGATOR_BIN", AGGREGATOR_BIN), "--listen",
          "127.0.0.1:" + std::to_string(port_), "--kubeconfig", sim_->kubeconfig_path(), "--auth",
          "tokenreview", "--data-dir", dir_ + "/data", "--store-in-cm", "--cm-namespace", "default",
-         "--cm-debounce", cm_debounce, "--log-level", "debug"},
+         "--cm-debounce", cm_debounce, "--log-level", "debug",
+         // Delivery and recovery here; who may push and read: security_e2e_test.cc.
+         "--read-auth", "none", "--allow-unbound-agent-tokens"},
         dir_ + "/aggregator.out", dir_ + "/aggregator.err");
     ASSERT_TRUE(agg_ != nullptr);
     HttpClient c({.base_url = url_});
@@ -130,8 +118,8 @@ class AggregatorE2E : public ::testing::Test {
     std::string node = "node-" + std::to_string(i);
     agents_[i - 1] = Subprocess::Start(
         {Bin("ASHIATO_AGENT_BIN", AGENT_BIN), "--kubeconfig", sim_->kubeconfig_path(), "--node",
-         node, "--aggregator", url_, "--aggregator-token-file", token_file_, "--batch-delay",
-         "50ms", "--interval", "1h"},
+         node, "--aggregator", url_, "--allow-insecure-aggregator", "--aggregator-token-file",
+         token_file_, "--batch-delay", "50ms", "--interval", "1h"},
         dir_ + "/agent-" + node + ".out", dir_ + "/agent-" + node + ".err");
     ASSERT_TRUE(agents_[i - 1] != nullptr);
   }
@@ -424,11 +412,11 @@ TEST_F(AggregatorE2E, OtherIdentityRefused) {
   // A real agent with the intruder's token gets nothing in.
   std::string bad_file = dir_ + "/intruder-token";
   std::ofstream(bad_file) << bad;
-  auto intruder =
-      Subprocess::Start({Bin("ASHIATO_AGENT_BIN", AGENT_BIN), "--kubeconfig",
-                         sim_->kubeconfig_path(), "--node", "node-1", "--aggregator", url_,
-                         "--aggregator-token-file", bad_file, "--batch-delay", "50ms"},
-                        dir_ + "/intruder.out", dir_ + "/intruder.err");
+  auto intruder = Subprocess::Start(
+      {Bin("ASHIATO_AGENT_BIN", AGENT_BIN), "--kubeconfig", sim_->kubeconfig_path(), "--node",
+       "node-1", "--aggregator", url_, "--allow-insecure-aggregator", "--aggregator-token-file",
+       bad_file, "--batch-delay", "50ms"},
+      dir_ + "/intruder.out", dir_ + "/intruder.err");
   EXPECT_TRUE(testing::WaitFor(
       [&] {
         for (const auto& l : testing::ReadLines(dir_ + "/intruder.err")) {

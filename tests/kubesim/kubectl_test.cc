@@ -123,6 +123,36 @@ TEST_P(KubectlTest, ConfigMapsTokensAndDeletes) {
   EXPECT_NE(Run({"get", "sa", "-n", "scratch"}).out.find("agent"), std::string::npos);
 }
 
+TEST_P(KubectlTest, RolesBindingsAndAuthCanI) {
+  // As an operator would grant a team read access to its namespace.
+  Run({"create", "serviceaccount", "reader", "-n", "team-a"});
+  Run({"create", "role", "pod-reader", "-n", "team-a", "--verb=get,list", "--resource=pods"});
+  Run({"create", "rolebinding", "pod-reader", "-n", "team-a", "--role=pod-reader",
+       "--serviceaccount=team-a:reader"});
+  Run({"create", "clusterrole", "metrics-reader", "--verb=get", "--non-resource-url=/metrics"});
+  Run({"create", "clusterrolebinding", "prom", "--clusterrole=metrics-reader", "--user=prom"});
+  EXPECT_NE(Run({"get", "rolebindings", "-n", "team-a"}).out.find("Role/pod-reader"),
+            std::string::npos);
+  auto role = Run({"get", "role", "pod-reader", "-n", "team-a", "-o", "json"});
+  json r = json::parse(role.out);
+  EXPECT_EQ(r["rules"][0]["verbs"], json({"get", "list"}));
+  EXPECT_EQ(r["rules"][0]["resources"], json({"pods"}));
+  auto can = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"auth", "can-i"});
+    auto res = sim_->Kubectl(args);
+    return res.out.substr(0, res.out.find('\n')) + " " + std::to_string(res.exit_code);
+  };
+  const std::string reader = "system:serviceaccount:team-a:reader";
+  EXPECT_EQ(can({"list", "pods", "-n", "team-a", "--as", reader}), "yes 0");
+  EXPECT_EQ(can({"list", "pods", "-n", "default", "--as", reader}), "no 1");
+  EXPECT_EQ(can({"list", "pods", "-A", "--as", reader}), "no 1");
+  EXPECT_EQ(can({"get", "/metrics", "--as", "prom"}), "yes 0");
+  EXPECT_EQ(can({"get", "/metrics", "--as", reader}), "no 1");
+  if (GetParam()) {
+    EXPECT_EQ(can({"list", "pods", "-A"}), "yes 0");  // The admin, over TLS.
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(HttpAndHttps, KubectlTest, ::testing::Values(false, true),
                          [](const auto& info) {
                            return info.param ? std::string("Https") : std::string("Http");

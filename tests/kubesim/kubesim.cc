@@ -13,6 +13,7 @@
 #include "common/time_util.h"
 #include "tests/kubesim/patch.h"
 #include "tests/kubesim/protobuf.h"
+#include "tests/kubesim/rbac.h"
 #include "tests/kubesim/tables.h"
 
 namespace kubesim {
@@ -126,13 +127,17 @@ std::string CoreResourceList() {
 // needs no schemas for client-side validation.
 std::string OpenApiV3(const std::string& gv) {
   json paths = json::object();
-  if (gv == "api/v1") {
+  std::string group = gv == "api/v1"              ? ""
+                      : gv.rfind("apis/", 0) == 0 ? gv.substr(5, gv.size() - 8)
+                                                  : "-";
+  if (gv == "api/v1" || gv == "apis/rbac.authorization.k8s.io/v1") {
     for (int i = 0; i < kKindCount; ++i) {
       Kind k = static_cast<Kind>(i);
-      std::string path =
-          Info(k).namespaced
-              ? std::string("/api/v1/namespaces/{namespace}/") + Info(k).resource + "/{name}"
-              : std::string("/api/v1/") + Info(k).resource + "/{name}";
+      if (group != Info(k).group) continue;
+      std::string base = "/" + gv + "/";
+      std::string path = Info(k).namespaced
+                             ? base + "namespaces/{namespace}/" + Info(k).resource + "/{name}"
+                             : base + Info(k).resource + "/{name}";
       json params = json::array();
       for (const char* q : {"dryRun", "fieldManager", "fieldValidation", "force"}) {
         params.push_back({{"name", q},
@@ -140,12 +145,13 @@ std::string OpenApiV3(const std::string& gv) {
                           {"schema", {{"type", "string"}}},
                           {"uniqueItems", true}});
       }
-      json op = {{"operationId", std::string("patchCoreV1") + Info(k).kind},
+      json op = {{"operationId",
+                  std::string(group.empty() ? "patchCoreV1" : "patchRbacV1") + Info(k).kind},
                  {"parameters", params},
                  {"responses", {{"200", {{"description", "OK"}}}}},
                  {"x-kubernetes-action", "patch"},
                  {"x-kubernetes-group-version-kind",
-                  {{"group", ""}, {"version", "v1"}, {"kind", Info(k).kind}}}};
+                  {{"group", group}, {"version", "v1"}, {"kind", Info(k).kind}}}};
       paths[path] = {{"patch", op}};
     }
   }
@@ -156,9 +162,40 @@ std::string OpenApiV3(const std::string& gv) {
       .dump();
 }
 
-std::string AuthnGroup() {
-  json gv = {{"groupVersion", "authentication.k8s.io/v1"}, {"version", "v1"}};
-  return json{{"name", "authentication.k8s.io"}, {"versions", {gv}}, {"preferredVersion", gv}}
+// The API groups besides the core one, each served at v1.
+const char* const kGroups[] = {"authentication.k8s.io", "authorization.k8s.io",
+                               "rbac.authorization.k8s.io"};
+
+json GroupJson(const std::string& group) {
+  json gv = {{"groupVersion", group + "/v1"}, {"version", "v1"}};
+  return json{{"name", group}, {"versions", {gv}}, {"preferredVersion", gv}};
+}
+
+std::string GroupResourceList(const std::string& group) {
+  json resources = json::array();
+  if (group == "authentication.k8s.io") {
+    resources.push_back(
+        ApiResource("tokenreviews", "tokenreview", false, "TokenReview", {"create"}));
+  } else if (group == "authorization.k8s.io") {
+    resources.push_back(ApiResource("selfsubjectaccessreviews", "selfsubjectaccessreview", false,
+                                    "SelfSubjectAccessReview", {"create"}));
+    resources.push_back(ApiResource("subjectaccessreviews", "subjectaccessreview", false,
+                                    "SubjectAccessReview", {"create"}));
+  } else {
+    for (int i = 0; i < kKindCount; ++i) {
+      Kind k = static_cast<Kind>(i);
+      if (group != Info(k).group) continue;
+      std::string singular = Info(k).kind;
+      std::transform(singular.begin(), singular.end(), singular.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
+      resources.push_back(ApiResource(Info(k).resource, singular.c_str(), Info(k).namespaced,
+                                      Info(k).kind, kAllVerbs));
+    }
+  }
+  return json{{"kind", "APIResourceList"},
+              {"apiVersion", "v1"},
+              {"groupVersion", group + "/v1"},
+              {"resources", resources}}
       .dump();
 }
 
@@ -384,9 +421,10 @@ HttpResponse Kubesim::Dispatch(const HttpRequest& req, Route* route, User* user)
   if (path == "/healthz" || path == "/livez" || path == "/readyz")
     return HttpResponse::Text(200, "ok");
   if (path == "/version") {
+    std::string minor = options_.kube_version.substr(options_.kube_version.find('.') + 1);
     return HttpResponse::Json(200, json{{"major", "1"},
-                                        {"minor", "32"},
-                                        {"gitVersion", "v1.32.0-kubesim"},
+                                        {"minor", minor},
+                                        {"gitVersion", "v1." + minor + ".0-kubesim"},
                                         {"gitCommit", "0000000000000000000000000000000000000000"},
                                         {"gitTreeState", "clean"},
                                         {"buildDate", "2024-12-11T00:00:00Z"},
@@ -402,10 +440,21 @@ HttpResponse Kubesim::Dispatch(const HttpRequest& req, Route* route, User* user)
   if (!token.empty()) {
     who = Authenticate(token);
   } else if (options_.anonymous_auth.value_or(!options_.tls)) {
-    who = User{"system:anonymous", true};
+    // Full access unless RBAC is enforced (as --authorization-mode=AlwaysAllow).
+    who = User{"system:anonymous",
+               options_.authorization_mode != "RBAC",
+               {"system:unauthenticated"},
+               "",
+               {}};
   }
   if (!who) return ErrorResponse({401, "Unauthorized", "Unauthorized", {}});
   *user = *who;
+  if (!req.Header("impersonate-user").empty()) {
+    HttpResponse error;
+    auto as = Impersonated(req, *user, &error);
+    if (!as) return error;
+    *user = *as;
+  }
 
   if (path.rfind("/kubesim/v1/", 0) == 0) {
     if (!user->admin)
@@ -461,12 +510,15 @@ HttpResponse Kubesim::Dispatch(const HttpRequest& req, Route* route, User* user)
   HttpResponse resp;
   if (path == "/openapi/v3") {
     resp = HttpResponse::Json(
-        200, json{{"paths",
-                   {{"api/v1", {{"serverRelativeURL", "/openapi/v3/api/v1?hash=KUBESIM1"}}},
-                    {"apis/authentication.k8s.io/v1",
-                     {{"serverRelativeURL",
-                       "/openapi/v3/apis/authentication.k8s.io/v1?hash=KUBESIM1"}}}}}}
-                 .dump());
+        200,
+        json{{"paths",
+              {{"api/v1", {{"serverRelativeURL", "/openapi/v3/api/v1?hash=KUBESIM1"}}},
+               {"apis/authentication.k8s.io/v1",
+                {{"serverRelativeURL", "/openapi/v3/apis/authentication.k8s.io/v1?hash=KUBESIM1"}}},
+               {"apis/rbac.authorization.k8s.io/v1",
+                {{"serverRelativeURL",
+                  "/openapi/v3/apis/rbac.authorization.k8s.io/v1?hash=KUBESIM1"}}}}}}
+            .dump());
   } else if (path.rfind("/openapi/v3/", 0) == 0) {
     resp = HttpResponse::Json(200, OpenApiV3(path.substr(12)));
   } else if (path == "/api" || path == "/api/") {
@@ -480,27 +532,43 @@ HttpResponse Kubesim::Dispatch(const HttpRequest& req, Route* route, User* user)
   } else if (path == "/api/v1" || path == "/api/v1/") {
     resp = HttpResponse::Json(200, CoreResourceList());
   } else if (path == "/apis" || path == "/apis/") {
+    json groups = json::array();
+    for (const char* g : kGroups) groups.push_back(GroupJson(g));
     resp = HttpResponse::Json(
-        200, "{\"kind\":\"APIGroupList\",\"apiVersion\":\"v1\",\"groups\":[" + AuthnGroup() + "]}");
-  } else if (path == "/apis/authentication.k8s.io") {
-    json g = json::parse(AuthnGroup());
+        200, json{{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", groups}}.dump());
+  } else if (path.rfind("/apis/", 0) == 0 && std::find(std::begin(kGroups), std::end(kGroups),
+                                                       path.substr(6)) != std::end(kGroups)) {
+    json g = GroupJson(path.substr(6));
     g["kind"] = "APIGroup";
     g["apiVersion"] = "v1";
     resp = HttpResponse::Json(200, g.dump());
-  } else if (path == "/apis/authentication.k8s.io/v1") {
-    resp = HttpResponse::Json(
-        200, json{{"kind", "APIResourceList"},
-                  {"apiVersion", "v1"},
-                  {"groupVersion", "authentication.k8s.io/v1"},
-                  {"resources",
-                   {ApiResource("tokenreviews", "tokenreview", false, "TokenReview", {"create"})}}}
-                 .dump());
+  } else if (path.rfind("/apis/", 0) == 0 && path.size() > 9 &&
+             path.compare(path.size() - 3, 3, "/v1") == 0 &&
+             std::find(std::begin(kGroups), std::end(kGroups), path.substr(6, path.size() - 9)) !=
+                 std::end(kGroups)) {
+    resp = HttpResponse::Json(200, GroupResourceList(path.substr(6, path.size() - 9)));
   } else if (path == "/apis/authentication.k8s.io/v1/tokenreviews") {
     route->verb = "create";
     route->resource = "tokenreviews";
+    route->group = "authentication.k8s.io";
+    if (auto denied = Forbid(*route, *user)) return *denied;
     resp = req.method == "POST" ? TokenReview(*rq) : ErrorResponse(MethodNotAllowedError());
+  } else if (path == "/apis/authorization.k8s.io/v1/subjectaccessreviews" ||
+             path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") {
+    bool self = path.find("/selfsubject") != std::string::npos;
+    route->verb = "create";
+    route->resource = self ? "selfsubjectaccessreviews" : "subjectaccessreviews";
+    route->group = "authorization.k8s.io";
+    // Anyone authenticated may ask about themselves (system:basic-user).
+    if (!self) {
+      if (auto denied = Forbid(*route, *user)) return *denied;
+    }
+    resp = req.method == "POST" ? SubjectAccessReview(*rq, *user, self)
+                                : ErrorResponse(MethodNotAllowedError());
+  } else if (path.rfind("/apis/rbac.authorization.k8s.io/v1/", 0) == 0) {
+    resp = Resource(*rq, *route, *user, "/apis/rbac.authorization.k8s.io/v1/", kRbacGroup);
   } else if (path.rfind("/api/v1/", 0) == 0) {
-    resp = Resource(*rq, *route, *user);
+    resp = Resource(*rq, *route, *user, "/api/v1/", "");
   } else {
     return NotFoundPath();
   }
@@ -520,21 +588,23 @@ HttpResponse Kubesim::Dispatch(const HttpRequest& req, Route* route, User* user)
   return resp;
 }
 
-HttpResponse Kubesim::Resource(const HttpRequest& req, Route& r, const User&) {
-  std::vector<std::string> seg = Split(req.path.substr(8));
+HttpResponse Kubesim::Resource(const HttpRequest& req, Route& r, const User& user,
+                               const std::string& prefix, const std::string& group) {
+  r.group = group;
+  std::vector<std::string> seg = Split(req.path.substr(prefix.size()));
   bool watch_path = !seg.empty() && seg[0] == "watch";
   if (watch_path) seg.erase(seg.begin());
   if (seg.empty()) return NotFoundPath();
   size_t i = 0;
   if (seg[0] == "namespaces" && seg.size() >= 3) {
-    auto k = KindFromResource(seg[2]);
+    auto k = KindFromResource(seg[2], group);
     if (k && Info(*k).namespaced) {
       r.ns = seg[1];
       i = 2;
     }
   }
   r.resource = seg[i];
-  r.kind = KindFromResource(r.resource);
+  r.kind = KindFromResource(r.resource, group);
   if (!r.kind) return NotFoundPath();
   if (Info(*r.kind).namespaced && r.ns.empty() && seg.size() > 1) return NotFoundPath();
   if (seg.size() > i + 1) r.name = seg[i + 1];
@@ -542,14 +612,17 @@ HttpResponse Kubesim::Resource(const HttpRequest& req, Route& r, const User&) {
   if (seg.size() > i + 3) return NotFoundPath();
   bool is_watch = watch_path || Truthy(req.Query("watch"));
   const std::string& m = req.method;
+  // The verb, as the API server's request info resolves it.
   if (!r.subresource.empty()) {
     if (r.subresource == "token" && *r.kind == Kind::kServiceAccount) {
+      if (m != "POST") return ErrorResponse(MethodNotAllowedError());
       r.verb = "create";
       r.resource = "serviceaccounts/token";
-      return m == "POST" ? TokenRequest(req, r) : ErrorResponse(MethodNotAllowedError());
+      if (auto denied = Forbid(r, user)) return *denied;
+      return TokenRequest(req, r);
     }
-    if (r.subresource != "status" || *r.kind == Kind::kConfigMap ||
-        *r.kind == Kind::kServiceAccount) {
+    if (r.subresource != "status" ||
+        (*r.kind != Kind::kPod && *r.kind != Kind::kNode && *r.kind != Kind::kNamespace)) {
       return NotFoundPath();
     }
     r.resource += "/status";
@@ -557,41 +630,149 @@ HttpResponse Kubesim::Resource(const HttpRequest& req, Route& r, const User&) {
   if (r.name.empty()) {
     if (m == "GET") {
       r.verb = is_watch ? "watch" : "list";
-      return is_watch ? Watch(req, r) : List(req, r);
-    }
-    if (m == "POST") {
+    } else if (m == "POST") {
       r.verb = "create";
-      return Create(req, r);
-    }
-    if (m == "DELETE") {
+    } else if (m == "DELETE") {
       r.verb = "deletecollection";
-      return DeleteCollection(req, r);
+    } else {
+      return ErrorResponse(MethodNotAllowedError());
     }
+  } else if (m == "GET") {
+    r.verb = "get";
+  } else if (m == "PUT") {
+    r.verb = "update";
+  } else if (m == "PATCH") {
+    r.verb = "patch";
+  } else if (m == "DELETE" && r.subresource.empty()) {
+    r.verb = "delete";
+  } else {
     return ErrorResponse(MethodNotAllowedError());
   }
-  if (m == "GET") {
-    r.verb = "get";
-    auto o = store_->Get(*r.kind, r.ns, r.name);
-    if (!o.ok()) return ErrorResponse(o.error());
-    if (WantsTable(req)) {
-      return HttpResponse::Json(200, TableListJson(*r.kind, {*o}, (*o)->rv, "",
-                                                   ParseIncludeObject(req.Query("includeObject"))));
+  if (auto denied = Forbid(r, user)) return *denied;
+  if (r.verb == "watch") return Watch(req, r);
+  if (r.verb == "list") return List(req, r);
+  if (r.verb == "create") return Create(req, r);
+  if (r.verb == "deletecollection") return DeleteCollection(req, r);
+  if (r.verb == "update") return Replace(req, r);
+  if (r.verb == "patch") return Patch(req, r);
+  if (r.verb == "delete") return Delete(req, r);
+  auto o = store_->Get(*r.kind, r.ns, r.name);
+  if (!o.ok()) return ErrorResponse(o.error());
+  if (WantsTable(req)) {
+    return HttpResponse::Json(200, TableListJson(*r.kind, {*o}, (*o)->rv, "",
+                                                 ParseIncludeObject(req.Query("includeObject"))));
+  }
+  return HttpResponse::Json(200, (*o)->json);
+}
+
+std::optional<HttpResponse> Kubesim::Forbid(const Route& r, const User& user) {
+  if (options_.authorization_mode != "RBAC" || user.admin) return std::nullopt;
+  RbacRequest q;
+  q.verb = r.verb;
+  q.group = r.group;
+  q.resource = r.resource.substr(0, r.resource.find('/'));
+  q.subresource = r.subresource;
+  q.ns = r.ns;
+  q.name = r.name;
+  RbacUser u{user.name, user.groups};
+  if (Authorize(*store_, u, q).allowed) return std::nullopt;
+  json details = {{"kind", q.resource}};
+  if (!r.name.empty()) details["name"] = r.name;
+  if (!r.group.empty()) details["group"] = r.group;
+  return ErrorResponse({403, "Forbidden", ForbiddenMessage(u, q), details});
+}
+
+std::optional<Kubesim::User> Kubesim::Impersonated(const HttpRequest& req, const User& who,
+                                                   HttpResponse* error) {
+  std::string as = req.Header("impersonate-user");
+  // Impersonation needs `impersonate` on users; kubesim grants it to the
+  // admin (and to anonymous requests while they have full access).
+  if (!who.admin) {
+    *error = ErrorResponse({403,
+                            "Forbidden",
+                            "users \"" + as + "\" is forbidden: User \"" + who.name +
+                                "\" cannot impersonate resource \"users\" in API group \"\" at the "
+                                "cluster scope",
+                            {{"name", as}, {"kind", "users"}}});
+    return std::nullopt;
+  }
+  User u;
+  u.name = as;
+  std::string ns =
+      as.rfind("system:serviceaccount:", 0) == 0
+          ? as.substr(22, as.find(':', 22) == std::string::npos ? std::string::npos
+                                                                : as.find(':', 22) - 22)
+          : "";
+  if (!ns.empty()) {
+    u.groups = ServiceAccountGroups(ns);
+  } else {
+    u.groups = {"system:authenticated"};
+  }
+  std::string g = req.Header("impersonate-group");
+  if (!g.empty()) u.groups.insert(u.groups.begin(), g);
+  return u;
+}
+
+bool Kubesim::OlderThan(int minor) const {
+  auto dot = options_.kube_version.find('.');
+  int have = std::atoi(options_.kube_version.c_str() + (dot == std::string::npos ? 0 : dot + 1));
+  return have < minor;
+}
+
+HttpResponse Kubesim::SubjectAccessReview(const HttpRequest& req, const User& user, bool self) {
+  auto body = ParseBody(req.body);
+  if (!body.ok()) return ErrorResponse(body.error());
+  const char* kind = self ? "SelfSubjectAccessReview" : "SubjectAccessReview";
+  json spec = body->value("spec", json::object());
+  if (!spec.is_object()) spec = json::object();
+  auto invalid = [&](const std::string& field, const std::string& message) {
+    return ErrorResponse(
+        {422,
+         "Invalid",
+         std::string(kind) + ".authorization.k8s.io \"\" is invalid: " + field + ": " + message,
+         {{"kind", kind}, {"group", "authorization.k8s.io"}}});
+  };
+  RbacUser who;
+  if (self) {
+    who = {user.name, user.groups};
+  } else {
+    who.name = spec.value("user", "");
+    who.groups = spec.value("groups", std::vector<std::string>{});
+    if (who.name.empty() && who.groups.empty()) {
+      return invalid("spec.user,spec.groups",
+                     "Invalid value: \"\": at least one of user or group must be specified");
     }
-    return HttpResponse::Json(200, (*o)->json);
   }
-  if (m == "PUT") {
-    r.verb = "update";
-    return Replace(req, r);
+  bool has_ra = spec.contains("resourceAttributes") && spec["resourceAttributes"].is_object();
+  bool has_nra =
+      spec.contains("nonResourceAttributes") && spec["nonResourceAttributes"].is_object();
+  if (has_ra == has_nra) {
+    return invalid("spec.resourceAttributes",
+                   "Invalid value: \"null\": exactly one of nonResourceAttributes or "
+                   "resourceAttributes must be specified");
   }
-  if (m == "PATCH") {
-    r.verb = "patch";
-    return Patch(req, r);
+  RbacRequest q;
+  if (has_ra) {
+    const json& a = spec["resourceAttributes"];
+    q.verb = a.value("verb", "");
+    q.group = a.value("group", "");
+    q.resource = a.value("resource", "");
+    q.subresource = a.value("subresource", "");
+    q.ns = a.value("namespace", "");
+    q.name = a.value("name", "");
+  } else {
+    q.verb = spec["nonResourceAttributes"].value("verb", "");
+    q.path = spec["nonResourceAttributes"].value("path", "");
   }
-  if (m == "DELETE" && r.subresource.empty()) {
-    r.verb = "delete";
-    return Delete(req, r);
-  }
-  return ErrorResponse(MethodNotAllowedError());
+  RbacDecision d = Authorize(*store_, who, q);
+  json status = {{"allowed", d.allowed}};
+  if (!d.reason.empty()) status["reason"] = d.reason;
+  json out = {{"kind", kind},
+              {"apiVersion", "authorization.k8s.io/v1"},
+              {"metadata", {{"creationTimestamp", nullptr}}},
+              {"spec", spec},
+              {"status", status}};
+  return HttpResponse::Json(201, out.dump());
 }
 
 HttpResponse Kubesim::List(const HttpRequest& req, const Route& r) {
@@ -920,7 +1101,9 @@ HttpResponse Kubesim::DeleteCollection(const HttpRequest& req, const Route& r) {
 // ---------------------------------------------------------------- tokens
 
 std::optional<Kubesim::User> Kubesim::Authenticate(const std::string& token) {
-  if (token == admin_token_) return User{"kubesim-admin", true};
+  if (token == admin_token_) {
+    return User{"kubesim-admin", true, {"system:masters", "system:authenticated"}, "", {}};
+  }
   std::string err;
   auto info = CheckToken(token, &err);
   if (!info) return std::nullopt;
@@ -928,7 +1111,11 @@ std::optional<Kubesim::User> Kubesim::Authenticate(const std::string& token) {
       info->audiences.end()) {
     return std::nullopt;
   }
-  return User{"system:serviceaccount:" + info->ns + ":" + info->service_account, false};
+  return User{"system:serviceaccount:" + info->ns + ":" + info->service_account,
+              false,
+              ServiceAccountGroups(info->ns),
+              info->service_account_uid,
+              {}};
 }
 
 std::optional<TokenInfo> Kubesim::CheckToken(const std::string& token, std::string* error) {
@@ -964,6 +1151,9 @@ HttpResponse Kubesim::TokenRequest(const HttpRequest& req, const Route& r) {
   if (body.is_discarded() || !body.is_object())
     return ErrorResponse(BadRequestError("invalid TokenRequest body"));
   json spec = body.value("spec", json::object());
+  if (!spec.is_object()) spec = json::object();
+  // kubectl sends unset fields as null in JSON bodies.
+  for (auto it = spec.begin(); it != spec.end();) it = it->is_null() ? spec.erase(it) : ++it;
   int64_t exp = spec.value("expirationSeconds", int64_t{3600});
   if (exp == 0) exp = 3600;
   if (exp < 600) {
@@ -999,7 +1189,8 @@ HttpResponse Kubesim::TokenRequest(const HttpRequest& req, const Route& r) {
       }
       info.pod_name = bname;
       info.pod_uid = (*pod)->uid;
-      info.node_name = (*pod)->node;
+      // The node of a pod-bound token (claim and review extra) came in 1.30.
+      if (!OlderThan(30)) info.node_name = (*pod)->node;
       if (!info.node_name.empty()) {
         auto node = store_->Get(Kind::kNode, "", info.node_name);
         if (node.ok()) info.node_uid = (*node)->uid;
@@ -1074,12 +1265,17 @@ HttpResponse Kubesim::TokenReview(const HttpRequest& req) {
   }
   if (common.empty())
     return fail("[invalid bearer token, token audiences is invalid for the target audiences]");
-  json extra = {{"authentication.kubernetes.io/credential-id", {"JTI=" + info->jti}}};
+  // Before 1.30 a pod-bound token's review names the pod only (pod-name,
+  // pod-uid); 1.30 added credential-id (ServiceAccountTokenJTI) and the
+  // pod's node (ServiceAccountTokenPodNodeInfo).
+  bool pre130 = OlderThan(30);
+  json extra = json::object();
+  if (!pre130) extra["authentication.kubernetes.io/credential-id"] = {"JTI=" + info->jti};
   if (!info->pod_name.empty()) {
     extra["authentication.kubernetes.io/pod-name"] = {info->pod_name};
     extra["authentication.kubernetes.io/pod-uid"] = {info->pod_uid};
   }
-  if (!info->node_name.empty()) {
+  if (!info->node_name.empty() && !pre130) {
     extra["authentication.kubernetes.io/node-name"] = {info->node_name};
     if (!info->node_uid.empty()) extra["authentication.kubernetes.io/node-uid"] = {info->node_uid};
   }
@@ -1092,6 +1288,7 @@ HttpResponse Kubesim::TokenReview(const HttpRequest& req) {
          {"system:serviceaccounts", "system:serviceaccounts:" + info->ns, "system:authenticated"}},
         {"extra", extra}}},
       {"audiences", common}};
+  if (extra.empty()) out["status"]["user"].erase("extra");
   return HttpResponse::Json(201, out.dump());
 }
 

@@ -73,6 +73,15 @@ struct KubesimOptions {
   // HTTP server event threads and connection limit.
   unsigned threads = 1;
   unsigned max_connections = 30000;
+  // The Kubernetes version served ("1.32"): /version, and the shape of
+  // TokenReview answers for pod-bound tokens (< 1.30: only the pod-name and
+  // pod-uid extras; >= 1.30: also credential-id, node-name, node-uid).
+  std::string kube_version = "1.32";
+  // "AlwaysAllow" (default: any authenticated user may do anything) or
+  // "RBAC" (kubesim's own requests are authorized against its Roles and
+  // bindings, as the API server does; system:masters may do anything).
+  // SubjectAccessReview evaluates RBAC either way.
+  std::string authorization_mode = "AlwaysAllow";
 };
 
 class Kubesim {
@@ -104,12 +113,16 @@ class Kubesim {
   };
   struct User {
     std::string name;
-    bool admin = false;
+    bool admin = false;  // The admin token (system:masters) or anonymous over plain HTTP.
+    std::vector<std::string> groups;
+    std::string uid;
+    std::map<std::string, std::vector<std::string>> extra;
   };
   struct Route {
     std::string verb;  // get list watch create update patch delete deletecollection
     std::string resource, ns, name, subresource;
     std::optional<Kind> kind;
+    std::string group;  // API group of the resource, "" = core.
   };
   struct Delayed {
     std::chrono::steady_clock::time_point due;
@@ -121,7 +134,18 @@ class Kubesim {
   ashiato::HttpResponse Handle(const ashiato::HttpRequest& req);
   ashiato::HttpResponse Dispatch(const ashiato::HttpRequest& req, Route* route, User* user);
   ashiato::HttpResponse Control(const ashiato::HttpRequest& req);
-  ashiato::HttpResponse Resource(const ashiato::HttpRequest& req, Route& route, const User& user);
+  // A resource request under `prefix` ("/api/v1/" or "/apis/GROUP/v1/").
+  ashiato::HttpResponse Resource(const ashiato::HttpRequest& req, Route& route, const User& user,
+                                 const std::string& prefix, const std::string& group);
+  // With --authorization-mode RBAC: the 403 for a request the user may not make.
+  std::optional<ashiato::HttpResponse> Forbid(const Route& route, const User& user);
+  ashiato::HttpResponse SubjectAccessReview(const ashiato::HttpRequest& req, const User& user,
+                                            bool self);
+  // The user a request acts as: `who`, or whom it impersonates (Impersonate-User).
+  std::optional<User> Impersonated(const ashiato::HttpRequest& req, const User& who,
+                                   ashiato::HttpResponse* error);
+  // True iff the served version is older than 1.`minor`.
+  bool OlderThan(int minor) const;
   ashiato::HttpResponse List(const ashiato::HttpRequest& req, const Route& route);
   ashiato::HttpResponse Watch(const ashiato::HttpRequest& req, const Route& route);
   ashiato::HttpResponse Create(const ashiato::HttpRequest& req, const Route& route);

@@ -524,6 +524,196 @@ TEST(KubesimTest, TokenRequestAndTokenReview) {
   EXPECT_FALSE(review(*token, {"ashiato"})["status"].value("authenticated", false));
 }
 
+// A pod-bound token's TokenReview as the versions answer it: 1.25-1.29
+// name the pod only (pod-name, pod-uid); 1.30 added the node (node-name,
+// node-uid) and credential-id.
+TEST(KubesimTest, TokenReviewShapeFollowsTheServedVersion) {
+  for (const char* version : {"1.25", "1.29", "1.30", "1.32"}) {
+    auto sim = StartSim({.extra_args = {"--kube-version", version}});
+    ASSERT_TRUE(sim);
+    auto v = sim->KubeJson("GET", "/version");
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ((*v)["minor"], std::string(version).substr(2)) << version;
+    auto pods = sim->KubeJson("GET", "/api/v1/namespaces/team-a/pods");
+    ASSERT_FALSE((*pods)["items"].empty());
+    std::string pod = (*pods)["items"][0]["metadata"]["name"];
+    auto token = sim->CreateToken("team-a", "default", {"ashiato"}, pod);
+    ASSERT_TRUE(token.ok()) << token.status().ToString();
+    auto review = sim->KubeJson("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+                                json{{"apiVersion", "authentication.k8s.io/v1"},
+                                     {"kind", "TokenReview"},
+                                     {"spec", {{"token", *token}, {"audiences", {"ashiato"}}}}}
+                                    .dump());
+    ASSERT_TRUE(review.ok());
+    json extra = (*review)["status"]["user"]["extra"];
+    std::set<std::string> keys;
+    for (const auto& [k, val] : extra.items()) keys.insert(k);
+    std::set<std::string> want = {"authentication.kubernetes.io/pod-name",
+                                  "authentication.kubernetes.io/pod-uid"};
+    if (std::string(version) >= "1.30") {
+      want.insert({"authentication.kubernetes.io/node-name",
+                   "authentication.kubernetes.io/node-uid",
+                   "authentication.kubernetes.io/credential-id"});
+    }
+    EXPECT_EQ(keys, want) << version << ": " << extra.dump();
+    EXPECT_EQ(extra["authentication.kubernetes.io/pod-uid"][0],
+              (*pods)["items"][0]["metadata"]["uid"]);
+  }
+}
+
+json Role(const std::string& kind, const std::string& name, json rules) {
+  return {{"apiVersion", "rbac.authorization.k8s.io/v1"},
+          {"kind", kind},
+          {"metadata", {{"name", name}}},
+          {"rules", rules}};
+}
+json Binding(const std::string& kind, const std::string& name, const std::string& role_kind,
+             const std::string& role, json subjects) {
+  return {
+      {"apiVersion", "rbac.authorization.k8s.io/v1"},
+      {"kind", kind},
+      {"metadata", {{"name", name}}},
+      {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", role_kind}, {"name", role}}},
+      {"subjects", subjects}};
+}
+
+// SubjectAccessReview's verdict, or an error string.
+std::string Sar(KubesimProcess& sim, json spec) {
+  auto r = sim.KubeJson("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                        json{{"apiVersion", "authorization.k8s.io/v1"},
+                             {"kind", "SubjectAccessReview"},
+                             {"spec", spec}}
+                            .dump());
+  if (!r.ok()) return r.status().ToString();
+  if (!r->contains("status")) return "error: " + r->dump();
+  return (*r)["status"].value("allowed", false) ? "allowed" : "denied";
+}
+
+json ListPods(const std::string& user, const std::string& ns, json groups = json::array()) {
+  return {{"user", user},
+          {"groups", groups},
+          {"resourceAttributes", {{"namespace", ns}, {"verb", "list"}, {"resource", "pods"}}}};
+}
+
+TEST(KubesimTest, RbacObjectsAndSubjectAccessReview) {
+  auto sim = StartSim();
+  ASSERT_TRUE(sim);
+  const std::string rbac = "/apis/rbac.authorization.k8s.io/v1";
+  auto post = [&](const std::string& path, const json& obj) {
+    auto r = sim->KubeRequest("POST", path, obj.dump());
+    EXPECT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 201) << path << ": " << r->body;
+  };
+  post(rbac + "/namespaces/team-a/roles",
+       Role("Role", "pod-reader",
+            {{{"apiGroups", {""}}, {"resources", {"pods"}}, {"verbs", {"get", "list"}}}}));
+  post(rbac + "/namespaces/team-a/rolebindings",
+       Binding("RoleBinding", "reader", "Role", "pod-reader",
+               {{{"kind", "ServiceAccount"}, {"name", "reader"}, {"namespace", "team-a"}}}));
+  post(rbac + "/clusterroles", Role("ClusterRole", "metrics-reader",
+                                    {{{"nonResourceURLs", {"/metrics"}}, {"verbs", {"get"}}}}));
+  post(rbac + "/clusterroles",
+       Role("ClusterRole", "everything-read",
+            {{{"apiGroups", {"*"}}, {"resources", {"*"}}, {"verbs", {"get", "list", "watch"}}}}));
+  post(rbac + "/clusterrolebindings",
+       Binding("ClusterRoleBinding", "prom", "ClusterRole", "metrics-reader",
+               {{{"kind", "User"}, {"name", "prom"}}}));
+  post(rbac + "/clusterrolebindings",
+       Binding("ClusterRoleBinding", "auditors", "ClusterRole", "everything-read",
+               {{{"kind", "Group"}, {"name", "auditors"}}}));
+  // A binding to a Role from a ClusterRoleBinding is invalid, as on a real server.
+  auto bad = sim->KubeRequest(
+      "POST", rbac + "/clusterrolebindings",
+      Binding("ClusterRoleBinding", "bad", "Role", "pod-reader", json::array()).dump());
+  EXPECT_EQ(bad->status, 422);
+  auto list = sim->KubeJson("GET", rbac + "/namespaces/team-a/roles");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ((*list)["kind"], "RoleList");
+  EXPECT_EQ((*list)["items"][0]["metadata"]["name"], "pod-reader");
+  EXPECT_EQ(sim->KubeRequest("GET", "/api/v1/namespaces/team-a/roles")->status, 404);
+
+  const std::string sa = "system:serviceaccount:team-a:reader";
+  EXPECT_EQ(Sar(*sim, ListPods(sa, "team-a")), "allowed");
+  EXPECT_EQ(Sar(*sim, ListPods(sa, "default")), "denied");
+  EXPECT_EQ(Sar(*sim, ListPods(sa, "")), "denied") << "cluster-wide needs a ClusterRoleBinding";
+  EXPECT_EQ(Sar(*sim, ListPods("someone", "", {"auditors"})), "allowed");
+  EXPECT_EQ(Sar(*sim, ListPods("someone", "team-a")), "denied");
+  EXPECT_EQ(Sar(*sim, {{"user", "prom"},
+                       {"nonResourceAttributes", {{"path", "/metrics"}, {"verb", "get"}}}}),
+            "allowed");
+  EXPECT_EQ(Sar(*sim, {{"user", "prom"},
+                       {"nonResourceAttributes", {{"path", "/healthz"}, {"verb", "get"}}}}),
+            "denied");
+  EXPECT_EQ(Sar(*sim, ListPods("anyone", "team-a", {"system:masters"})), "allowed");
+  // Deleting the binding takes the permission away at once.
+  ASSERT_EQ(sim->KubeRequest("DELETE", rbac + "/namespaces/team-a/rolebindings/reader")->status,
+            200);
+  EXPECT_EQ(Sar(*sim, ListPods(sa, "team-a")), "denied");
+  // Invalid reviews are 422.
+  auto no_user = sim->KubeRequest(
+      "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+      json{{"spec", {{"resourceAttributes", {{"verb", "list"}, {"resource", "pods"}}}}}}.dump());
+  EXPECT_EQ(no_user->status, 422) << no_user->body;
+  auto both = sim->KubeRequest("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                               json{{"spec", {{"user", "u"}}}}.dump());
+  EXPECT_EQ(both->status, 422) << both->body;
+  // The RBAC objects survive in the state dump.
+  auto crbs = sim->KubeJson("GET", rbac + "/clusterrolebindings");
+  EXPECT_EQ((*crbs)["items"].size(), 2u);
+}
+
+TEST(KubesimTest, RbacEnforcementIsOptional) {
+  auto sim = StartSim({.tls = true, .extra_args = {"--authorization-mode", "RBAC"}});
+  ASSERT_TRUE(sim);
+  // The admin (system:masters) may do anything.
+  ASSERT_EQ(sim->KubeRequest("GET", "/api/v1/pods")->status, 200);
+  auto token = sim->CreateToken("team-a", "default");
+  ASSERT_TRUE(token.ok());
+  HttpClientOptions o = sim->client_options();
+  o.bearer_token = [t = *token] { return t; };
+  HttpClient sa(o);
+  auto denied = sa.Do("GET", "/api/v1/namespaces/team-a/pods");
+  ASSERT_TRUE(denied.ok());
+  EXPECT_EQ(denied->status, 403);
+  json status = json::parse(denied->body);
+  EXPECT_EQ(status["reason"], "Forbidden");
+  EXPECT_EQ(status["message"],
+            "pods is forbidden: User \"system:serviceaccount:team-a:default\" cannot list resource "
+            "\"pods\" in API group \"\" in the namespace \"team-a\"");
+  ASSERT_EQ(
+      sim->KubeRequest("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/team-a/roles",
+                       Role("Role", "r",
+                            {{{"apiGroups", {""}}, {"resources", {"pods"}}, {"verbs", {"list"}}}})
+                           .dump())
+          ->status,
+      201);
+  ASSERT_EQ(
+      sim->KubeRequest("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/team-a/rolebindings",
+                       Binding("RoleBinding", "b", "Role", "r",
+                               {{{"kind", "ServiceAccount"}, {"name", "default"}}})
+                           .dump())
+          ->status,
+      201);
+  EXPECT_EQ(sa.Do("GET", "/api/v1/namespaces/team-a/pods")->status, 200);
+  EXPECT_EQ(sa.Do("GET", "/api/v1/namespaces/default/pods")->status, 403);
+  EXPECT_EQ(sa.Do("GET", "/api/v1/namespaces/team-a/pods/x")->status, 403) << "get is not list";
+  // Anyone may ask about themselves.
+  auto self = sa.Do("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                    json{{"spec",
+                          {{"resourceAttributes",
+                            {{"namespace", "team-a"}, {"verb", "list"}, {"resource", "pods"}}}}}}
+                        .dump(),
+                    {{"Content-Type", "application/json"}});
+  ASSERT_TRUE(self.ok());
+  EXPECT_EQ(self->status, 201) << self->body;
+  EXPECT_TRUE(json::parse(self->body)["status"]["allowed"].get<bool>());
+  // Not about others.
+  auto other =
+      sa.Do("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            json{{"spec", ListPods("x", "team-a")}}.dump(), {{"Content-Type", "application/json"}});
+  EXPECT_EQ(other->status, 403);
+}
+
 TEST(KubesimTest, TlsAndAuthentication) {
   auto sim = StartSim({.tls = true});
   ASSERT_TRUE(sim);

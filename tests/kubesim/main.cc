@@ -60,6 +60,15 @@ int main(int argc, char** argv) {
                      "Serve requests without a token (default: on without --tls; kubectl sends no "
                      "token over plain HTTP)");
   app.add_option("--threads", o.threads, "HTTP event-loop threads")->capture_default_str();
+  app.add_option("--kube-version", o.kube_version,
+                 "Kubernetes version served, 1.MINOR: /version and the TokenReview extras of "
+                 "pod-bound tokens (before 1.30: pod-name and pod-uid only)")
+      ->capture_default_str();
+  app.add_option("--authorization-mode", o.authorization_mode,
+                 "AlwaysAllow, or RBAC: authorize kubesim's own requests with its Roles and "
+                 "bindings (SubjectAccessReview evaluates RBAC either way)")
+      ->check(CLI::IsMember({"AlwaysAllow", "RBAC"}))
+      ->capture_default_str();
   app.add_option("--max-connections", o.max_connections, "Connection limit")->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn, error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);

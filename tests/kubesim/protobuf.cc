@@ -1,5 +1,6 @@
 #include "tests/kubesim/protobuf.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string_view>
@@ -86,7 +87,7 @@ json ObjectMeta(std::string_view b) {
         md["name"] = Str(f);
         break;
       case 2:
-        md["generateName"] = Str(f);
+        if (!f.bytes.empty()) md["generateName"] = Str(f);
         break;
       case 3:
         md["namespace"] = Str(f);
@@ -112,6 +113,77 @@ json ObjectMeta(std::string_view b) {
     }
   });
   return md;
+}
+
+// rbac.authorization.k8s.io/v1 PolicyRule.
+json PolicyRule(std::string_view b) {
+  json rule = json::object();
+  static const char* kLists[] = {"",          "verbs",         "apiGroups",
+                                 "resources", "resourceNames", "nonResourceURLs"};
+  ForEachField(b, [&](const Field& f) {
+    if (f.number >= 1 && f.number <= 5) rule[kLists[f.number]].push_back(Str(f));
+  });
+  return rule;
+}
+
+// authorization.k8s.io/v1 ResourceAttributes / NonResourceAttributes.
+json ResourceAttributes(std::string_view b) {
+  json a = json::object();
+  static const char* kNames[] = {"",        "namespace", "verb",        "group",
+                                 "version", "resource",  "subresource", "name"};
+  ForEachField(b, [&](const Field& f) {
+    if (f.number >= 1 && f.number <= 7) a[kNames[f.number]] = Str(f);
+  });
+  return a;
+}
+json NonResourceAttributes(std::string_view b) {
+  json a = json::object();
+  ForEachField(b, [&](const Field& f) {
+    if (f.number == 1) a["path"] = Str(f);
+    if (f.number == 2) a["verb"] = Str(f);
+  });
+  return a;
+}
+
+// SubjectAccessReviewSpec (and SelfSubjectAccessReviewSpec: fields 1-2 only).
+json AccessReviewSpec(std::string_view b) {
+  json spec = json::object();
+  ForEachField(b, [&](const Field& f) {
+    switch (f.number) {
+      case 1:
+        spec["resourceAttributes"] = ResourceAttributes(f.bytes);
+        break;
+      case 2:
+        spec["nonResourceAttributes"] = NonResourceAttributes(f.bytes);
+        break;
+      case 3:
+        spec["user"] = Str(f);
+        break;
+      case 4:
+        spec["groups"].push_back(Str(f));
+        break;
+      case 5: {
+        std::string key;
+        json values = json::array();
+        ForEachField(f.bytes, [&](const Field& e) {
+          if (e.number == 1) key = Str(e);
+          if (e.number == 2) {
+            ForEachField(e.bytes, [&](const Field& v) {
+              if (v.number == 1) values.push_back(Str(v));
+            });
+          }
+        });
+        spec["extra"][key] = values;
+        break;
+      }
+      case 6:
+        spec["uid"] = Str(f);
+        break;
+      default:
+        break;
+    }
+  });
+  return spec;
 }
 
 json Decode(const std::string& api_version, const std::string& kind, std::string_view raw) {
@@ -164,6 +236,30 @@ json Decode(const std::string& api_version, const std::string& kind, std::string
       }
     } else if (kind == "ServiceAccount" && f.number == 4) {
       obj["automountServiceAccountToken"] = f.varint != 0;
+    } else if ((kind == "Role" || kind == "ClusterRole") && f.number == 2) {
+      obj["rules"].push_back(PolicyRule(f.bytes));
+    } else if (kind == "RoleBinding" || kind == "ClusterRoleBinding") {
+      if (f.number == 2) {
+        json subject = json::object();
+        static const char* kNames[] = {"", "kind", "apiGroup", "name", "namespace"};
+        ForEachField(f.bytes, [&](const Field& sf) {
+          if (sf.number >= 1 && sf.number <= 4 && !sf.bytes.empty()) {
+            subject[kNames[sf.number]] = Str(sf);
+          }
+        });
+        obj["subjects"].push_back(subject);
+      } else if (f.number == 3) {
+        json ref = json::object();
+        static const char* kNames[] = {"", "apiGroup", "kind", "name"};
+        ForEachField(f.bytes, [&](const Field& rf) {
+          if (rf.number >= 1 && rf.number <= 3 && !rf.bytes.empty())
+            ref[kNames[rf.number]] = Str(rf);
+        });
+        obj["roleRef"] = ref;
+      }
+    } else if ((kind == "SelfSubjectAccessReview" || kind == "SubjectAccessReview") &&
+               f.number == 2) {
+      obj["spec"] = AccessReviewSpec(f.bytes);
     }
   });
   if (!obj.contains("metadata") && kind != "DeleteOptions") obj["metadata"] = json::object();
@@ -192,8 +288,19 @@ std::optional<nlohmann::json> DecodeProtobuf(const std::string& body) {
     }
   });
   if (!ok) return std::nullopt;
-  if (kind != "ConfigMap" && kind != "TokenRequest" && kind != "Namespace" &&
-      kind != "ServiceAccount" && kind != "DeleteOptions" && kind != "Pod") {
+  static const char* kKinds[] = {"ConfigMap",
+                                 "TokenRequest",
+                                 "Namespace",
+                                 "ServiceAccount",
+                                 "DeleteOptions",
+                                 "Pod",
+                                 "Role",
+                                 "ClusterRole",
+                                 "RoleBinding",
+                                 "ClusterRoleBinding",
+                                 "SubjectAccessReview",
+                                 "SelfSubjectAccessReview"};
+  if (std::find(std::begin(kKinds), std::end(kKinds), kind) == std::end(kKinds)) {
     return std::nullopt;
   }
   if (kind == "Pod") return std::nullopt;  // Pods from kubectl arrive as JSON.

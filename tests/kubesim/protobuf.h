@@ -1,7 +1,8 @@
 // Decoding of the Kubernetes protobuf wire format ("k8s\0" + runtime.Unknown)
 // for the few request bodies kubectl sends as protobuf: typed `kubectl create
-// configmap|namespace|serviceaccount|token` and DeleteOptions. Responses are
-// always JSON (kubectl accepts it).
+// configmap|namespace|serviceaccount|token|role|clusterrole|rolebinding|
+// clusterrolebinding`, `kubectl auth can-i` (SelfSubjectAccessReview) and
+// DeleteOptions. Responses are always JSON (kubectl accepts it).
 #pragma once
 
 #include <nlohmann/json.hpp>

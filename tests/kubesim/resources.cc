@@ -8,11 +8,18 @@ namespace kubesim {
 namespace {
 
 const std::array<KindInfo, kKindCount> kKinds = {{
-    {"pods", "Pod", "PodList", true, "po"},
-    {"nodes", "Node", "NodeList", false, "no"},
-    {"configmaps", "ConfigMap", "ConfigMapList", true, "cm"},
-    {"namespaces", "Namespace", "NamespaceList", false, "ns"},
-    {"serviceaccounts", "ServiceAccount", "ServiceAccountList", true, "sa"},
+    {"pods", "Pod", "PodList", true, "po", "", "v1"},
+    {"nodes", "Node", "NodeList", false, "no", "", "v1"},
+    {"configmaps", "ConfigMap", "ConfigMapList", true, "cm", "", "v1"},
+    {"namespaces", "Namespace", "NamespaceList", false, "ns", "", "v1"},
+    {"serviceaccounts", "ServiceAccount", "ServiceAccountList", true, "sa", "", "v1"},
+    {"roles", "Role", "RoleList", true, "", kRbacGroup, "rbac.authorization.k8s.io/v1"},
+    {"clusterroles", "ClusterRole", "ClusterRoleList", false, "", kRbacGroup,
+     "rbac.authorization.k8s.io/v1"},
+    {"rolebindings", "RoleBinding", "RoleBindingList", true, "", kRbacGroup,
+     "rbac.authorization.k8s.io/v1"},
+    {"clusterrolebindings", "ClusterRoleBinding", "ClusterRoleBindingList", false, "", kRbacGroup,
+     "rbac.authorization.k8s.io/v1"},
 }};
 
 // Field-selector fields beyond metadata.name/metadata.namespace, per kind,
@@ -89,9 +96,9 @@ bool IsConfigMapKey(const std::string& s) {
 
 const KindInfo& Info(Kind k) { return kKinds[static_cast<int>(k)]; }
 
-std::optional<Kind> KindFromResource(const std::string& resource) {
+std::optional<Kind> KindFromResource(const std::string& resource, const std::string& group) {
   for (int i = 0; i < kKindCount; ++i) {
-    if (resource == kKinds[i].resource) return static_cast<Kind>(i);
+    if (resource == kKinds[i].resource && group == kKinds[i].group) return static_cast<Kind>(i);
   }
   return std::nullopt;
 }
@@ -281,6 +288,22 @@ std::optional<ApiError> Validate(Kind k, const nlohmann::json& obj) {
                             {"message", "Required value"}});
         }
       }
+    }
+  }
+  if (k == Kind::kRoleBinding || k == Kind::kClusterRoleBinding) {
+    const auto& ref = obj.contains("roleRef") ? obj["roleRef"] : nlohmann::json();
+    std::string kind = ref.is_object() ? ref.value("kind", "") : "";
+    if (!ref.is_object() || ref.value("name", "").empty()) {
+      causes.push_back({{"reason", "FieldValueRequired"},
+                        {"field", "roleRef.name"},
+                        {"message", "Required value"}});
+    }
+    if (kind != "ClusterRole" && (kind != "Role" || k == Kind::kClusterRoleBinding)) {
+      causes.push_back(
+          {{"reason", "FieldValueNotSupported"},
+           {"field", "roleRef.kind"},
+           {"message", "Unsupported value: \"" + kind + "\": supported values: " +
+                           (k == Kind::kRoleBinding ? "\"Role\", " : "") + "\"ClusterRole\""}});
     }
   }
   if (causes.empty()) return std::nullopt;

@@ -13,19 +13,36 @@
 
 namespace kubesim {
 
-enum class Kind { kPod = 0, kNode, kConfigMap, kNamespace, kServiceAccount, kCount };
+enum class Kind {
+  kPod = 0,
+  kNode,
+  kConfigMap,
+  kNamespace,
+  kServiceAccount,
+  // rbac.authorization.k8s.io/v1
+  kRole,
+  kClusterRole,
+  kRoleBinding,
+  kClusterRoleBinding,
+  kCount
+};
 constexpr int kKindCount = static_cast<int>(Kind::kCount);
+
+constexpr char kRbacGroup[] = "rbac.authorization.k8s.io";
 
 struct KindInfo {
   const char* resource;   // "pods"
   const char* kind;       // "Pod"
   const char* list_kind;  // "PodList"
   bool namespaced;
-  const char* short_name;  // "po"
+  const char* short_name;   // "po"
+  const char* group;        // "" (core) or "rbac.authorization.k8s.io"
+  const char* api_version;  // "v1" or "rbac.authorization.k8s.io/v1"
 };
 const KindInfo& Info(Kind k);
-// "pods" -> kPod; nullopt for an unknown resource.
-std::optional<Kind> KindFromResource(const std::string& resource);
+// "pods" -> kPod for the API group `group` ("" = core); nullopt for an
+// unknown resource.
+std::optional<Kind> KindFromResource(const std::string& resource, const std::string& group = "");
 
 // An error answered as a meta/v1 Status object.
 struct ApiError {

@@ -193,7 +193,7 @@ ApiOr<ObjectPtr> Store::Create(Kind k, nlohmann::json obj) {
   }
   std::string key = Key(k, ns, name);
   if (ks.objects.count(key)) return AlreadyExistsError(k, name);
-  obj["apiVersion"] = "v1";
+  obj["apiVersion"] = Info(k).api_version;
   obj["kind"] = Info(k).kind;
   md["uid"] = NewUid();
   md["creationTimestamp"] = ashiato::FormatRfc3339(std::chrono::system_clock::now());
@@ -230,7 +230,7 @@ ApiOr<ObjectPtr> Store::Update(Kind k, const std::string& ns, const std::string&
       md.erase(f);
     }
   }
-  j["apiVersion"] = "v1";
+  j["apiVersion"] = Info(k).api_version;
   j["kind"] = Info(k).kind;
   if (auto err = Validate(k, j)) return *err;
   md["resourceVersion"] = std::to_string(cur->rv);
@@ -449,7 +449,7 @@ std::optional<ApiError> Store::Watch(Kind k, WatchOptions options,
 std::string Store::BookmarkLine(Kind k) {
   nlohmann::json obj = {
       {"kind", Info(k).kind},
-      {"apiVersion", "v1"},
+      {"apiVersion", Info(k).api_version},
       {"metadata", {{"resourceVersion", std::to_string(rv_)}, {"creationTimestamp", nullptr}}}};
   return EventLine("BOOKMARK", obj.dump());
 }

@@ -39,6 +39,14 @@ json Columns(Kind k) {
     case Kind::kServiceAccount:
       return json::array({Col("Name", "string", 0, "name"), Col("Secrets", "integer", 0),
                           Col("Age", "string", 0)});
+    case Kind::kRole:
+    case Kind::kClusterRole:
+      return json::array({Col("Name", "string", 0, "name"), Col("Created At", "date", 0)});
+    case Kind::kRoleBinding:
+    case Kind::kClusterRoleBinding:
+      return json::array({Col("Name", "string", 0, "name"), Col("Role", "string", 0),
+                          Col("Age", "string", 0), Col("Users", "string", 1),
+                          Col("Groups", "string", 1), Col("ServiceAccounts", "string", 1)});
     default:
       return json::array();
   }
@@ -127,6 +135,25 @@ json Cells(Kind k, const json& o) {
       return json::array({name, Str(o, {"status", "phase"}, "Active"), Age(md)});
     case Kind::kServiceAccount:
       return json::array({name, o.contains("secrets") ? o["secrets"].size() : 0, Age(md)});
+    case Kind::kRole:
+    case Kind::kClusterRole:
+      return json::array({name, md.value("creationTimestamp", "")});
+    case Kind::kRoleBinding:
+    case Kind::kClusterRoleBinding: {
+      std::string users, groups, sas;
+      auto add = [](std::string& list, const std::string& v) {
+        list += (list.empty() ? "" : ", ") + v;
+      };
+      for (const auto& s : o.value("subjects", json::array())) {
+        std::string kind = s.value("kind", "");
+        if (kind == "User") add(users, s.value("name", ""));
+        if (kind == "Group") add(groups, s.value("name", ""));
+        if (kind == "ServiceAccount")
+          add(sas, s.value("namespace", "") + "/" + s.value("name", ""));
+      }
+      std::string role = Str(o, {"roleRef", "kind"}, "") + "/" + Str(o, {"roleRef", "name"}, "");
+      return json::array({name, role, Age(md), users, groups, sas});
+    }
     default:
       return json::array({name});
   }

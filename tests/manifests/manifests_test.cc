@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <set>
 #include <string>
@@ -167,15 +169,15 @@ TEST_F(ManifestTest, RendersExactlyTheExpectedObjects) {
     got.push_back(Str(o["kind"]) + "/" + Str(o["metadata"]["name"]));
   }
   EXPECT_THAT(got,
-              UnorderedElementsAre("Namespace/ashiato", "ResourceQuota/ashiato-critical-pods",
-                                   "ServiceAccount/ashiato-agent", "ClusterRole/ashiato-agent",
-                                   "ClusterRoleBinding/ashiato-agent", "DaemonSet/ashiato-agent",
-                                   "ServiceAccount/ashiato-aggregator", "Role/ashiato-aggregator",
-                                   "RoleBinding/ashiato-aggregator",
-                                   "ClusterRole/ashiato-aggregator-tokenreview",
-                                   "ClusterRoleBinding/ashiato-aggregator-tokenreview",
-                                   "StatefulSet/ashiato-aggregator", "Service/ashiato-aggregator",
-                                   "NetworkPolicy/ashiato-aggregator"));
+              UnorderedElementsAre(
+                  "Namespace/ashiato", "ResourceQuota/ashiato-critical-pods",
+                  "ServiceAccount/ashiato-agent", "ClusterRole/ashiato-agent",
+                  "ClusterRoleBinding/ashiato-agent", "DaemonSet/ashiato-agent",
+                  "ServiceAccount/ashiato-aggregator", "Role/ashiato-aggregator",
+                  "RoleBinding/ashiato-aggregator", "ClusterRole/ashiato-aggregator-tokenreview",
+                  "ClusterRoleBinding/ashiato-aggregator-tokenreview", "ClusterRole/ashiato-reader",
+                  "ClusterRole/ashiato-metrics-reader", "StatefulSet/ashiato-aggregator",
+                  "Service/ashiato-aggregator", "NetworkPolicy/ashiato-aggregator"));
 }
 
 TEST_F(ManifestTest, NamespacedObjectsLiveInAshiatoAndCarryCommonLabels) {
@@ -214,14 +216,62 @@ TEST_F(ManifestTest, AgentRbacIsReadOnlyPods) {
   EXPECT_THAT(Rules(role), ElementsAre("|pods|get,list,watch"));
 }
 
-TEST_F(ManifestTest, AggregatorRbacIsConfigMapsInItsNamespaceAndTokenReviews) {
+TEST_F(ManifestTest, AggregatorRbacIsConfigMapsAndAgentPodsInItsNamespaceAndReviews) {
   YAML::Node role = rendered_.Find("Role", "ashiato-aggregator");
   ASSERT_TRUE(role);
   EXPECT_EQ(Str(role["metadata"]["namespace"]), kNamespace);
-  EXPECT_THAT(Rules(role), ElementsAre("|configmaps|create,delete,get,list,update"));
+  // get pods (not list or watch): the pod a pod-bound push token names, in the
+  // agents' namespace, binds the push to its node on Kubernetes < 1.30.
+  EXPECT_THAT(Rules(role), ElementsAre("|configmaps|create,delete,get,list,update", "|pods|get"));
   YAML::Node tr = rendered_.Find("ClusterRole", "ashiato-aggregator-tokenreview");
   ASSERT_TRUE(tr);
-  EXPECT_THAT(Rules(tr), ElementsAre("authentication.k8s.io|tokenreviews|create"));
+  // What system:auth-delegator grants: TokenReview for every token, SubjectAccessReview
+  // for what readers may see.
+  EXPECT_THAT(Rules(tr), ElementsAre("authentication.k8s.io|tokenreviews|create",
+                                     "authorization.k8s.io|subjectaccessreviews|create"));
+  // The agents live in the aggregator's namespace, so a Role suffices.
+  YAML::Node sts = rendered_.Find("StatefulSet", "ashiato-aggregator");
+  ASSERT_TRUE(sts);
+  YAML::Node c = AggregatorContainer(sts);
+  EXPECT_EQ(Arg(c, "--agent-identity"), "system:serviceaccount:$(POD_NAMESPACE):ashiato-agent");
+  EXPECT_FALSE(HasArg(c, "--allow-unbound-agent-tokens")) << "pushes must be node-bound";
+}
+
+TEST_F(ManifestTest, ReadersAndMetricsScrapersHaveRolesToBind) {
+  // Exactly what the aggregator asks SubjectAccessReview about.
+  YAML::Node reader = rendered_.Find("ClusterRole", "ashiato-reader");
+  ASSERT_TRUE(reader);
+  EXPECT_THAT(Rules(reader), ElementsAre("|pods|get,list"));
+  YAML::Node metrics = rendered_.Find("ClusterRole", "ashiato-metrics-reader");
+  ASSERT_TRUE(metrics);
+  ASSERT_EQ(metrics["rules"].size(), 1u);
+  EXPECT_THAT(Strings(metrics["rules"][0]["nonResourceURLs"]), ElementsAre("/metrics"));
+  EXPECT_THAT(Strings(metrics["rules"][0]["verbs"]), ElementsAre("get"));
+  EXPECT_FALSE(metrics["rules"][0]["resources"]);
+  // Reads are authorized in the default install (and /metrics with them).
+  YAML::Node sts = rendered_.Find("StatefulSet", "ashiato-aggregator");
+  ASSERT_TRUE(sts);
+  YAML::Node c = AggregatorContainer(sts);
+  EXPECT_EQ(Arg(c, "--read-auth"), "tokenreview");
+  EXPECT_FALSE(HasArg(c, "--metrics-auth")) << "/metrics follows --read-auth";
+  // The examples bind these roles and nothing else.
+  for (const char* example : {"reader-namespaced.yaml", "reader-cluster.yaml"}) {
+    std::string text = ReadFile(std::string(ASHIATO_SOURCE_DIR) + "/daemonset/examples/" + example);
+    ASSERT_FALSE(text.empty()) << example;
+    int bindings = 0;
+    for (const auto& doc : YAML::LoadAll(text)) {
+      std::string kind = Str(doc["kind"]);
+      if (kind != "RoleBinding" && kind != "ClusterRoleBinding") continue;
+      ++bindings;
+      EXPECT_EQ(Str(doc["roleRef"]["kind"]), "ClusterRole") << example;
+      EXPECT_TRUE(rendered_.Find("ClusterRole", Str(doc["roleRef"]["name"])))
+          << example << " binds a role the install does not have";
+      if (kind == "RoleBinding") {
+        EXPECT_FALSE(Str(doc["metadata"]["namespace"]).empty()) << example;
+      }
+    }
+    EXPECT_GE(bindings, 1) << example;
+  }
 }
 
 TEST_F(ManifestTest, EachServiceAccountIsBoundToExactlyItsRoles) {
@@ -269,6 +319,8 @@ TEST_F(ManifestTest, AgentDaemonSetWiring) {
   EXPECT_EQ(Str(node_env["valueFrom"]["fieldRef"]["fieldPath"]), "spec.nodeName");
   EXPECT_EQ(Arg(c, "--node"), "$(NODE_NAME)");
   EXPECT_EQ(Arg(c, "--aggregator"), "http://ashiato-aggregator.ashiato.svc:8080");
+  // Plain HTTP in the base, so the agent must be told it may send its token so.
+  EXPECT_TRUE(HasArg(c, "--allow-insecure-aggregator"));
   EXPECT_EQ(Arg(c, "--listen-health"), ":9090");
 
   // The push token: a projected service account token for audience "ashiato",
@@ -420,8 +472,8 @@ TEST_F(ManifestTest, AggregatorStoreIsAPersistentVolumeClaimAtTheDataDir) {
 TEST_F(ManifestTest, NoDeprecatedAggregatorFlags) {
   // --state-file and --history-size are no-ops since the store; the data dir replaces
   // the old dedup journal on an emptyDir.
-  for (const char* dir :
-       {"daemonset", "daemonset/overlays/servicemonitor", "daemonset/overlays/ephemeral"}) {
+  for (const char* dir : {"daemonset", "daemonset/overlays/servicemonitor",
+                          "daemonset/overlays/ephemeral", "daemonset/overlays/tls"}) {
     Rendered r = dir == std::string("daemonset") ? rendered_ : Render(dir);
     int containers = 0;
     for (const auto& o : r.objects) {
@@ -590,9 +642,92 @@ TEST_F(ManifestTest, ServiceMonitorOverlayAddsMonitorsForTheBase) {
   }
   EXPECT_EQ(Str(sm["spec"]["endpoints"][0]["port"]), Str(svc["spec"]["ports"][0]["name"]));
   EXPECT_EQ(Str(sm["spec"]["endpoints"][0]["path"]), "/metrics");
+  // /metrics needs a token (ClusterRole ashiato-metrics-reader): Prometheus sends its own.
+  EXPECT_FALSE(Str(sm["spec"]["endpoints"][0]["bearerTokenFile"]).empty());
   YAML::Node pm = overlay.Find("PodMonitor", "ashiato-agent");
   ASSERT_TRUE(pm);
   EXPECT_EQ(Str(pm["spec"]["podMetricsEndpoints"][0]["port"]), "health");
+}
+
+TEST_F(ManifestTest, TlsOverlayServesHttpsWithCertManagerAndAgentsVerifyIt) {
+  Rendered overlay = Render("daemonset/overlays/tls");
+  // The base's objects plus the cert-manager ones.
+  std::set<std::string> base_ids, overlay_ids;
+  for (const auto& o : rendered_.objects) {
+    base_ids.insert(Str(o["kind"]) + "/" + Str(o["metadata"]["name"]));
+  }
+  for (const auto& o : overlay.objects) {
+    overlay_ids.insert(Str(o["kind"]) + "/" + Str(o["metadata"]["name"]));
+  }
+  std::set<std::string> added;
+  std::set_difference(overlay_ids.begin(), overlay_ids.end(), base_ids.begin(), base_ids.end(),
+                      std::inserter(added, added.end()));
+  EXPECT_EQ(added, (std::set<std::string>{"Issuer/ashiato-selfsigned", "Certificate/ashiato-ca",
+                                          "Issuer/ashiato-ca", "Certificate/ashiato-aggregator"}));
+  for (const auto& o : overlay.objects) {
+    if (Str(o["apiVersion"]).rfind("cert-manager.io/", 0) == 0) {
+      EXPECT_EQ(Str(o["metadata"]["namespace"]), kNamespace) << Str(o["metadata"]["name"]);
+    }
+  }
+  // The serving certificate: from the namespace's CA, for the name agents use.
+  YAML::Node cert = overlay.Find("Certificate", "ashiato-aggregator");
+  ASSERT_TRUE(cert);
+  const std::string secret = Str(cert["spec"]["secretName"]);
+  EXPECT_EQ(Str(cert["spec"]["issuerRef"]["name"]), "ashiato-ca");
+  YAML::Node ca = overlay.Find("Certificate", "ashiato-ca");
+  ASSERT_TRUE(ca);
+  EXPECT_TRUE(ca["spec"]["isCA"].as<bool>());
+  EXPECT_EQ(Str(overlay.Find("Issuer", "ashiato-ca")["spec"]["ca"]["secretName"]),
+            Str(ca["spec"]["secretName"]));
+  EXPECT_FALSE(Str(cert["spec"]["renewBefore"]).empty()) << "renewed before it expires";
+
+  // Aggregator: HTTPS from that Secret, re-read on rotation; probes and scraping in HTTPS.
+  YAML::Node sts = overlay.Find("StatefulSet", "ashiato-aggregator");
+  ASSERT_TRUE(sts);
+  YAML::Node c = AggregatorContainer(sts);
+  ASSERT_TRUE(c);
+  std::string cert_file = Arg(c, "--tls-cert-file"), key_file = Arg(c, "--tls-key-file");
+  ASSERT_FALSE(cert_file.empty());
+  ASSERT_FALSE(key_file.empty());
+  std::string dir = cert_file.substr(0, cert_file.rfind('/'));
+  EXPECT_EQ(key_file.substr(0, key_file.rfind('/')), dir);
+  std::string volume = VolumeMountedAt(c, dir);
+  ASSERT_FALSE(volume.empty()) << "nothing mounted at " << dir;
+  YAML::Node v = PodVolume(sts, volume);
+  ASSERT_TRUE(v["secret"]);
+  EXPECT_EQ(Str(v["secret"]["secretName"]), secret);
+  for (const char* probe : {"startupProbe", "readinessProbe", "livenessProbe"}) {
+    EXPECT_EQ(Str(c[probe]["httpGet"]["scheme"]), "HTTPS") << probe;
+  }
+  EXPECT_EQ(Str(sts["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scheme"]),
+            "https");
+  // Everything else about the aggregator is the base's.
+  YAML::Node base_c = AggregatorContainer(rendered_.Find("StatefulSet", "ashiato-aggregator"));
+  std::vector<std::string> args = Strings(c["args"]), base_args = Strings(base_c["args"]);
+  ASSERT_GE(args.size(), base_args.size());
+  EXPECT_EQ(std::vector<std::string>(args.begin(), args.begin() + base_args.size()), base_args);
+
+  // Agents: https to a name in the certificate, trusting only its CA, never plain HTTP.
+  YAML::Node ds = overlay.Find("DaemonSet", "ashiato-agent");
+  ASSERT_TRUE(ds);
+  YAML::Node a = ds["spec"]["template"]["spec"]["containers"][0];
+  std::string url = Arg(a, "--aggregator");
+  ASSERT_EQ(url.rfind("https://", 0), 0u) << url;
+  std::string host = url.substr(8, url.rfind(':') - 8);
+  EXPECT_THAT(Strings(cert["spec"]["dnsNames"]), ::testing::Contains(host));
+  EXPECT_FALSE(HasArg(a, "--allow-insecure-aggregator"));
+  std::string ca_file = Arg(a, "--aggregator-ca-file");
+  ASSERT_FALSE(ca_file.empty());
+  std::string ca_dir = ca_file.substr(0, ca_file.rfind('/'));
+  std::string ca_volume = VolumeMountedAt(a, ca_dir);
+  ASSERT_FALSE(ca_volume.empty());
+  YAML::Node cv = PodVolume(ds, ca_volume);
+  ASSERT_TRUE(cv["secret"]);
+  EXPECT_EQ(Str(cv["secret"]["secretName"]), secret);
+  // Only ca.crt reaches the agents' nodes, never the serving key.
+  ASSERT_EQ(cv["secret"]["items"].size(), 1u);
+  EXPECT_EQ(Str(cv["secret"]["items"][0]["key"]), "ca.crt");
+  EXPECT_EQ(ca_dir + "/" + Str(cv["secret"]["items"][0]["path"]), ca_file);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -51,6 +52,11 @@ bool WaitFor(const std::function<bool()>& predicate, std::chrono::milliseconds t
 // A fresh temporary directory (removed by the caller with RemoveTree).
 std::string MakeTempDir(const std::string& prefix = "ashiato-test");
 void RemoveTree(const std::string& path);
+// $env when set and non-empty, else `def` (binaries under test: CMake's
+// path, overridable to run against an installed build).
+std::string BinFromEnv(const char* env, const char* def);
+// A loopback port that was free a moment ago (bound and closed again).
+uint16_t FreeLoopbackPort();
 // Runs a shell-free command to completion; returns exit code and captures stdout.
 int RunCommand(const std::vector<std::string>& argv, std::string* out,
                std::chrono::milliseconds timeout = std::chrono::milliseconds(60000));
