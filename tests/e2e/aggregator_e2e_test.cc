@@ -93,7 +93,7 @@ class AggregatorE2E : public ::testing::Test {
         {Bin("ASHIATO_AGGREGATOR_BIN", AGGREGATOR_BIN), "--listen",
          "127.0.0.1:" + std::to_string(port_), "--kubeconfig", sim_->kubeconfig_path(), "--auth",
          "tokenreview", "--data-dir", dir_ + "/data", "--store-in-cm", "--cm-namespace", "default",
-         "--cm-debounce", cm_debounce, "--log-level", "debug",
+         "--cm-debounce", cm_debounce, "--log-level", "debug", "--image-log", "both",
          // Delivery and recovery here; who may push and read: security_e2e_test.cc.
          "--read-auth", "none", "--allow-unbound-agent-tokens"},
         dir_ + "/aggregator.out", dir_ + "/aggregator.err");
@@ -185,7 +185,11 @@ class AggregatorE2E : public ::testing::Test {
   // line for that uid, a second CREATED/SYNC or a second DELETED.
   void ExpectNoDuplicates() {
     std::map<std::string, std::vector<json>> by_uid;
-    for (const auto& j : LogLines()) by_uid[j["uid"]].push_back(j);
+    for (const auto& j : LogLines()) {
+      // Images entering and leaving: ImagesEnterAndLeaveOnceAcrossRestarts.
+      if (j["event"].get<std::string>().rfind("IMAGE_", 0) == 0) continue;
+      by_uid[j["uid"]].push_back(j);
+    }
     for (const auto& [uid, lines] : by_uid) {
       int created = 0, deleted = 0;
       for (size_t i = 0; i < lines.size(); ++i) {
@@ -224,6 +228,28 @@ class AggregatorE2E : public ::testing::Test {
                        "--type=merge", "-p", patch.dump()})
                   .exit_code,
               0);
+  }
+  // What the kubelet reports once the container runs: the image's digest.
+  void SetRunningImage(const std::string& name, const std::string& image,
+                       const std::string& image_id) {
+    json patch = {{"status",
+                   {{"phase", "Running"},
+                    {"containerStatuses",
+                     {{{"name", "app"},
+                       {"image", image},
+                       {"imageID", image_id},
+                       {"ready", true},
+                       {"restartCount", 0},
+                       {"state", {{"running", {{"startedAt", "2026-12-03T00:00:00Z"}}}}}}}}}}};
+    ASSERT_EQ(Kubectl({"patch", "pod", name, "-n", "default", "--subresource=status",
+                       "--type=merge", "-p", patch.dump()})
+                  .exit_code,
+              0);
+  }
+  int CountImageEvents(const std::string& event, const std::string& digest) {
+    int n = 0;
+    for (const auto& j : LogLines()) n += j["event"] == event && j.value("digest", "") == digest;
+    return n;
   }
   void DeletePod(const std::string& name) {
     ASSERT_EQ(Kubectl({"delete", "pod", name, "-n", "default", "--wait=false"}).exit_code, 0);
@@ -290,6 +316,51 @@ TEST_F(AggregatorE2E, AgentAndAggregatorRestartsLoseNothingAndDuplicateNothing) 
   }
   EXPECT_EQ(CountEvents("r-2", "DELETED"), 1);
   ExpectNoDuplicates();
+}
+
+TEST_F(AggregatorE2E, ImagesEnterAndLeaveOnceAcrossRestarts) {
+  ExpectConverged();
+  // CreatePod's spec image, pulled as a digest no other pod here uses.
+  const std::string image = "nginx:1.27", id = "docker.io/library/nginx@sha256:e2e1";
+  CreatePod("img-a", "node-1");
+  CreatePod("img-b", "node-2");
+  SetRunningImage("img-a", image, id);
+  SetRunningImage("img-b", image, id);
+  ExpectConverged();
+  EXPECT_EQ(CountImageEvents("IMAGE_ADDED", "sha256:e2e1"), 1);
+  // kill -9 and a restart: the census comes back from the store, silently.
+  agg_->Kill();
+  agg_.reset();
+  StartAggregator();
+  ExpectConverged();
+  DeletePod("img-a");
+  ExpectConverged();
+  EXPECT_EQ(CountImageEvents("IMAGE_REMOVED", "sha256:e2e1"), 0);
+  // The last pod goes while the aggregator is down: one IMAGE_REMOVED after.
+  EXPECT_EQ(StopAggregator(), 0);
+  DeletePod("img-b");
+  StartAggregator();
+  ExpectConverged();
+  EXPECT_EQ(CountImageEvents("IMAGE_ADDED", "sha256:e2e1"), 1);
+  EXPECT_EQ(CountImageEvents("IMAGE_REMOVED", "sha256:e2e1"), 1);
+  for (const auto& j : LogLines()) {
+    if (j["event"] == "IMAGE_REMOVED" && j["digest"] == "sha256:e2e1") {
+      EXPECT_EQ(j["image"], image);
+      EXPECT_EQ(j["pod_name"], "img-b");
+      EXPECT_EQ(j["pods"], 0);
+    }
+  }
+  // Which nodes ran it: both, by digest, inside the window.
+  json usage = Get("/v1/images/sha256:e2e1?since=2026-01-01T00:00:00Z");
+  EXPECT_EQ(usage["nodes"], json({"node-1", "node-2"})) << usage.dump();
+  // The same events as cluster-image-logger's text lines (--image-log both).
+  int text = 0;
+  for (const auto& l : testing::ReadLines(dir_ + "/aggregator.err")) {
+    // Added by whichever agent reported first; removed with img-b, the last.
+    text += l.rfind("[+|image]  nginx:1.27  [default|img-", 0) == 0;
+    text += l == "[-|image]  nginx:1.27  [default|img-b]";
+  }
+  EXPECT_EQ(text, 2);
 }
 
 // Every key of this hour's (and the previous hour's) pod-ashiato ConfigMaps.
