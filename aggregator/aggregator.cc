@@ -53,8 +53,14 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& 
   StateOptions so;
   so.stale_after = options.stale_after;
   a->state_ = std::make_unique<ClusterState>(so, a->store_.get(), a->metrics_.get(), clock);
+  a->image_census_ = std::make_unique<ImageCensus>();
+  a->state_->AddCensus(a->image_census_.get());
+  LogWriterOptions lo;
+  lo.image_log = options.image_log == "text"   ? ImageLogFormat::kText
+                 : options.image_log == "both" ? ImageLogFormat::kBoth
+                                               : ImageLogFormat::kJson;
   a->log_writer_ =
-      std::make_unique<LogWriter>(LogWriterOptions{}, a->store_.get(), log_out, a->metrics_.get());
+      std::make_unique<LogWriter>(lo, a->store_.get(), log_out, a->metrics_.get(), stderr);
   LogWriter* writer = a->log_writer_.get();
   a->state_->SetCommitListener([writer] { writer->Notify(); });
   if (options.auth == "tokenreview") {

@@ -13,6 +13,7 @@
 
 #include "aggregator/auth.h"
 #include "aggregator/authz.h"
+#include "aggregator/image_census.h"
 #include "aggregator/log_writer.h"
 #include "aggregator/metrics.h"
 #include "aggregator/options.h"
@@ -73,6 +74,7 @@ class Aggregator {
   const Clock* clock_ = nullptr;
   std::unique_ptr<AggregatorMetrics> metrics_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<ImageCensus> image_census_;  // Outlives state_, which calls it.
   std::unique_ptr<ClusterState> state_;
   std::unique_ptr<LogWriter> log_writer_;
   std::unique_ptr<Authenticator> auth_;

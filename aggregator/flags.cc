@@ -116,6 +116,11 @@ void AddAggregatorFlags(CLI::App& app, AggregatorOptions& o) {
       ->group("");
   AddDuration(app, "--stale-after", o.stale_after,
               "Mark an agent stale after this long without a report (default 3m)");
+  app.add_option("--image-log", o.image_log,
+                 "Images entering and leaving the cluster: json (in the unified log on stdout), "
+                 "text (cluster-image-logger's lines on stderr) or both")
+      ->check(CLI::IsMember({"json", "text", "both"}))
+      ->capture_default_str();
   app.add_option("--log-level", o.log_level, "debug, info, warn or error")->capture_default_str();
 }
 

@@ -6,12 +6,27 @@
 
 #include <cerrno>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 namespace ashiato {
 
 LogWriter::LogWriter(LogWriterOptions options, Store* store, std::FILE* out,
-                     AggregatorMetrics* metrics)
-    : options_(options), store_(store), out_(out), metrics_(metrics) {}
+                     AggregatorMetrics* metrics, std::FILE* text_out)
+    : options_(options), store_(store), out_(out), metrics_(metrics), text_out_(text_out) {}
+
+std::string LogWriter::ImageTextLine(const StoredEvent& e) {
+  bool added = e.event == "IMAGE_ADDED";
+  if (!added && e.event != "IMAGE_REMOVED") return "";
+  auto j = nlohmann::json::parse(e.line, nullptr, false);
+  if (!j.is_object()) return "";
+  auto str = [&](const char* k) {
+    auto it = j.find(k);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  // cluster-image-logger's format, which its users grep for.
+  return std::string(added ? "[+|image]  " : "[-|image]  ") + str("image") + "  [" +
+         str("namespace") + "|" + str("pod_name") + "]\n";
+}
 
 LogWriter::~LogWriter() { Stop(std::chrono::seconds(0)); }
 
@@ -130,9 +145,16 @@ void LogWriter::Run() {
       continue;
     }
     buf.clear();
+    std::string text;
     size_t printed = 0;
+    bool json_images = options_.image_log != ImageLogFormat::kText;
+    bool text_images = options_.image_log != ImageLogFormat::kJson && text_out_;
     for (const StoredEvent& e : *events) {
       if (e.replayed) continue;  // An earlier aggregator printed it.
+      if (e.event.rfind("IMAGE_", 0) == 0) {
+        if (text_images) text += ImageTextLine(e);
+        if (!json_images) continue;
+      }
       ++printed;
       // {"id":N, then the stored line without its opening brace.
       buf += "{\"id\":";
@@ -146,6 +168,11 @@ void LogWriter::Run() {
       std::lock_guard<std::mutex> l(mu_);
       if (stop_) break;
       continue;
+    }
+    if (!text.empty()) {
+      // After the JSON lines, so a stalled stdout does not repeat them.
+      std::fwrite(text.data(), 1, text.size(), text_out_);
+      std::fflush(text_out_);
     }
     cursor = events->back().id;
     Status st = store_->SetLogCursor(cursor);

@@ -20,17 +20,30 @@
 
 namespace ashiato {
 
+// Where IMAGE_ADDED / IMAGE_REMOVED go (--image-log, docs/images.md).
+enum class ImageLogFormat {
+  kJson,  // In the unified JSON log (stdout).
+  kText,  // As "[+|image]  nginx:1.27  [ns|pod]" lines on the text output only.
+  kBoth,
+};
+
 struct LogWriterOptions {
   // Lines read from the store per round.
   size_t batch = 1000;
   // How often the store is polled when nothing notified the writer.
   std::chrono::milliseconds poll{1000};
+  ImageLogFormat image_log = ImageLogFormat::kJson;
 };
 
 class LogWriter {
  public:
-  // `out` may be a pipe, file or terminal; `metrics` may be null.
-  LogWriter(LogWriterOptions options, Store* store, std::FILE* out, AggregatorMetrics* metrics);
+  // `out` may be a pipe, file or terminal; `text_out` (image events as
+  // text, when options.image_log asks for them; stderr in the binary) and
+  // `metrics` may be null.
+  LogWriter(LogWriterOptions options, Store* store, std::FILE* out, AggregatorMetrics* metrics,
+            std::FILE* text_out = nullptr);
+  // "[+|image]  nginx:1.27  [namespace|pod]" for an IMAGE_* line; "" for others.
+  static std::string ImageTextLine(const StoredEvent& e);
   ~LogWriter();
 
   void Start();
@@ -52,6 +65,7 @@ class LogWriter {
   Store* store_;
   std::FILE* out_;
   AggregatorMetrics* metrics_;
+  std::FILE* text_out_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

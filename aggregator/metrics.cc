@@ -48,6 +48,8 @@ AggregatorMetrics::AggregatorMetrics(std::shared_ptr<prometheus::Registry> reg)
   events_updated = &events.Add({{"event", "UPDATED"}});
   events_deleted = &events.Add({{"event", "DELETED"}});
   events_sync = &events.Add({{"event", "SYNC"}});
+  events_image_added = &events.Add({{"event", "IMAGE_ADDED"}});
+  events_image_removed = &events.Add({{"event", "IMAGE_REMOVED"}});
   tokenreview_requests =
       Counter(r, "ashiato_aggregator_tokenreview_requests_total", "TokenReview calls made");
   tokenreview_errors = Counter(r, "ashiato_aggregator_tokenreview_errors_total",

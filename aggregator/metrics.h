@@ -32,6 +32,8 @@ struct AggregatorMetrics {
   prometheus::Counter* events_updated;
   prometheus::Counter* events_deleted;
   prometheus::Counter* events_sync;
+  prometheus::Counter* events_image_added;
+  prometheus::Counter* events_image_removed;
   prometheus::Counter* tokenreview_requests;
   prometheus::Counter* tokenreview_errors;
   prometheus::Counter* token_cache_hits;

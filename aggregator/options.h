@@ -65,6 +65,10 @@ struct AggregatorOptions {
   std::chrono::milliseconds retention_interval{std::chrono::minutes(1)};
   // Test hook (--store-max-pages): a maximum store size in pages, to simulate a full disk.
   int64_t store_max_pages = 0;
+  // --image-log: where IMAGE_ADDED / IMAGE_REMOVED go: "json" (the unified
+  // log on stdout), "text" ("[+|image]  nginx:1.27  [ns|pod]" on stderr),
+  // or "both".
+  std::string image_log = "json";
   // --log-level for stderr diagnostics.
   std::string log_level = "info";
 };

@@ -2,6 +2,9 @@
 
 #include <cctype>
 #include <nlohmann/json.hpp>
+#include <set>
+
+#include "aggregator/image_census.h"
 
 namespace ashiato {
 namespace {
@@ -227,6 +230,14 @@ HttpResponse QueryApi::History(const HttpRequest& req, const Access& access) {
   f.name = req.Query("name");
   f.uid = req.Query("uid");
   f.node = req.Query("node");
+  // event=IMAGE_ADDED,IMAGE_REMOVED: only those lines.
+  const std::string events = req.Query("event");
+  for (std::string_view rest = events; !rest.empty();) {
+    size_t comma = rest.find(',');
+    std::string_view one = rest.substr(0, comma);
+    if (!one.empty()) f.events.emplace_back(one);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
   if (!f.namespace_.empty() && !access.Allows(f.namespace_))
     return NamespaceForbidden(f.namespace_);
   f.namespaces = access.filter();
@@ -267,18 +278,27 @@ HttpResponse QueryApi::Placements(const HttpRequest& req, const Access& access) 
 HttpResponse QueryApi::Images(const HttpRequest& req, const Access& access) {
   auto at = TimeParam(req, "at");
   if (!at.ok()) return Fail(at.status());
-  if (!*at) return JsonOk(state_->Images(access.filter()));
-  auto uses = store_->ImagesAt(**at, access.filter());
-  if (!uses.ok()) return Fail(uses.status());
+  // digest= takes "sha256:..." or a container status imageID.
   std::string digest = req.Query("digest");
+  if (!digest.empty()) digest = ImageCensus::DigestOf(digest);
+  if (!*at && req.Query("digest").empty()) return JsonOk(state_->Images(access.filter()));
+  if (!req.Query("digest").empty() && digest.empty()) {
+    return Fail(InvalidArgument("digest must be sha256:<hex> or an imageID that contains one"));
+  }
+  UnixMicros when = *at ? **at : Micros(std::chrono::system_clock::now());
+  auto uses = store_->ImagesAt(when, access.filter());
+  if (!uses.ok()) return Fail(uses.status());
   json images = json::array();
   for (const auto& u : *uses) {
     if (!digest.empty() && u.digest != digest) continue;
-    images.push_back(
-        {{"image", u.image}, {"image_id", u.digest}, {"pods", u.pods}, {"nodes", u.nodes}});
+    images.push_back({{"image", u.image},
+                      {"digest", u.digest},
+                      {"image_id", u.digest},
+                      {"pods", u.pods},
+                      {"nodes", u.nodes}});
   }
   size_t n = images.size();
-  return JsonOk({{"at", TimeText(**at)}, {"images", std::move(images)}, {"count", n}});
+  return JsonOk({{"at", TimeText(when)}, {"images", std::move(images)}, {"count", n}});
 }
 
 HttpResponse QueryApi::Image(const HttpRequest& req, const std::string& image_or_digest,
@@ -286,9 +306,20 @@ HttpResponse QueryApi::Image(const HttpRequest& req, const std::string& image_or
   if (image_or_digest.empty()) return ErrorResponse(404, NotFound("use /v1/images/{image}"));
   auto limit = LimitParam(req, options_);
   if (!limit.ok()) return Fail(limit.status());
-  auto page = store_->ImageUsage(image_or_digest, req.Query("continue"), *limit, access.filter());
+  auto since = TimeParam(req, "since");
+  if (!since.ok()) return Fail(since.status());
+  auto until = TimeParam(req, "until");
+  if (!until.ok()) return Fail(until.status());
+  // A full imageID ("docker.io/library/nginx@sha256:...") means its digest.
+  std::string key = image_or_digest;
+  if (key.find("@sha256:") != std::string::npos) key = ImageCensus::DigestOf(key);
+  auto page =
+      store_->ImageUsage(key, req.Query("continue"), *limit, access.filter(), *since, *until);
   if (!page.ok()) return Fail(page.status());
+  std::set<std::string> nodes;
+  for (const auto& iv : page->items) nodes.insert(iv.node);
   json out = {{"image", image_or_digest},
+              {"nodes", nodes},
               {"intervals", IntervalsJson(*page)},
               {"count", page->items.size()}};
   AddContinue(out, page->next);

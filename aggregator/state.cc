@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <set>
 
+#include "aggregator/image_census.h"
+
 namespace ashiato {
 namespace {
 
@@ -27,11 +29,11 @@ std::vector<std::string> IpsOf(const PodRecord& p) {
   return ips;
 }
 
-// (container, image) -> digest, for the image intervals.
+// (container, image) -> "sha256:..." digest, for the image intervals.
 std::map<std::pair<std::string, std::string>, std::string> ImagesOf(const PodRecord& p) {
   std::map<std::pair<std::string, std::string>, std::string> out;
   for (const auto& c : p.containers) {
-    if (!c.image.empty()) out[{c.name, c.image}] = c.image_id;
+    if (!c.image.empty()) out[{c.name, c.image}] = ImageCensus::DigestOf(c.image_id);
   }
   return out;
 }
@@ -65,6 +67,11 @@ void ClusterState::AddObserver(PodObserver* observer) {
   observers_.push_back(observer);
 }
 
+void ClusterState::AddCensus(PodCensus* census) {
+  std::lock_guard<std::mutex> lock(ingest_mu_);
+  censuses_.push_back(census);
+}
+
 Status ClusterState::Open() {
   std::lock_guard<std::mutex> ingest(ingest_mu_);
   Status st;
@@ -96,6 +103,7 @@ Status ClusterState::LoadLocked() {
   tombstones_.clear();
   nodes_.clear();
   live_ = 0;
+  for (PodCensus* c : censuses_) c->Clear();
   SystemTime now = clock_->Now();
   Status parse_error;
   Status st = store_->LoadNodes([&](NodeRow&& n) {
@@ -129,6 +137,7 @@ Status ClusterState::LoadLocked() {
     } else {
       nodes_[e.observed_by].live_uids.insert(row.uid);
       ++live_;
+      for (PodCensus* c : censuses_) c->Restore(rec);
     }
   });
   if (!st.ok()) return st;
@@ -304,6 +313,8 @@ ApplyResult ClusterState::Apply(Report&& report) {
       if (e.event == "UPDATED") metrics_->events_updated->Increment();
       if (e.event == "DELETED") metrics_->events_deleted->Increment();
       if (e.event == "SYNC") metrics_->events_sync->Increment();
+      if (e.event == "IMAGE_ADDED") metrics_->events_image_added->Increment();
+      if (e.event == "IMAGE_REMOVED") metrics_->events_image_removed->Increment();
     }
   }
   if (!batch_.events.empty() && on_commit_) on_commit_();
@@ -529,6 +540,17 @@ void ClusterState::Emit(const std::string& event, SystemTime when, SystemTime no
     op.from = was_live ? t : start;
     if (never_live) op.to = t;
     batch_.intervals.push_back(std::move(op));
+  }
+  if (!censuses_.empty()) {
+    CensusContext ctx;
+    ctx.when_us = t;
+    ctx.now_us = Micros(now);
+    ctx.when_text = when_text;
+    ctx.now_text = now_text_;
+    ctx.observed_by = node;
+    ctx.replayed = replay_batch_;
+    const PodRecord* after = gone ? nullptr : &record;
+    for (PodCensus* c : censuses_) c->Apply(was_live ? &before : nullptr, after, ctx, &batch_);
   }
 }
 

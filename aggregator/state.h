@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "aggregator/metrics.h"
+#include "aggregator/pod_census.h"
 #include "aggregator/pod_observer.h"
 #include "aggregator/store/store.h"
 #include "aggregator/stored_pod.h"
@@ -89,6 +90,8 @@ class ClusterState {
   // Attaches an observer; call before Open() so restored pods reach it.
   // Observers are called after the commit, one report at a time.
   void AddObserver(PodObserver* observer);
+  // Attaches a census (aggregator/pod_census.h); call before Open().
+  void AddCensus(PodCensus* census);
   // Called after every commit that added log lines (wakes the log writer).
   void SetCommitListener(std::function<void()> fn) { on_commit_ = std::move(fn); }
   // Loads the cache from the store. Call once before Apply.
@@ -164,6 +167,7 @@ class ClusterState {
   AggregatorMetrics* metrics_;
   const Clock* clock_;
   std::vector<PodObserver*> observers_;
+  std::vector<PodCensus*> censuses_;  // Kept in step with the cache (ingest_mu_).
   std::function<void()> on_commit_;
 
   // Serializes Apply and reloads; held across the commit.

@@ -42,6 +42,15 @@ class LogCapture {
     }
     return out;
   }
+  // Every line as text (for outputs that are not JSON).
+  std::vector<std::string> RawLines() {
+    std::fflush(file_);
+    std::vector<std::string> out;
+    std::istringstream in(std::string(buf_, size_));
+    std::string line;
+    while (std::getline(in, line)) out.push_back(line);
+    return out;
+  }
   std::vector<std::string> Events() {
     std::vector<std::string> out;
     for (const auto& j : Lines()) {

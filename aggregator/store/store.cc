@@ -579,12 +579,13 @@ Status Store::LoadNodes(const std::function<void(NodeRow&&)>& fn) {
 
 Result<std::vector<StoredEvent>> Store::EventsAfter(int64_t after, size_t limit) {
   return Read<std::vector<StoredEvent>>([&](sqlite3* db) -> Result<std::vector<StoredEvent>> {
-    Stmt s(db, "SELECT id, ts_us, line, replayed FROM events WHERE id > ? ORDER BY id LIMIT ?");
+    Stmt s(db,
+           "SELECT id, ts_us, line, replayed, event FROM events WHERE id > ? ORDER BY id LIMIT ?");
     s.Bind(1, after).Bind(2, static_cast<int64_t>(limit));
     std::vector<StoredEvent> out;
     int rc;
     while ((rc = s.Step()) == SQLITE_ROW) {
-      out.push_back({s.Int(0), s.Int(1), s.Text(2), s.Int(3) != 0});
+      out.push_back({s.Int(0), s.Int(1), s.Text(2), s.Int(3) != 0, s.Text(4)});
     }
     if (rc != SQLITE_DONE) return SqliteStatus(db, rc, "store: read events");
     return out;
@@ -632,6 +633,7 @@ Result<Page<StoredEvent>> Store::Events(const EventFilter& f, const std::string&
     if (!f.uid.empty()) sql += " AND uid = :uid";
     if (!f.node.empty()) sql += " AND node = :node";
     if (f.namespaces) sql += " AND namespace IN (SELECT value FROM json_each(:nss))";
+    if (!f.events.empty()) sql += " AND event IN (SELECT value FROM json_each(:evs))";
     if (!cont.empty()) sql += " AND (ts_us > :at OR (ts_us = :at AND id > :aid))";
     sql += " ORDER BY ts_us, id LIMIT :limit";
     Stmt s(db, sql);
@@ -644,6 +646,7 @@ Result<Page<StoredEvent>> Store::Events(const EventFilter& f, const std::string&
     if (!f.uid.empty()) s.Bind(i++, f.uid);
     if (!f.node.empty()) s.Bind(i++, f.node);
     if (f.namespaces) s.Bind(i++, NamespacesJson(*f.namespaces));
+    if (!f.events.empty()) s.Bind(i++, NamespacesJson(f.events));
     if (!cont.empty()) {
       s.Bind(i++, after_t);
       s.Bind(i++, after_id);
@@ -802,7 +805,9 @@ Result<std::vector<ImageUse>> Store::ImagesAt(UnixMicros at, const NamespaceList
 
 Result<Page<Interval>> Store::ImageUsage(const std::string& image_or_digest,
                                          const std::string& cont, size_t limit,
-                                         const NamespaceList* namespaces) {
+                                         const NamespaceList* namespaces,
+                                         std::optional<UnixMicros> since,
+                                         std::optional<UnixMicros> until) {
   int64_t ct = 0, cid = 0;
   if (!cont.empty()) {
     if (Status st = ParseToken(cont, &ct, &cid); !st.ok()) return st;
@@ -811,6 +816,9 @@ Result<Page<Interval>> Store::ImageUsage(const std::string& image_or_digest,
       "SELECT uid, namespace, name, node, from_us, to_us, id, container, image, digest FROM "
       "image_usage WHERE (image = ?1 OR digest = ?1)";
   if (namespaces) sql += " AND namespace IN (SELECT value FROM json_each(?5))";
+  // Intervals overlapping [since, until).
+  if (since) sql += " AND (to_us IS NULL OR to_us > ?6)";
+  if (until) sql += " AND from_us < ?7";
   if (!cont.empty()) sql += " AND (from_us < ?2 OR (from_us = ?2 AND id < ?3))";
   sql += " ORDER BY from_us DESC, id DESC LIMIT ?4";
   return Read<Page<Interval>>([&](sqlite3* db) {
@@ -820,6 +828,8 @@ Result<Page<Interval>> Store::ImageUsage(const std::string& image_or_digest,
           s.Bind(1, image_or_digest).Bind(2, ct).Bind(3, cid);
           s.Bind(4, static_cast<int64_t>(limit + 1));
           if (namespaces) s.Bind(5, NamespacesJson(*namespaces));
+          if (since) s.Bind(6, *since);
+          if (until) s.Bind(7, *until);
         },
         limit, 2);
   });

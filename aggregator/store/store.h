@@ -70,6 +70,7 @@ struct StoredEvent {
   UnixMicros ts = 0;
   std::string line;  // Without the id.
   bool replayed = false;
+  std::string event;  // CREATED, ..., IMAGE_ADDED, IMAGE_REMOVED.
 };
 
 struct Interval {
@@ -87,6 +88,7 @@ struct EventFilter {
   std::optional<UnixMicros> since, until;   // ts in [since, until).
   std::string namespace_, name, uid, node;  // "" = any.
   const NamespaceList* namespaces = nullptr;
+  std::vector<std::string> events;  // Only these events (CREATED, IMAGE_ADDED, ...); empty = any.
 };
 
 struct ImageUse {
@@ -169,9 +171,12 @@ class Store {
   Result<std::vector<std::string>> UidsOfName(const std::string& ns, const std::string& name);
   // Images in use at `at`, with distinct pods and nodes.
   Result<std::vector<ImageUse>> ImagesAt(UnixMicros at, const NamespaceList* namespaces = nullptr);
-  // Intervals of one image (by reference or digest), newest first.
+  // Intervals of one image (by reference or "sha256:..." digest), newest
+  // first; with `since`/`until`, only those overlapping [since, until).
   Result<Page<Interval>> ImageUsage(const std::string& image_or_digest, const std::string& cont,
-                                    size_t limit, const NamespaceList* namespaces = nullptr);
+                                    size_t limit, const NamespaceList* namespaces = nullptr,
+                                    std::optional<UnixMicros> since = std::nullopt,
+                                    std::optional<UnixMicros> until = std::nullopt);
   // Every namespace with a placement in the store (current pods and the
   // history inside retention), sorted.
   Result<std::vector<std::string>> Namespaces();
