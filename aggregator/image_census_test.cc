@@ -226,7 +226,7 @@ TEST(ImageLogFormat, TextGoesToTheSecondOutputAndJsonStaysClean) {
     ASSERT_TRUE(w.WaitCaughtUp(std::chrono::seconds(5)));
     w.Stop(std::chrono::seconds(1));
     size_t json_images = 0;
-    for (const auto& l : json_out.Lines()) json_images += json::parse(l)["event"] == "IMAGE_ADDED";
+    for (const auto& l : json_out.Lines()) json_images += l["event"] == "IMAGE_ADDED";
     EXPECT_EQ(json_images, f == ImageLogFormat::kText ? 0u : 1u);
     EXPECT_EQ(text_out.RawLines().size(), f == ImageLogFormat::kJson ? 0u : 1u);
     EXPECT_EQ(json_out.Lines().size(), f == ImageLogFormat::kText ? 1u : 2u);
