@@ -187,14 +187,14 @@ TEST_F(DeployE2E, RolloutAndScaleToZeroSendExactlyTheRecords) {
   RunPod("shop-5d8f7c9b6d-bbbbb", "5d8f7c9b6d", "1.0", kV1);
   ASSERT_TRUE(WaitAccepted(1)) << "no record; see " << dir_;
   // Rollout to 2.0: new ReplicaSet up, old one down.
-  RunPod("shop-7c6b5a4d3e-ccccc", "7c6b5a4d3e", "2.0", kV2);
+  RunPod("shop-7c6b5f4d9x-ccccc", "7c6b5f4d9x", "2.0", kV2);
   ASSERT_TRUE(WaitAccepted(2));
   DeletePod("shop-5d8f7c9b6d-aaaaa");
   DeletePod("shop-5d8f7c9b6d-bbbbb");
-  RunPod("shop-7c6b5a4d3e-ddddd", "7c6b5a4d3e", "2.0", kV2);
+  RunPod("shop-7c6b5f4d9x-ddddd", "7c6b5f4d9x", "2.0", kV2);
   // Scale to zero.
-  DeletePod("shop-7c6b5a4d3e-ccccc");
-  DeletePod("shop-7c6b5a4d3e-ddddd");
+  DeletePod("shop-7c6b5f4d9x-ccccc");
+  DeletePod("shop-7c6b5f4d9x-ddddd");
   ASSERT_TRUE(WaitAccepted(3));
   std::this_thread::sleep_for(1500ms);  // Nothing more may come.
   EXPECT_EQ(Accepted(), (V{d1, d2, x2}));
