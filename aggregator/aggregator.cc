@@ -62,7 +62,20 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& 
   a->log_writer_ =
       std::make_unique<LogWriter>(lo, a->store_.get(), log_out, a->metrics_.get(), stderr);
   LogWriter* writer = a->log_writer_.get();
-  a->state_->SetCommitListener([writer] { writer->Notify(); });
+  if (options.deploy.enabled()) {
+    // Records are queued in the report's transaction (the census) and
+    // delivered from the store's outbox (the sender): docs/deployment-records.md.
+    a->deploy_census_ = std::make_unique<DeploymentCensus>(options.deploy);
+    a->state_->AddCensus(a->deploy_census_.get());
+    a->deploy_sender_ =
+        std::make_unique<DeploymentSender>(options.deploy, a->store_.get(), a->deploy_census_.get(),
+                                           a->metrics_->registry.get(), stderr);
+  }
+  DeploymentSender* sender = a->deploy_sender_.get();
+  a->state_->SetCommitListener([writer, sender] {
+    writer->Notify();
+    if (sender) sender->Notify();
+  });
   if (options.auth == "tokenreview") {
     if (!apis.agent_tokens)
       return InvalidArgument("--auth tokenreview needs access to the API server");
@@ -119,6 +132,7 @@ Status Aggregator::Start() {
   Status st = state_->Open();
   if (!st.ok()) return st;
   log_writer_->Start();
+  if (deploy_sender_) deploy_sender_->Start();
   HttpServerOptions ho;
   ho.listen = options_.listen;
   ho.max_connections = options_.max_connections;
@@ -189,6 +203,9 @@ void Aggregator::Stop() {
   }
   maintain_cv_.notify_all();
   if (maintainer_.joinable()) maintainer_.join();
+  // No new work; requests in flight get a bounded time; the rest stays in
+  // the outbox for the next process.
+  if (deploy_sender_) deploy_sender_->Stop();
   // Everything acknowledged is committed; print what the log still owes,
   // but never hang on a stdout nobody reads (the lines stay in the store).
   if (log_writer_) log_writer_->Stop(std::chrono::seconds(5));

@@ -13,6 +13,8 @@
 
 #include "aggregator/auth.h"
 #include "aggregator/authz.h"
+#include "aggregator/deploy/census.h"
+#include "aggregator/deploy/sender.h"
 #include "aggregator/image_census.h"
 #include "aggregator/log_writer.h"
 #include "aggregator/metrics.h"
@@ -74,7 +76,9 @@ class Aggregator {
   const Clock* clock_ = nullptr;
   std::unique_ptr<AggregatorMetrics> metrics_;
   std::unique_ptr<Store> store_;
-  std::unique_ptr<ImageCensus> image_census_;  // Outlives state_, which calls it.
+  std::unique_ptr<ImageCensus> image_census_;        // Outlives state_, which calls it.
+  std::unique_ptr<DeploymentCensus> deploy_census_;  // Set when deployment records are on.
+  std::unique_ptr<DeploymentSender> deploy_sender_;
   std::unique_ptr<ClusterState> state_;
   std::unique_ptr<LogWriter> log_writer_;
   std::unique_ptr<Authenticator> auth_;

@@ -10,16 +10,17 @@ namespace ashiato {
 namespace {
 
 // A CLI11 option that fills a duration.
-void AddDuration(CLI::App& app, const std::string& name, std::chrono::milliseconds& out,
-                 const std::string& help) {
-  app.add_option_function<std::string>(
-         name,
-         [&out, name](const std::string& v) {
-           auto d = ParseDuration(v);
-           if (!d) throw CLI::ValidationError(name, "expected a duration like 30s, 5m, 1h");
-           out = *d;
-         },
-         help)
+CLI::Option* AddDuration(CLI::App& app, const std::string& name, std::chrono::milliseconds& out,
+                         const std::string& help) {
+  return app
+      .add_option_function<std::string>(
+          name,
+          [&out, name](const std::string& v) {
+            auto d = ParseDuration(v);
+            if (!d) throw CLI::ValidationError(name, "expected a duration like 30s, 5m, 1h");
+            out = *d;
+          },
+          help)
       ->type_name("DURATION");
 }
 
@@ -121,6 +122,37 @@ void AddAggregatorFlags(CLI::App& app, AggregatorOptions& o) {
                  "text (cluster-image-logger's lines on stderr) or both")
       ->check(CLI::IsMember({"json", "text", "both"}))
       ->capture_default_str();
+  // Deployment records: deployment-tracker's environment variables, or these.
+  DeployFlags& d = o.deploy_flags;
+  app.add_option("--deployment-org", d.org,
+                 "Send deployment records to this GitHub organization (env ORG; unset: off)");
+  app.add_option("--deployment-base-url", d.base_url,
+                 "Artifact-metadata API (env BASE_URL, default api.github.com; https:// added "
+                 "when no scheme)");
+  app.add_option("--deployment-dn-template", d.dn_template,
+                 "Deployment name template (env DN_TEMPLATE, default "
+                 "{{namespace}}/{{deploymentName}}/{{containerName}})");
+  app.add_option("--deployment-logical-environment", d.logical_environment,
+                 "Records' logical_environment (env LOGICAL_ENVIRONMENT)");
+  app.add_option("--deployment-physical-environment", d.physical_environment,
+                 "Records' physical_environment (env PHYSICAL_ENVIRONMENT)");
+  app.add_option("--deployment-cluster", d.cluster, "Records' cluster (env CLUSTER)");
+  app.add_option("--deployment-api-token-file", d.api_token_file,
+                 "File holding the API token (env API_TOKEN)");
+  app.add_option("--deployment-workers", d.workers, "Concurrent deployment-record requests")
+      ->capture_default_str();
+  AddDuration(app, "--deployment-reconcile-interval", d.reconcile_interval,
+              "Send the full list of deployments in use this often, and at start; 0 = never "
+              "(default 1h)");
+  AddDuration(app, "--deployment-drain-timeout", d.drain_timeout,
+              "On SIGTERM, how long requests in flight may finish (default 10s)");
+  AddDuration(app, "--deployment-request-timeout", d.request_timeout,
+              "Timeout of one deployment-record request (default 10s)");
+  AddDuration(app, "--deployment-backoff-initial", d.backoff_initial,
+              "First retry delay of a failed record, doubled per attempt (default 1s)")
+      ->group("");
+  AddDuration(app, "--deployment-backoff-max", d.backoff_max, "Longest retry delay (default 5m)")
+      ->group("");
   app.add_option("--log-level", o.log_level, "debug, info, warn or error")->capture_default_str();
 }
 

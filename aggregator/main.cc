@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 
 #include "aggregator/aggregator.h"
 #include "aggregator/cm_backfill.h"
@@ -41,6 +42,14 @@ int main(int argc, char** argv) {
   AddConfigMapFlags(app, cm_options);
   CLI11_PARSE(app, argc, argv);
   SetupJsonLogging("aggregator", options.log_level);
+  // Deployment records: deployment-tracker's environment, the flags over it.
+  auto deploy =
+      LoadDeployConfig(options.deploy_flags, [](const char* k) { return std::getenv(k); });
+  if (!deploy.ok()) {
+    spdlog::error("deployment records: {}", deploy.status().ToString());
+    return 2;
+  }
+  options.deploy = *deploy;
 
   // SIGTERM/SIGINT are taken with sigwait below: block them before any
   // thread starts so every thread inherits the mask.

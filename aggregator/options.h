@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "aggregator/deploy/config.h"
+
 namespace ashiato {
 
 struct AggregatorOptions {
@@ -69,6 +71,11 @@ struct AggregatorOptions {
   // log on stdout), "text" ("[+|image]  nginx:1.27  [ns|pod]" on stderr),
   // or "both".
   std::string image_log = "json";
+  // Deployment records (docs/deployment-records.md): the --deployment-*
+  // flags as parsed, and the configuration main() resolves from them and
+  // the environment (ORG, BASE_URL, ...). Disabled unless deploy.org is set.
+  DeployFlags deploy_flags;
+  DeployConfig deploy;
   // --log-level for stderr diagnostics.
   std::string log_level = "info";
 };

@@ -55,13 +55,23 @@ struct IntervalOp {
   UnixMicros to = 0;                     // kClose; 0 with kOpen = still open.
 };
 
+// A record for an external sink (the deployment-record outbox,
+// aggregator/deploy/): committed with the change that caused it, deleted
+// once delivered.
+struct OutboxRow {
+  std::string key;   // Rows of one key are delivered in id order (the deployment name).
+  std::string body;  // The request body (JSON).
+  UnixMicros created = 0;
+};
+
 struct ChangeBatch {
   std::vector<EventRow> events;
   std::vector<IntervalOp> intervals;  // Applied in order, after the events.
   std::vector<PodRow> pods;           // Upserted.
   std::vector<NodeRow> nodes;         // Upserted.
+  std::vector<OutboxRow> outbox;      // Appended to deployment_outbox.
   bool empty() const {
-    return events.empty() && intervals.empty() && pods.empty() && nodes.empty();
+    return events.empty() && intervals.empty() && pods.empty() && nodes.empty() && outbox.empty();
   }
 };
 

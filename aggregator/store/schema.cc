@@ -101,6 +101,22 @@ CREATE INDEX image_usage_open ON image_usage(uid) WHERE to_us IS NULL;
 CREATE INDEX image_usage_by_from ON image_usage(from_us);
 CREATE INDEX image_usage_by_to ON image_usage(to_us);
 )sql",
+    // 1 -> 2: the deployment-record outbox (docs/deployment-records.md).
+    R"sql(
+-- Deployment records not yet delivered, committed with the pod change that
+-- caused them; deleted once the artifact-metadata service took them (or
+-- refused them for good). Rows of one deployment_name go out in id order.
+CREATE TABLE deployment_outbox(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  created_us INTEGER NOT NULL,
+  deployment_name TEXT NOT NULL,
+  body TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_us INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '');
+CREATE INDEX deployment_outbox_by_name ON deployment_outbox(deployment_name, id);
+CREATE INDEX deployment_outbox_by_due ON deployment_outbox(next_attempt_us);
+)sql",
 };
 
 }  // namespace ashiato

@@ -412,6 +412,15 @@ Status Store::Commit(const ChangeBatch& batch) {
                .Run("store: upsert node");
     }
   }
+  if (st.ok() && !batch.outbox.empty()) {
+    Stmt s(db, "INSERT INTO deployment_outbox(created_us, deployment_name, body) VALUES(?,?,?)");
+    st = s.status("store: prepare outbox");
+    for (size_t i = 0; st.ok() && i < batch.outbox.size(); ++i) {
+      const OutboxRow& o = batch.outbox[i];
+      s.Reset();
+      st = s.Bind(1, o.created).Bind(2, o.key).Bind(3, o.body).Run("store: insert outbox row");
+    }
+  }
   if (st.ok()) st = Exec(db, "COMMIT");
   if (!st.ok()) {
     (void)Exec(db, "ROLLBACK");  // Best effort: `st` says what went wrong.
@@ -607,6 +616,57 @@ Status Store::SetLogCursor(int64_t id) {
   if (!writer_) return Unavailable("store unavailable: " + last_error_);
   Stmt s(writer_, "INSERT OR REPLACE INTO meta(key, value) VALUES('log_cursor', ?)");
   return s.Bind(1, std::to_string(id)).Run("store: write log cursor");
+}
+
+Result<std::vector<OutboxEntry>> Store::DueOutbox(UnixMicros now, size_t limit,
+                                                  const std::vector<std::string>& busy) {
+  return Read<std::vector<OutboxEntry>>([&](sqlite3* db) -> Result<std::vector<OutboxEntry>> {
+    Stmt s(db,
+           "SELECT id, created_us, deployment_name, body, attempts, next_attempt_us, last_error "
+           "FROM deployment_outbox o WHERE next_attempt_us <= ?1 AND NOT EXISTS (SELECT 1 FROM "
+           "deployment_outbox p WHERE p.deployment_name = o.deployment_name AND p.id < o.id) "
+           "AND deployment_name NOT IN (SELECT value FROM json_each(?2)) ORDER BY id LIMIT ?3");
+    if (!s.ok()) return s.status("store: outbox query");
+    s.Bind(1, now).Bind(2, NamespacesJson(busy)).Bind(3, static_cast<int64_t>(limit));
+    std::vector<OutboxEntry> out;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      out.push_back({s.Int(0), s.Int(1), s.Text(2), s.Text(3), s.Int(4), s.Int(5), s.Text(6)});
+    }
+    if (rc != SQLITE_DONE) return SqliteStatus(db, rc, "store: read outbox");
+    return out;
+  });
+}
+
+Status Store::DeleteOutbox(int64_t id) {
+  std::lock_guard<std::mutex> w(write_mu_);
+  if (!writer_ || !healthy_) return Unavailable("store unavailable: " + last_error_);
+  Stmt s(writer_, "DELETE FROM deployment_outbox WHERE id = ?");
+  return s.Bind(1, id).Run("store: delete outbox row");
+}
+
+Status Store::RescheduleOutbox(int64_t id, int64_t attempts, UnixMicros next_attempt,
+                               const std::string& error) {
+  std::lock_guard<std::mutex> w(write_mu_);
+  if (!writer_ || !healthy_) return Unavailable("store unavailable: " + last_error_);
+  Stmt s(writer_,
+         "UPDATE deployment_outbox SET attempts = ?, next_attempt_us = ?, last_error = ? WHERE "
+         "id = ?");
+  return s.Bind(1, attempts)
+      .Bind(2, next_attempt)
+      .Bind(3, error)
+      .Bind(4, id)
+      .Run("store: reschedule outbox row");
+}
+
+Result<std::pair<int64_t, UnixMicros>> Store::OutboxDepth() {
+  return Read<std::pair<int64_t, UnixMicros>>(
+      [&](sqlite3* db) -> Result<std::pair<int64_t, UnixMicros>> {
+        Stmt s(db, "SELECT count(*), min(next_attempt_us) FROM deployment_outbox");
+        int rc = s.Step();
+        if (rc != SQLITE_ROW) return SqliteStatus(db, rc, "store: outbox depth");
+        return std::pair<int64_t, UnixMicros>{s.Int(0), s.IsNull(1) ? 0 : s.Int(1)};
+      });
 }
 
 Result<int64_t> Store::LastEventId() {

@@ -35,7 +35,7 @@ class Registry;
 namespace ashiato {
 
 // The schema version this build writes (docs/storage.md, "Schema").
-inline constexpr int kStoreSchemaVersion = 1;
+inline constexpr int kStoreSchemaVersion = 2;
 
 struct StoreOptions {
   // Directory of the store; created if missing. The file is <dir>/ashiato.db.
@@ -96,6 +96,17 @@ struct ImageUse {
   int64_t pods = 0, nodes = 0;
 };
 
+// A row of the deployment-record outbox.
+struct OutboxEntry {
+  int64_t id = 0;
+  UnixMicros created = 0;
+  std::string key;  // deployment_name.
+  std::string body;
+  int64_t attempts = 0;
+  UnixMicros next_attempt = 0;
+  std::string last_error;
+};
+
 struct StoreSize {
   uint64_t bytes = 0;  // Pages in use (page_count - freelist) * page_size.
   uint64_t file_bytes = 0;
@@ -150,6 +161,19 @@ class Store {
   Status SetLogCursor(int64_t id);
   // The highest event id (0 when none).
   Result<int64_t> LastEventId();
+
+  // --- Deployment-record outbox (rows are added by Commit).
+  // Up to `limit` rows due at `now` (next_attempt <= now) that are the
+  // oldest of their key, in id order; keys in `busy` are skipped.
+  Result<std::vector<OutboxEntry>> DueOutbox(UnixMicros now, size_t limit,
+                                             const std::vector<std::string>& busy = {});
+  // Delivered (or refused for good): the row is deleted.
+  Status DeleteOutbox(int64_t id);
+  // Tried and failed: the next attempt is not before `next_attempt`.
+  Status RescheduleOutbox(int64_t id, int64_t attempts, UnixMicros next_attempt,
+                          const std::string& error);
+  // Rows in the outbox, and the earliest next attempt (0 when empty).
+  Result<std::pair<int64_t, UnixMicros>> OutboxDepth();
 
   // --- Queries (any time inside retention; `cont` is a token from a page).
   // Events in (ts, id) order.

@@ -416,6 +416,21 @@ TEST_F(ManifestTest, AggregatorStatefulSetAndServiceWiring) {
   EXPECT_TRUE(matches) << "Service targetPort " << target << " is not container port 8080";
 }
 
+TEST_F(ManifestTest, DeploymentRecordTokenComesFromAnOptionalSecret) {
+  // docs/deployment-records.md: records stay off until ORG is set; the token
+  // is never in the manifest, and a missing Secret must not stop the pod.
+  YAML::Node c = AggregatorContainer(rendered_.Find("StatefulSet", "ashiato-aggregator"));
+  EXPECT_FALSE(Env(c, "ORG").IsDefined())
+      << "ORG set in the base: records would be on for everyone";
+  YAML::Node token = Env(c, "API_TOKEN");
+  ASSERT_TRUE(token["name"].IsDefined()) << "API_TOKEN missing from the aggregator's env";
+  EXPECT_FALSE(token["value"].IsDefined()) << "a literal token in the manifest";
+  YAML::Node ref = token["valueFrom"]["secretKeyRef"];
+  EXPECT_EQ(Str(ref["name"]), "ashiato-deployment-records");
+  EXPECT_EQ(Str(ref["key"]), "api-token");
+  EXPECT_TRUE(ref["optional"].as<bool>(false));
+}
+
 TEST_F(ManifestTest, AggregatorRolloutNeverRunsTwoPods) {
   // A StatefulSet deletes its pod and waits for it to be gone before creating the
   // replacement of the same identity: with one replica, Recreate semantics.
