@@ -88,8 +88,13 @@ wait_for 30 test -s "$KC" || fail "kubesim did not start: $(cat "$WORK/kubesim.e
 API="$(sed -n 's/^ *server: //p' "$KC")"
 ADMIN="$(sed -n 's/^ *token: //p' "$KC")"
 
+AGG_FLAGS=()
+if "$BIN/ashiato-aggregator" --help 2>&1 | grep -q -- --read-auth; then
+  AGG_FLAGS+=(--read-auth none)  # /metrics without a token (a Prometheus without one)
+fi
 "$BIN/ashiato-aggregator" --listen 127.0.0.1:0 --kubeconfig "$KC" --auth none \
-  --data-dir "$WORK/data" --store-in-cm --cm-debounce 1s >/dev/null 2>"$WORK/aggregator.err" &
+  --data-dir "$WORK/data" --store-in-cm --cm-debounce 1s "${AGG_FLAGS[@]}" \
+  >/dev/null 2>"$WORK/aggregator.err" &
 PIDS+=($!)
 wait_for 30 port_of "$WORK/aggregator.err" "serving on port" ||
   fail "aggregator did not start: $(cat "$WORK/aggregator.err")"
