@@ -74,6 +74,17 @@ AgentMetrics::AgentMetrics() : registry_(std::make_shared<prometheus::Registry>(
                                .Help("Pods whose latest delivered change is retained for a replay")
                                .Register(*registry_)
                                .Add({});
+  push_requests_ = &prometheus::BuildCounter()
+                        .Name("ashiato_agent_push_requests_total")
+                        .Help(
+                            "POST /v1/reports attempts to the aggregator, by result (delivered, "
+                            "failed: retried, rejected: batch dropped)")
+                        .Register(*registry_);
+  for (const char* r : {"delivered", "failed", "rejected"}) push_requests_->Add({{"result", r}});
+}
+
+void AgentMetrics::PushRequest(const std::string& result) {
+  push_requests_->Add({{"result", result}}).Increment();
 }
 
 void AgentMetrics::PushReplay(const std::string& reason) {

@@ -37,6 +37,10 @@ class AgentMetrics {
   void PushReplayDropped(uint64_t n) { push_replay_dropped_->Increment(static_cast<double>(n)); }
   void PushReplayExpired(uint64_t n) { push_replay_expired_->Increment(static_cast<double>(n)); }
   void SetPushReplayRetained(size_t n) { push_replay_retained_->Set(static_cast<double>(n)); }
+  // One POST /v1/reports attempt. `result`: "delivered" (2xx), "failed" (no answer, or
+  // an HTTP status worth a retry: the batch is retried), "rejected" (400, 409, 413: the
+  // batch is dropped and a snapshot follows).
+  void PushRequest(const std::string& result);
 
   // The registry in Prometheus text format (last event age updated first).
   std::string Serialize();
@@ -55,6 +59,7 @@ class AgentMetrics {
   prometheus::Counter* push_replay_dropped_;
   prometheus::Counter* push_replay_expired_;
   prometheus::Gauge* push_replay_retained_;
+  prometheus::Family<prometheus::Counter>* push_requests_;
   std::atomic<int64_t> last_event_ms_{0};  // steady_clock, 0 = none yet.
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };

@@ -487,6 +487,7 @@ bool Pusher::SendWithRetry(HttpClient& client, Report& report, std::string* answ
     if (r.ok()) {
       long code = r->status;
       if (code >= 200 && code < 300) {
+        if (metrics_ != nullptr) metrics_->PushRequest("delivered");
         std::lock_guard<std::mutex> lock(mu_);
         stats_.bytes_sent += body.size();
         // Reconnected after a failure: the aggregator may have missed
@@ -500,6 +501,7 @@ bool Pusher::SendWithRetry(HttpClient& client, Report& report, std::string* answ
         // (a bug, or a newer agent process for this node exists).
         spdlog::error("aggregator rejected report seq {} ({} records): HTTP {}: {}", report.seq,
                       report.records.size(), code, r->body);
+        if (metrics_ != nullptr) metrics_->PushRequest("rejected");
         std::lock_guard<std::mutex> lock(mu_);
         ++stats_.dropped_batches;
         if (have_view_) need_snapshot_ = true;
@@ -524,6 +526,7 @@ bool Pusher::SendWithRetry(HttpClient& client, Report& report, std::string* answ
                    wait.count());
     }
     failed = true;
+    if (metrics_ != nullptr) metrics_->PushRequest("failed");
     std::unique_lock<std::mutex> lock(mu_);
     ++stats_.retries;
     cv_.wait_for(lock, wait, [this] { return stop_; });

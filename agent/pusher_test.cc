@@ -43,6 +43,10 @@ class FakeAggregator {
       return HttpResponse::Json(503, R"({"error":"try later"})");
     }
     if (down) return HttpResponse::Json(503, R"({"error":"down"})");
+    if (reject_next > 0) {
+      --reject_next;
+      return HttpResponse::Json(400, R"({"error":"refused"})");
+    }
     std::string enc = r.Header("content-encoding");
     auto report = DecodeReportBody(r.body, enc, 64 << 20);
     if (!report.ok()) return HttpResponse::Json(400, R"({"error":"bad"})");
@@ -98,7 +102,8 @@ class FakeAggregator {
     return out;
   }
 
-  std::atomic<int> fail_next{0};
+  std::atomic<int> fail_next{0};    // Answer 503 (retry) this many times.
+  std::atomic<int> reject_next{0};  // Answer 400 (drop the batch) this many times.
   std::atomic<bool> down{false};
   std::atomic<int> attempts{0};
   // Answer as an aggregator from before instance/committed_seq.
@@ -426,6 +431,30 @@ TEST(PusherTest, InstanceChangeOnHeartbeatReplaysWithoutNewChanges) {
     for (const auto& r : g.report.records) deletions_sent += r.op == RecordOp::kDelete;
   }
   EXPECT_EQ(deletions_sent, 2);
+}
+
+TEST(PusherTest, PushRequestsAreCountedByResult) {
+  FakeAggregator agg;
+  AgentMetrics metrics;
+  Pusher p(Options(agg), nullptr, &metrics);
+  std::string text = metrics.Serialize();
+  // Every result is exposed from the start, so rate() and alerts see a zero.
+  for (const char* r : {"delivered", "failed", "rejected"}) {
+    EXPECT_TRUE(Contains(text, std::string("ashiato_agent_push_requests_total{result=\"") + r +
+                                   "\"} 0"))
+        << text;
+  }
+  agg.fail_next = 2;
+  ASSERT_TRUE(p.Start().ok());
+  p.OnSnapshot({});
+  ASSERT_TRUE(p.Flush(10s).ok());
+  agg.reject_next = 1;
+  p.OnEvent("CREATED", Pod("a", "1"));
+  ASSERT_TRUE(p.Flush(10s).ok());
+  text = metrics.Serialize();
+  EXPECT_TRUE(Contains(text, "ashiato_agent_push_requests_total{result=\"failed\"} 2")) << text;
+  EXPECT_TRUE(Contains(text, "ashiato_agent_push_requests_total{result=\"rejected\"} 1")) << text;
+  EXPECT_FALSE(Contains(text, "ashiato_agent_push_requests_total{result=\"delivered\"} 0")) << text;
 }
 
 TEST(PusherTest, SameInstanceReplaysNothing) {

@@ -1,7 +1,7 @@
 // Renders daemonset/ with `kubectl kustomize` (offline) and checks what a cluster
 // would run: the object set, least-privilege RBAC, env and token wiring, the
 // aggregator's StatefulSet and its store volume, hardening of every container, the
-// NetworkPolicy, and the ServiceMonitor and ephemeral overlays.
+// NetworkPolicy, and the monitoring and ephemeral overlays.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
@@ -487,7 +487,7 @@ TEST_F(ManifestTest, AggregatorStoreIsAPersistentVolumeClaimAtTheDataDir) {
 TEST_F(ManifestTest, NoDeprecatedAggregatorFlags) {
   // --state-file and --history-size are no-ops since the store; the data dir replaces
   // the old dedup journal on an emptyDir.
-  for (const char* dir : {"daemonset", "daemonset/overlays/servicemonitor",
+  for (const char* dir : {"daemonset", "daemonset/overlays/monitoring",
                           "daemonset/overlays/ephemeral", "daemonset/overlays/tls"}) {
     Rendered r = dir == std::string("daemonset") ? rendered_ : Render(dir);
     int containers = 0;
@@ -645,9 +645,11 @@ TEST_F(ManifestTest, NetworkPolicyAdmitsOnlyAgentsAndQueryClientsOnPort8080) {
   EXPECT_EQ(Str(query["podSelector"]["matchLabels"]["ashiato.io/query"]), "true");
 }
 
-TEST_F(ManifestTest, ServiceMonitorOverlayAddsMonitorsForTheBase) {
-  Rendered overlay = Render("daemonset/overlays/servicemonitor");
-  EXPECT_EQ(overlay.objects.size(), rendered_.objects.size() + 2);
+TEST_F(ManifestTest, MonitoringOverlayAddsMonitorsRulesAndDashboard) {
+  // The rules and the dashboard's queries themselves are checked with promtool against
+  // the real binaries by tests/monitoring (ctest -R Monitoring).
+  Rendered overlay = Render("daemonset/overlays/monitoring");
+  EXPECT_EQ(overlay.objects.size(), rendered_.objects.size() + 4);
   YAML::Node sm = overlay.Find("ServiceMonitor", "ashiato-aggregator");
   ASSERT_TRUE(sm);
   YAML::Node svc = overlay.Find("Service", "ashiato-aggregator");
@@ -662,6 +664,45 @@ TEST_F(ManifestTest, ServiceMonitorOverlayAddsMonitorsForTheBase) {
   YAML::Node pm = overlay.Find("PodMonitor", "ashiato-agent");
   ASSERT_TRUE(pm);
   EXPECT_EQ(Str(pm["spec"]["podMetricsEndpoints"][0]["port"]), "health");
+
+  // The alerts select targets by job: the monitors set exactly those jobs.
+  auto job_of = [](const YAML::Node& endpoint) {
+    for (const auto& r : endpoint["relabelings"]) {
+      if (Str(r["targetLabel"]) == "job") return Str(r["replacement"]);
+    }
+    return std::string();
+  };
+  EXPECT_EQ(job_of(sm["spec"]["endpoints"][0]), "ashiato-aggregator");
+  EXPECT_EQ(job_of(pm["spec"]["podMetricsEndpoints"][0]), "ashiato-agent");
+  YAML::Node rule = overlay.Find("PrometheusRule", "ashiato");
+  ASSERT_TRUE(rule);
+  EXPECT_EQ(Str(rule["metadata"]["namespace"]), kNamespace);
+  std::set<std::string> alerts;
+  std::string exprs;
+  for (const auto& group : rule["spec"]["groups"]) {
+    for (const auto& r : group["rules"]) {
+      alerts.insert(Str(r["alert"]));
+      exprs += Str(r["expr"]) + "\n";
+      EXPECT_TRUE(r["labels"]["severity"]) << Str(r["alert"]);
+      EXPECT_TRUE(r["annotations"]["summary"]) << Str(r["alert"]);
+    }
+  }
+  for (const char* a : {"AshiatoAgentDown", "AshiatoAgentStale", "AshiatoAgentPushFailing",
+                        "AshiatoTokenReviewErrors", "AshiatoAgentApiErrors",
+                        "AshiatoConfigMapWriteFailures", "AshiatoStoreErrors",
+                        "AshiatoConfigMapBudgetPruning", "AshiatoDeploymentRecordsFailing"}) {
+    EXPECT_TRUE(alerts.count(a)) << a;
+  }
+  EXPECT_THAT(exprs, ::testing::HasSubstr("job=\"ashiato-agent\""));
+  EXPECT_THAT(exprs, ::testing::HasSubstr("job=\"ashiato-aggregator\""));
+
+  // The dashboard, for Grafana's sidecar (label grafana_dashboard: "1").
+  YAML::Node cm = overlay.Find("ConfigMap", "ashiato-grafana-dashboard");
+  ASSERT_TRUE(cm);
+  EXPECT_EQ(Str(cm["metadata"]["namespace"]), kNamespace);
+  EXPECT_EQ(Str(cm["metadata"]["labels"]["grafana_dashboard"]), "1");
+  EXPECT_EQ(Str(cm["metadata"]["labels"]["app.kubernetes.io/part-of"]), "ashiato");
+  EXPECT_THAT(Str(cm["data"]["ashiato-dashboard.json"]), ::testing::HasSubstr("\"uid\": \"ashiato\""));
 }
 
 TEST_F(ManifestTest, TlsOverlayServesHttpsWithCertManagerAndAgentsVerifyIt) {
