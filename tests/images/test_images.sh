@@ -144,8 +144,8 @@ for name in agent aggregator; do
     fi
   else
     # The aggregator in the background of its own namespace; /healthz from the host.
-    flags=(--listen 127.0.0.1:0 --auth none --kubeconfig /mnt/kubeconfig --data-dir /var/lib/ashiato)
-    if chroot "$root" "$bin" --help 2>&1 | grep -q -- --read-auth; then flags+=(--read-auth none); fi
+    flags=(--listen 127.0.0.1:0 --auth none --read-auth none --kubeconfig /mnt/kubeconfig
+      --data-dir /var/lib/ashiato)
     DATA_DIR=/var/lib/ashiato in_image "$root" chroot --userspec 65532:65532 "$WORK/root" "$bin" \
       "${flags[@]}" >"$WORK/aggregator.out" 2>"$WORK/aggregator.err" &
     agg=$!

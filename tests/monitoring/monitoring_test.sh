@@ -89,10 +89,8 @@ wait_for 30 test -s "$KC" || fail "kubesim did not start: $(cat "$WORK/kubesim.e
 API="$(sed -n 's/^ *server: //p' "$KC")"
 ADMIN="$(sed -n 's/^ *token: //p' "$KC")"
 
-AGG_FLAGS=()
-if "$BIN/ashiato-aggregator" --help 2>&1 | grep -q -- --read-auth; then
-  AGG_FLAGS+=(--read-auth none)  # /metrics without a token (a Prometheus without one)
-fi
+# /metrics without a token (a Prometheus without one).
+AGG_FLAGS=(--read-auth none)
 "$BIN/ashiato-aggregator" --listen 127.0.0.1:0 --kubeconfig "$KC" --auth none \
   --data-dir "$WORK/data" --store-in-cm --cm-debounce 1s "${AGG_FLAGS[@]}" \
   >/dev/null 2>"$WORK/aggregator.err" &
@@ -101,10 +99,8 @@ wait_for 30 port_of "$WORK/aggregator.err" "serving on port" ||
   fail "aggregator did not start: $(cat "$WORK/aggregator.err")"
 AGG="http://127.0.0.1:$(port_of "$WORK/aggregator.err" "serving on port")"
 
-AGENT_FLAGS=()
-if "$BIN/ashiato-agent" --help 2>&1 | grep -q -- --allow-insecure-aggregator; then
-  AGENT_FLAGS+=(--allow-insecure-aggregator)  # plain http on 127.0.0.1, --auth none
-fi
+# Plain http on 127.0.0.1, --auth none.
+AGENT_FLAGS=(--allow-insecure-aggregator)
 "$BIN/ashiato-agent" --node node-1 --kubeconfig "$KC" --aggregator "$AGG" \
   --listen-health 127.0.0.1:0 "${AGENT_FLAGS[@]}" >/dev/null 2>"$WORK/agent.err" &
 PIDS+=($!)
