@@ -73,7 +73,14 @@ function g(k,   v) {
 $0 !~ /^[{]/ { print p " " $0; fflush(); next }
 {
   t = g("timestamp"); if (t != "") t = substr(t, 12, 12) " "
-  ev = g("event"); if (ev != "") ev = sprintf("%-8s", ev)
+  ev = g("event")
+  if (ev ~ /^IMAGE_/) {
+    printf "%s %s%-14s %s %s  [%s|%s] pods=%s nodes=%s\n", p, t, ev, g("image"),
+      substr(g("digest"), 1, 19), g("namespace"), g("pod_name"), g("pods"), g("nodes")
+    fflush()
+    next
+  }
+  if (ev != "") ev = sprintf("%-8s", ev)
   ip = g("pod_ip"); if (ip == "") ip = "-"
   rd = "-"
   if ($0 ~ /"status":"True","type":"Ready"/) rd = "ready"
