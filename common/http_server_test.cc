@@ -131,9 +131,11 @@ TEST(HttpServerStress, StopAnswersLateRequests503AndEndsStreams) {
   o.stop_grace = 5000ms;
   std::atomic<bool> release{false};
   std::atomic<int> in_handler{0};
+  std::atomic<int> watching{0};
   auto stream = std::make_shared<ResponseStream>();
   auto server = HttpServer::Start(o, [&](const HttpRequest& r) {
     if (r.path == "/watch") {
+      ++watching;
       HttpResponse resp;
       resp.stream = stream;
       return resp;
@@ -153,6 +155,11 @@ TEST(HttpServerStress, StopAnswersLateRequests503AndEndsStreams) {
   Result<ClientResponse> slow_answer = Unavailable("not yet");
   std::thread inflight([&] { slow_answer = slow.Do("GET", "/held"); });
   ASSERT_TRUE(testing::WaitFor([&] { return in_handler == 1; }, 5000ms));
+  // The watch must be open before Stop() begins (under load its request can
+  // arrive late, and a request after Stop() began gets 503, not a stream);
+  // the moment after its handler returns is when the server suspends it.
+  ASSERT_TRUE(testing::WaitFor([&] { return watching == 1; }, 5000ms));
+  std::this_thread::sleep_for(200ms);
   std::thread stopper([&] { (*server)->Stop(); });
   // While Stop() waits for the held request, the stream has ended and a new
   // request gets 503 with Connection: close.
