@@ -151,15 +151,16 @@ TEST(HttpServerStress, StopAnswersLateRequests503AndEndsStreams) {
     (void)watcher.StreamLines(
         "/watch", [](std::string_view) { return true; }, 10000);
   });
+  // The watch is open before the held request starts: an event thread
+  // accepts every connection that is pending, so a watch accepted with the
+  // held request by the same thread would wait behind it, never to be
+  // handled; and a watch arriving after Stop() began gets 503, not a stream.
+  ASSERT_TRUE(testing::WaitFor([&] { return watching == 1; }, 5000ms));
+  std::this_thread::sleep_for(200ms);  // Its handler returned: now suspended.
   HttpClient slow({.base_url = url});
   Result<ClientResponse> slow_answer = Unavailable("not yet");
   std::thread inflight([&] { slow_answer = slow.Do("GET", "/held"); });
   ASSERT_TRUE(testing::WaitFor([&] { return in_handler == 1; }, 5000ms));
-  // The watch must be open before Stop() begins (under load its request can
-  // arrive late, and a request after Stop() began gets 503, not a stream);
-  // the moment after its handler returns is when the server suspends it.
-  ASSERT_TRUE(testing::WaitFor([&] { return watching == 1; }, 5000ms));
-  std::this_thread::sleep_for(200ms);
   std::thread stopper([&] { (*server)->Stop(); });
   // While Stop() waits for the held request, the stream has ended and a new
   // request gets 503 with Connection: close.
