@@ -440,8 +440,8 @@ TEST(PusherTest, PushRequestsAreCountedByResult) {
   std::string text = metrics.Serialize();
   // Every result is exposed from the start, so rate() and alerts see a zero.
   for (const char* r : {"delivered", "failed", "rejected"}) {
-    EXPECT_TRUE(Contains(text, std::string("ashiato_agent_push_requests_total{result=\"") + r +
-                                   "\"} 0"))
+    EXPECT_TRUE(
+        Contains(text, std::string("ashiato_agent_push_requests_total{result=\"") + r + "\"} 0"))
         << text;
   }
   agg.fail_next = 2;

@@ -112,8 +112,8 @@ std::string AddNodeToValue(std::string_view value, std::string_view node,
   // Fast path: already the newest node.
   if (!value.empty() && value.substr(0, n.size()) == n &&
       (value.size() == n.size() || value[n.size()] == ',' || value[n.size()] == '|') &&
-      (full_name.empty() || (value.find('|') != std::string_view::npos &&
-                             value.find('|') + 1 < value.size()))) {
+      (full_name.empty() ||
+       (value.find('|') != std::string_view::npos && value.find('|') + 1 < value.size()))) {
     return std::string(value);
   }
   NodeList list = ParseValue(value);

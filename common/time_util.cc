@@ -82,8 +82,8 @@ std::optional<SystemTime> ParseRfc3339(const std::string& s) {
     ++i;
   } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
     int oh = 0, om = 0;
-    if (!digits(i + 1, 2, &oh) || i + 3 >= s.size() || s[i + 3] != ':' ||
-        !digits(i + 4, 2, &om) || oh > 23 || om > 59) {
+    if (!digits(i + 1, 2, &oh) || i + 3 >= s.size() || s[i + 3] != ':' || !digits(i + 4, 2, &om) ||
+        oh > 23 || om > 59) {
       return std::nullopt;
     }
     offset = (oh * 3600 + om * 60) * (s[i] == '+' ? 1 : -1);

@@ -15,12 +15,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ashiato;
   std::string text(fuzz::AsText(data, size));
   auto n = ParseByteSize(text);
-  static const std::map<std::string, unsigned __int128> kMult = {
-      {"", 1},          {"B", 1},          {"Ki", 1ULL << 10}, {"Mi", 1ULL << 20},
-      {"Gi", 1ULL << 30}, {"Ti", 1ULL << 40}, {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20},
-      {"GiB", 1ULL << 30}, {"TiB", 1ULL << 40}, {"k", 1000},       {"K", 1000},
-      {"KB", 1000},     {"M", 1000000},    {"MB", 1000000},    {"G", 1000000000},
-      {"GB", 1000000000}, {"T", 1000000000000}, {"TB", 1000000000000}};
+  static const std::map<std::string, unsigned __int128> kMult = {{"", 1},
+                                                                 {"B", 1},
+                                                                 {"Ki", 1ULL << 10},
+                                                                 {"Mi", 1ULL << 20},
+                                                                 {"Gi", 1ULL << 30},
+                                                                 {"Ti", 1ULL << 40},
+                                                                 {"KiB", 1ULL << 10},
+                                                                 {"MiB", 1ULL << 20},
+                                                                 {"GiB", 1ULL << 30},
+                                                                 {"TiB", 1ULL << 40},
+                                                                 {"k", 1000},
+                                                                 {"K", 1000},
+                                                                 {"KB", 1000},
+                                                                 {"M", 1000000},
+                                                                 {"MB", 1000000},
+                                                                 {"G", 1000000000},
+                                                                 {"GB", 1000000000},
+                                                                 {"T", 1000000000000},
+                                                                 {"TB", 1000000000000}};
   size_t i = 0;
   unsigned __int128 v = 0;
   bool overflow = false;

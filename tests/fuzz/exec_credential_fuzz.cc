@@ -10,8 +10,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ashiato;
   std::string_view text = fuzz::AsText(data, size);
-  for (const char* version : {"client.authentication.k8s.io/v1",
-                              "client.authentication.k8s.io/v1beta1"}) {
+  for (const char* version :
+       {"client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"}) {
     auto cred = ParseExecCredential(text, version, "plugin");
     if (!cred.ok()) {
       FUZZ_CHECK(cred.status().code() == StatusCode::kInvalidArgument, cred.status().ToString());

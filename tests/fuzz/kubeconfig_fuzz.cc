@@ -28,7 +28,8 @@ void RemoveDir() {
 
 void CheckConfig(const ashiato::KubeConfig& c) {
   FUZZ_CHECK(!c.server.empty() && c.server.back() != '/', c.server);
-  for (const std::string* p : {&c.ca_file, &c.client_cert_file, &c.client_key_file, &c.token_file}) {
+  for (const std::string* p :
+       {&c.ca_file, &c.client_cert_file, &c.client_key_file, &c.token_file}) {
     FUZZ_CHECK(p->empty() || (*p)[0] == '/', "relative path " + *p);
   }
   if (c.exec) {

@@ -234,7 +234,8 @@ void CheckDecoded(std::string_view text, const ReportLimits& limits) {
   for (const auto& r : sax->records) {
     std::string line;
     AppendPodLogJson(r.pod, {}, &line);
-    std::string want = PodRecordToLogJson(r.pod).dump(-1, ' ', false, json::error_handler_t::replace);
+    std::string want =
+        PodRecordToLogJson(r.pod).dump(-1, ' ', false, json::error_handler_t::replace);
     FUZZ_CHECK(line == want, "AppendPodLogJson != PodRecordToLogJson: " + line + " vs " + want);
   }
 }

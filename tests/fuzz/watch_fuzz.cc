@@ -122,8 +122,8 @@ class ScriptedApi : public PodApi {
     }
     // Keep going only where the reflector goes on without sleeping: a
     // clean end after some events, or a first 410 (relist).
-    bool go_on = !rest_.empty() && ((!stopped_by_handler && events > 0) ||
-                                    (expired && !last_expired_));
+    bool go_on =
+        !rest_.empty() && ((!stopped_by_handler && events > 0) || (expired && !last_expired_));
     last_expired_ = expired;
     if (!go_on) reflector_->Stop();
     return Status::Ok();

@@ -687,10 +687,10 @@ TEST_F(ManifestTest, MonitoringOverlayAddsMonitorsRulesAndDashboard) {
       EXPECT_TRUE(r["annotations"]["summary"]) << Str(r["alert"]);
     }
   }
-  for (const char* a : {"AshiatoAgentDown", "AshiatoAgentStale", "AshiatoAgentPushFailing",
-                        "AshiatoTokenReviewErrors", "AshiatoAgentApiErrors",
-                        "AshiatoConfigMapWriteFailures", "AshiatoStoreErrors",
-                        "AshiatoConfigMapBudgetPruning", "AshiatoDeploymentRecordsFailing"}) {
+  for (const char* a :
+       {"AshiatoAgentDown", "AshiatoAgentStale", "AshiatoAgentPushFailing",
+        "AshiatoTokenReviewErrors", "AshiatoAgentApiErrors", "AshiatoConfigMapWriteFailures",
+        "AshiatoStoreErrors", "AshiatoConfigMapBudgetPruning", "AshiatoDeploymentRecordsFailing"}) {
     EXPECT_TRUE(alerts.count(a)) << a;
   }
   EXPECT_THAT(exprs, ::testing::HasSubstr("job=\"ashiato-agent\""));
@@ -702,7 +702,8 @@ TEST_F(ManifestTest, MonitoringOverlayAddsMonitorsRulesAndDashboard) {
   EXPECT_EQ(Str(cm["metadata"]["namespace"]), kNamespace);
   EXPECT_EQ(Str(cm["metadata"]["labels"]["grafana_dashboard"]), "1");
   EXPECT_EQ(Str(cm["metadata"]["labels"]["app.kubernetes.io/part-of"]), "ashiato");
-  EXPECT_THAT(Str(cm["data"]["ashiato-dashboard.json"]), ::testing::HasSubstr("\"uid\": \"ashiato\""));
+  EXPECT_THAT(Str(cm["data"]["ashiato-dashboard.json"]),
+              ::testing::HasSubstr("\"uid\": \"ashiato\""));
 }
 
 TEST_F(ManifestTest, TlsOverlayServesHttpsWithCertManagerAndAgentsVerifyIt) {
