@@ -279,10 +279,10 @@ HttpResponse QueryApi::Images(const HttpRequest& req, const Access& access) {
   auto at = TimeParam(req, "at");
   if (!at.ok()) return Fail(at.status());
   // digest= takes "sha256:..." or a container status imageID.
-  std::string digest = req.Query("digest");
-  if (!digest.empty()) digest = ImageCensus::DigestOf(digest);
-  if (!*at && req.Query("digest").empty()) return JsonOk(state_->Images(access.filter()));
-  if (!req.Query("digest").empty() && digest.empty()) {
+  const std::string asked = req.Query("digest");
+  if (!*at && asked.empty()) return JsonOk(state_->Images(access.filter()));
+  const std::string digest = ImageCensus::DigestOf(asked);
+  if (!asked.empty() && digest.empty()) {
     return Fail(InvalidArgument("digest must be sha256:<hex> or an imageID that contains one"));
   }
   UnixMicros when = *at ? **at : Micros(std::chrono::system_clock::now());
