@@ -1,9 +1,15 @@
 # Front door: `make test`, `make demo`, `make bench`. Each installs its own dependencies.
 # Sanitizers and fuzzing (docs/reliability.md): `make test SANITIZE=address,undefined`,
 # `make test-sanitize` (unit tests only), `make tsan`, `make fuzz FUZZ_SECONDS=N`.
+# SANITIZE=address,undefined builds in build-fuzz with clang (ASan+UBSan on
+# every target, as for the fuzzers): CI compiles that tree once for
+# `make test SANITIZE=address,undefined`, `make fuzz` and `make test-sanitize`.
+# Any other list (thread, address, ...) builds with the default compiler.
 SANITIZE ?=
 ifeq ($(SANITIZE),)
 BUILD_DIR ?= build
+else ifeq "$(SANITIZE)" "address,undefined"
+BUILD_DIR ?= build-fuzz
 else ifeq ($(SANITIZE),thread)
 BUILD_DIR ?= build-tsan
 else
@@ -46,9 +52,14 @@ deps:
 	$(call apt_install,$(DEB_PACKAGES))
 	@command -v kubectl >/dev/null || echo "note: kubectl not found; kubectl-driven tests will be skipped"
 
+ifeq "$(SANITIZE)" "address,undefined"
+configure: fuzz-deps
+	$(FUZZ_CONFIGURE)
+else
 configure: deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DASHIATO_WERROR=$(ASHIATO_WERROR) \
 	  -DASHIATO_SANITIZE=$(SANITIZE)
+endif
 
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)

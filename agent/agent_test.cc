@@ -101,16 +101,17 @@ TEST_F(AgentTest, CreateUpdateDeleteExactlyOnceEach) {
   });
   api_.Modify("c", [](json& p) { p["metadata"]["deletionTimestamp"] = "2026-11-24T05:00:00Z"; });
   api_.Delete("c");
-  ASSERT_TRUE(WaitFor([&] { return sink_.events().size() >= 7; }));
-  // Let anything extra arrive before asserting the exact sequence.
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // One watch stream delivers in order: once the sentinel is in, anything
+  // extra that the changes above caused is in too.
+  api_.Create(FakePodApi::MakePod("default", "sentinel", "node-2"));
+  ASSERT_TRUE(WaitFor([&] { return sink_.events().size() >= 8; }));
   EXPECT_THAT(sink_.events(), ElementsAre("SYNC a", "SYNC b", "CREATED c", "UPDATED c", "UPDATED c",
-                                          "UPDATED c", "DELETED c"));
+                                          "UPDATED c", "DELETED c", "CREATED sentinel"));
   auto records = sink_.records();
   EXPECT_EQ(records[3].pod_ip, "10.0.0.9");
   EXPECT_EQ(records[4].containers[0].image_id, "img@sha256:1");
   EXPECT_EQ(records[5].deletion_timestamp, "2026-11-24T05:00:00Z");
-  EXPECT_EQ(agent.agent().PodCount(), 2u);
+  EXPECT_EQ(agent.agent().PodCount(), 3u);  // a, b and the sentinel.
 }
 
 TEST_F(AgentTest, DroppedWatchResumesFromLastVersionWithoutDuplicates) {
@@ -206,9 +207,9 @@ TEST_F(AgentTest, FiltersApplyToListAndWatch) {
   api_.Create(FakePodApi::MakePod("default", "b2", "node-2"));
   api_.Create(FakePodApi::MakePod("kube-system", "x", "node-2"));
   api_.Create(FakePodApi::MakePod("kube-system", "b3", "node-2"));
-  ASSERT_TRUE(WaitFor([&] { return sink_.events().size() == 2; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_THAT(sink_.events(), ElementsAre("SYNC b", "CREATED b3"));
+  api_.Create(FakePodApi::MakePod("kube-system", "b-sentinel", "node-2"));  // In order, last.
+  ASSERT_TRUE(WaitFor([&] { return sink_.events().size() >= 3; }));
+  EXPECT_THAT(sink_.events(), ElementsAre("SYNC b", "CREATED b3", "CREATED b-sentinel"));
 }
 
 TEST_F(AgentTest, LabelSelectorSentToServer) {

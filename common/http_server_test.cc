@@ -147,16 +147,24 @@ TEST(HttpServerStress, StopAnswersLateRequests503AndEndsStreams) {
   ASSERT_TRUE(server.ok());
   std::string url = "http://127.0.0.1:" + std::to_string((*server)->port());
   HttpClient watcher({.base_url = url});
+  std::atomic<int> lines_seen{0};
   std::thread watch([&] {
     (void)watcher.StreamLines(
-        "/watch", [](std::string_view) { return true; }, 10000);
+        "/watch",
+        [&](std::string_view) {
+          ++lines_seen;
+          return true;
+        },
+        10000);
   });
   // The watch is open before the held request starts: an event thread
   // accepts every connection that is pending, so a watch accepted with the
   // held request by the same thread would wait behind it, never to be
   // handled; and a watch arriving after Stop() began gets 503, not a stream.
   ASSERT_TRUE(testing::WaitFor([&] { return watching == 1; }, 5000ms));
-  std::this_thread::sleep_for(200ms);  // Its handler returned: now suspended.
+  // A line reached the client: the handler returned and the stream is live.
+  stream->Write("{}\n");
+  ASSERT_TRUE(testing::WaitFor([&] { return lines_seen == 1; }, 5000ms));
   HttpClient slow({.base_url = url});
   Result<ClientResponse> slow_answer = Unavailable("not yet");
   std::thread inflight([&] { slow_answer = slow.Do("GET", "/held"); });

@@ -33,9 +33,9 @@
 #include "common/http_client.h"
 #include "common/pod_record.h"
 #include "common/time_util.h"
-#include "tests/chaos/tcp_proxy.h"
 #include "tests/kubesim/kubesim_process.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/tcp_proxy.h"
 
 namespace ashiato::chaos {
 namespace {
@@ -44,6 +44,7 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using testing::KubesimProcess;
 using testing::Subprocess;
+using testing::TcpProxy;
 
 int64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -62,12 +63,6 @@ std::string HourOfUs(int64_t us) {
   char buf[16];
   std::strftime(buf, sizeof(buf), "%Y%m%d%H", &tm);
   return buf;
-}
-
-uint16_t FreePort() {
-  TcpProxy probe(1);
-  if (!probe.Start()) return 0;
-  return probe.port();  // Closed again when `probe` goes; reused at once.
 }
 
 struct Options {
@@ -185,12 +180,14 @@ class Soak {
   std::mt19937_64 rng_;
   std::unique_ptr<KubesimProcess> sim_;
   std::string dir_;
-  uint16_t agg_port_ = 0;
+  // The current aggregator's port-0 port, for the harness's own reads; the
+  // agents reach it through front_ (node-1 through proxy_), as through a
+  // Service, so every incarnation can take a new port.
+  std::atomic<uint16_t> agg_port_{0};
   std::unique_ptr<Subprocess> agg_;
-  bool agg_wiped_next_ = false;
   std::vector<int64_t> wipes_;  // When a wiped aggregator started.
   std::vector<double> wipe_recovery_s_;
-  std::unique_ptr<TcpProxy> proxy_;
+  std::unique_ptr<TcpProxy> front_, proxy_;
   std::vector<std::unique_ptr<Subprocess>> agents_;
   std::vector<Outage> outages_;
   std::vector<std::string> read_args_;
@@ -209,23 +206,27 @@ class Soak {
 };
 
 void Soak::StartAggregator() {
-  std::vector<std::string> args = {o_.aggregator_bin,
-                                   "--listen",
-                                   "127.0.0.1:" + std::to_string(agg_port_),
-                                   "--kubeconfig",
-                                   sim_->kubeconfig_path(),
-                                   "--auth",
-                                   "tokenreview",
-                                   "--data-dir",
-                                   dir_ + "/data",
-                                   "--store-in-cm",
-                                   "--cm-namespace",
-                                   "ashiato",
-                                   "--cm-debounce",
-                                   "3s"};
+  std::vector<std::string> args = {o_.aggregator_bin,       "--listen",
+                                   "127.0.0.1:0",           "--kubeconfig",
+                                   sim_->kubeconfig_path(), "--auth",
+                                   "tokenreview",           "--data-dir",
+                                   dir_ + "/data",          "--store-in-cm",
+                                   "--cm-namespace",        "ashiato",
+                                   "--cm-debounce",         "3s"};
   args.insert(args.end(), read_args_.begin(), read_args_.end());
-  agg_ = Subprocess::Start(args, dir_ + "/aggregator.out", dir_ + "/aggregator.err");
-  HttpClient c({.base_url = "http://127.0.0.1:" + std::to_string(agg_port_)});
+  const std::string err = dir_ + "/aggregator.err";
+  const uint64_t from = testing::FileSize(err);
+  agg_ = Subprocess::Start(args, dir_ + "/aggregator.out", err);
+  uint16_t port =
+      testing::WaitForReportedPort(err, from, "serving on port ", std::chrono::seconds(30));
+  if (port == 0) {
+    std::fprintf(stderr, "aggregator reported no port; see %s\n", err.c_str());
+    return;
+  }
+  agg_port_ = port;
+  front_->SetTarget(port);
+  proxy_->SetTarget(port);
+  HttpClient c({.base_url = "http://127.0.0.1:" + std::to_string(port)});
   testing::WaitFor(
       [&] {
         auto r = c.Do("GET", "/readyz");
@@ -279,7 +280,7 @@ void Soak::WriteTokens(int64_t seconds) {
 
 void Soak::StartAgent(int i) {
   std::string node = "node-" + std::to_string(i);
-  uint16_t port = i == 1 ? proxy_->port() : agg_port_;
+  uint16_t port = i == 1 ? proxy_->port() : front_->port();
   agents_[static_cast<size_t>(i - 1)] = Subprocess::Start(
       {o_.agent_bin, "--kubeconfig", sim_->kubeconfig_path(), "--node", node, "--aggregator",
        "http://127.0.0.1:" + std::to_string(port), "--allow-insecure-aggregator",
@@ -411,8 +412,8 @@ void Soak::Workload(std::atomic<bool>* stop) {
 }
 
 json Soak::AggGet(const std::string& path) {
-  HttpClient c(
-      {.base_url = "http://127.0.0.1:" + std::to_string(agg_port_), .request_timeout_ms = 30000});
+  HttpClient c({.base_url = "http://127.0.0.1:" + std::to_string(agg_port_.load()),
+                .request_timeout_ms = 30000});
   auto r = c.Do("GET", path);
   if (!r.ok() || r->status != 200) return json();
   return json::parse(r->body, nullptr, false);
@@ -736,10 +737,10 @@ int Soak::Run() {
   read_args_ = {"--read-auth", "none", "--allow-unbound-agent-tokens"};
   // Ten-minute tokens first: the expiry fault makes them invalid later.
   WriteTokens(600);
-  agg_port_ = FreePort();
+  front_ = std::make_unique<TcpProxy>();
+  proxy_ = std::make_unique<TcpProxy>();
+  if (!front_->Start() || !proxy_->Start()) return 2;
   StartAggregator();
-  proxy_ = std::make_unique<TcpProxy>(agg_port_);
-  if (!proxy_->Start()) return 2;
   agents_.resize(static_cast<size_t>(o_.nodes));
   for (int i = 1; i <= o_.nodes; ++i) StartAgent(i);
 

@@ -2,10 +2,7 @@
 // (TokenReview auth) + 3 ashiato-agents pushing with tokens from `kubectl
 // create token`. Pods are changed with the real kubectl. Delivery and
 // recovery; who may push and read is security_e2e_test.cc.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +17,7 @@
 #include "common/time_util.h"
 #include "tests/kubesim/kubesim_process.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/tcp_proxy.h"
 
 namespace ashiato {
 namespace {
@@ -29,7 +27,6 @@ using nlohmann::json;
 using testing::KubesimProcess;
 using testing::Subprocess;
 constexpr auto Bin = testing::BinFromEnv;
-constexpr auto FreePort = testing::FreeLoopbackPort;
 
 // What a user can observe of a pod; equal across kubesim and the aggregator.
 std::string Observable(const json& log_or_pod) {
@@ -55,8 +52,11 @@ class AggregatorE2E : public ::testing::Test {
     std::string token = Token("ashiato-agent");
     ASSERT_FALSE(token.empty());
     std::ofstream(token_file_) << token;
-    port_ = FreePort();
-    url_ = "http://127.0.0.1:" + std::to_string(port_);
+    // The agents' one address, as a Service would be: each aggregator
+    // incarnation binds port 0 and the front door forwards to it.
+    front_ = std::make_unique<testing::TcpProxy>();
+    ASSERT_TRUE(front_->Start());
+    url_ = "http://127.0.0.1:" + std::to_string(front_->port());
     StartAggregator();
     for (int i = 1; i <= 3; ++i) StartAgent(i);
   }
@@ -89,15 +89,20 @@ class AggregatorE2E : public ::testing::Test {
   // ConfigMaps to "default" after `cm_debounce` (long by default: a kill
   // lands inside the debounce window, before anything was written).
   void StartAggregator(const std::string& cm_debounce = "10m") {
+    const std::string err = dir_ + "/aggregator.err";
+    const uint64_t from = testing::FileSize(err);
     agg_ = Subprocess::Start(
-        {Bin("ASHIATO_AGGREGATOR_BIN", AGGREGATOR_BIN), "--listen",
-         "127.0.0.1:" + std::to_string(port_), "--kubeconfig", sim_->kubeconfig_path(), "--auth",
-         "tokenreview", "--data-dir", dir_ + "/data", "--store-in-cm", "--cm-namespace", "default",
-         "--cm-debounce", cm_debounce, "--log-level", "debug", "--image-log", "both",
+        {Bin("ASHIATO_AGGREGATOR_BIN", AGGREGATOR_BIN), "--listen", "127.0.0.1:0", "--kubeconfig",
+         sim_->kubeconfig_path(), "--auth", "tokenreview", "--data-dir", dir_ + "/data",
+         "--store-in-cm", "--cm-namespace", "default", "--cm-debounce", cm_debounce, "--log-level",
+         "debug", "--image-log", "both",
          // Delivery and recovery here; who may push and read: security_e2e_test.cc.
          "--read-auth", "none", "--allow-unbound-agent-tokens"},
-        dir_ + "/aggregator.out", dir_ + "/aggregator.err");
+        dir_ + "/aggregator.out", err);
     ASSERT_TRUE(agg_ != nullptr);
+    uint16_t port = testing::WaitForReportedPort(err, from, "serving on port ", 20000ms);
+    ASSERT_NE(port, 0) << "aggregator reported no port; see " << err;
+    front_->SetTarget(port);
     HttpClient c({.base_url = url_});
     ASSERT_TRUE(testing::WaitFor(
         [&] {
@@ -257,7 +262,7 @@ class AggregatorE2E : public ::testing::Test {
 
   std::unique_ptr<KubesimProcess> sim_;
   std::string dir_, token_file_, url_;
-  uint16_t port_ = 0;
+  std::unique_ptr<testing::TcpProxy> front_;
   std::unique_ptr<Subprocess> agg_;
   std::vector<std::unique_ptr<Subprocess>> agents_;
 };

@@ -15,6 +15,7 @@
 #include "tests/artifact_metadata/artifact_metadata_server.h"
 #include "tests/kubesim/kubesim_process.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/tcp_proxy.h"
 
 namespace ashiato {
 namespace {
@@ -50,8 +51,10 @@ class DeployE2E : public ::testing::Test {
     std::ofstream(token_file_) << token;
     am_ = ArtifactMetadataServer::Start();
     ASSERT_TRUE(am_ != nullptr);
-    port_ = testing::FreeLoopbackPort();
-    url_ = "http://127.0.0.1:" + std::to_string(port_);
+    // The agent's one address: each aggregator incarnation binds port 0.
+    front_ = std::make_unique<testing::TcpProxy>();
+    ASSERT_TRUE(front_->Start());
+    url_ = "http://127.0.0.1:" + std::to_string(front_->port());
     StartAggregator();
     agent_ = Subprocess::Start(
         {Bin("ASHIATO_AGENT_BIN", AGENT_BIN), "--kubeconfig", sim_->kubeconfig_path(), "--node",
@@ -69,10 +72,12 @@ class DeployE2E : public ::testing::Test {
   }
 
   void StartAggregator() {
+    const std::string err = dir_ + "/aggregator.err";
+    const uint64_t from = testing::FileSize(err);
     agg_ = Subprocess::Start(
         {Bin("ASHIATO_AGGREGATOR_BIN", AGGREGATOR_BIN),
          "--listen",
-         "127.0.0.1:" + std::to_string(port_),
+         "127.0.0.1:0",
          "--kubeconfig",
          sim_->kubeconfig_path(),
          "--auth",
@@ -90,10 +95,13 @@ class DeployE2E : public ::testing::Test {
          "1s",
          "--deployment-drain-timeout",
          "2s"},
-        dir_ + "/aggregator.out", dir_ + "/aggregator.err",
+        dir_ + "/aggregator.out", err,
         {"ORG=acme", "BASE_URL=" + am_->url(), "CLUSTER=e2e-cluster", "LOGICAL_ENVIRONMENT=test",
          "PHYSICAL_ENVIRONMENT=kubesim", "API_TOKEN=secret-token"});
     ASSERT_TRUE(agg_ != nullptr);
+    uint16_t port = testing::WaitForReportedPort(err, from, "serving on port ", 20000ms);
+    ASSERT_NE(port, 0) << "aggregator reported no port; see " << err;
+    front_->SetTarget(port);
     HttpClient c({.base_url = url_});
     ASSERT_TRUE(testing::WaitFor(
         [&] {
@@ -173,7 +181,7 @@ class DeployE2E : public ::testing::Test {
   std::unique_ptr<KubesimProcess> sim_;
   std::unique_ptr<ArtifactMetadataServer> am_;
   std::string dir_, token_file_, url_;
-  uint16_t port_ = 0;
+  std::unique_ptr<testing::TcpProxy> front_;
   int ip_ = 0;
   std::unique_ptr<Subprocess> agg_, agent_;
   using V = std::vector<std::string>;

@@ -39,7 +39,6 @@ using nlohmann::json;
 using testing::KubesimProcess;
 using testing::Subprocess;
 constexpr auto Bin = testing::BinFromEnv;
-constexpr auto FreePort = testing::FreeLoopbackPort;
 
 std::string ReadAll(const std::string& path) {
   std::ifstream f(path);
@@ -118,13 +117,13 @@ class SecurityE2E : public ::testing::Test {
   }
 
   void StartAggregator(std::vector<std::string> extra, const std::string& ca_pem = "") {
-    port_ = FreePort();
     scheme_ = ca_pem.empty() ? "http" : "https";
     ca_pem_ = ca_pem;
-    url_ = scheme_ + "://127.0.0.1:" + std::to_string(port_);
+    const std::string err = dir_ + "/aggregator.err";
+    const uint64_t from = testing::FileSize(err);
     std::vector<std::string> args = {Bin("ASHIATO_AGGREGATOR_BIN", AGGREGATOR_BIN),
                                      "--listen",
-                                     "127.0.0.1:" + std::to_string(port_),
+                                     "127.0.0.1:0",
                                      "--kubeconfig",
                                      sim_->kubeconfig_path(),
                                      "--data-dir",
@@ -132,8 +131,11 @@ class SecurityE2E : public ::testing::Test {
                                      "--log-level",
                                      "debug"};
     args.insert(args.end(), extra.begin(), extra.end());
-    agg_ = Subprocess::Start(args, dir_ + "/aggregator.out", dir_ + "/aggregator.err");
+    agg_ = Subprocess::Start(args, dir_ + "/aggregator.out", err);
     ASSERT_TRUE(agg_ != nullptr);
+    port_ = testing::WaitForReportedPort(err, from, "serving on port ", 20000ms);
+    ASSERT_NE(port_, 0) << "aggregator reported no port; see " << err;
+    url_ = scheme_ + "://127.0.0.1:" + std::to_string(port_);
     ASSERT_TRUE(testing::WaitFor(
         [&] {
           auto r = Get("/readyz");

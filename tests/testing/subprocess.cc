@@ -1,11 +1,8 @@
 #include "tests/testing/subprocess.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -138,19 +135,29 @@ std::string BinFromEnv(const char* env, const char* def) {
   return v && *v ? v : def;
 }
 
-uint16_t FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
+uint64_t FileSize(const std::string& path) {
+  std::error_code ec;
+  auto n = std::filesystem::file_size(path, ec);
+  return ec ? 0 : n;
+}
+
+uint16_t WaitForReportedPort(const std::string& path, uint64_t from, const std::string& marker,
+                             std::chrono::milliseconds timeout) {
   uint16_t port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  close(fd);
+  WaitFor(
+      [&] {
+        std::ifstream in(path);
+        in.seekg(static_cast<std::streamoff>(from));
+        std::string line;
+        while (port == 0 && std::getline(in, line)) {
+          size_t at = line.find(marker);
+          if (at == std::string::npos) continue;
+          unsigned long n = std::strtoul(line.c_str() + at + marker.size(), nullptr, 10);
+          if (n > 0 && n < 65536) port = static_cast<uint16_t>(n);
+        }
+        return port != 0;
+      },
+      timeout);
   return port;
 }
 

@@ -55,8 +55,16 @@ void RemoveTree(const std::string& path);
 // $env when set and non-empty, else `def` (binaries under test: CMake's
 // path, overridable to run against an installed build).
 std::string BinFromEnv(const char* env, const char* def);
-// A loopback port that was free a moment ago (bound and closed again).
-uint16_t FreeLoopbackPort();
+// Servers under test bind port 0 and log the port they got (the aggregator:
+// "serving on port N"); tests read it rather than guess a free port, which
+// another process may take between the guess and the bind.
+// The size of `path` in bytes (0 if missing): where a restarted process,
+// which appends to its old log, starts writing.
+uint64_t FileSize(const std::string& path);
+// The number after the first `marker` in `path` past byte `from`, waiting
+// up to `timeout`; 0 if none came.
+uint16_t WaitForReportedPort(const std::string& path, uint64_t from, const std::string& marker,
+                             std::chrono::milliseconds timeout);
 // Runs a shell-free command to completion; returns exit code and captures stdout.
 int RunCommand(const std::vector<std::string>& argv, std::string* out,
                std::chrono::milliseconds timeout = std::chrono::milliseconds(60000));

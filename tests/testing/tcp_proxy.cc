@@ -1,4 +1,4 @@
-#include "tests/chaos/tcp_proxy.h"
+#include "tests/testing/tcp_proxy.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -9,10 +9,11 @@
 
 #include <cerrno>
 
-namespace ashiato::chaos {
+namespace ashiato::testing {
 namespace {
 
 int ConnectLoopback(uint16_t port) {
+  if (port == 0) return -1;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -44,8 +45,9 @@ bool TcpProxy::Start() {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (listen_fd_ < 0) return false;
   if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return false;
-  if (listen(listen_fd_, 64) != 0) return false;
+  if (listen(listen_fd_, 128) != 0) return false;
   socklen_t len = sizeof(a);
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
   port_ = ntohs(a.sin_port);
@@ -128,4 +130,4 @@ void TcpProxy::Run() {
   }
 }
 
-}  // namespace ashiato::chaos
+}  // namespace ashiato::testing
