@@ -7,6 +7,7 @@
 // Running with an imageID digest, rolled to a new image and scaled to zero.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -177,6 +178,19 @@ class DeployE2E : public ::testing::Test {
     auto r = c.Do("GET", "/metrics");
     return r.ok() ? r->body : "";
   }
+  // The durable outbox is empty: every record the pod changes so far made
+  // (they commit with the change) has been delivered or dropped, so none
+  // can come later. Call it once the last change has visibly been handled.
+  bool WaitOutboxEmpty() {
+    const std::string gauge = "\nashiato_deployment_records_queue_depth ";
+    return testing::WaitFor(
+        [&] {
+          std::string m = Metrics();
+          size_t at = m.find(gauge);
+          return at != std::string::npos && std::atof(m.c_str() + at + gauge.size()) == 0;
+        },
+        30000ms);
+  }
 
   std::unique_ptr<KubesimProcess> sim_;
   std::unique_ptr<ArtifactMetadataServer> am_;
@@ -204,7 +218,7 @@ TEST_F(DeployE2E, RolloutAndScaleToZeroSendExactlyTheRecords) {
   DeletePod("shop-7c6b5f4d9x-ccccc");
   DeletePod("shop-7c6b5f4d9x-ddddd");
   ASSERT_TRUE(WaitAccepted(3));
-  std::this_thread::sleep_for(1500ms);  // Nothing more may come.
+  ASSERT_TRUE(WaitOutboxEmpty());  // Nothing more may come.
   EXPECT_EQ(Accepted(), (V{d1, d2, x2}));
 
   // The request as GitHub documents it.
@@ -261,7 +275,7 @@ TEST_F(DeployE2E, RetriesThroughFailuresAndAKill9) {
   ASSERT_TRUE(WaitAccepted(1)) << "the outbox was not resumed; see " << dir_;
   DeletePod("shop-5d8f7c9b6d-aaaaa");
   ASSERT_TRUE(WaitAccepted(2));
-  std::this_thread::sleep_for(1500ms);
+  ASSERT_TRUE(WaitOutboxEmpty());
   const std::string x1 = "decommissioned " + kV1 + " registry.example/acme/shop 1.0";
   EXPECT_EQ(Accepted(), (V{d1, x1}));
   bool failed_line = false;
@@ -277,7 +291,7 @@ TEST_F(DeployE2E, ClientErrorsAreDroppedNotRetried) {
   am_->Answer({.status = 422, .body = "{\"message\":\"Validation Failed\"}"});
   RunPod("shop-5d8f7c9b6d-aaaaa", "5d8f7c9b6d", "1.0", kV1);
   ASSERT_TRUE(testing::WaitFor([&] { return Attempts(422) >= 1; }, 20000ms));
-  std::this_thread::sleep_for(1500ms);
+  ASSERT_TRUE(WaitOutboxEmpty());  // Dropped, not waiting for a retry.
   EXPECT_EQ(Attempts(422), 1u);
   bool logged = false;
   for (const auto& l : testing::ReadLines(dir_ + "/aggregator.err")) {
