@@ -123,9 +123,10 @@ Store::Store(StoreOptions options) : options_(std::move(options)) {
 }
 
 Store::~Store() {
+  // The lock order everywhere is write_mu_, then read_mu_ (OpenLocked).
+  std::lock_guard<std::mutex> w(write_mu_);
   std::lock_guard<std::mutex> r(read_mu_);
   for (sqlite3* db : readers_) sqlite3_close_v2(db);
-  std::lock_guard<std::mutex> w(write_mu_);
   if (writer_) sqlite3_close_v2(writer_);
 }
 

@@ -234,7 +234,7 @@ class Store {
   std::string instance_;
   std::string last_error_;
 
-  std::mutex read_mu_;
+  std::mutex read_mu_;             // Taken after write_mu_ when both are needed, never before.
   std::vector<sqlite3*> readers_;  // Idle reader connections.
 };
 
