@@ -103,11 +103,12 @@ int main(int argc, char** argv) {
     }
     if (cm_writer) cm_writer->Stop();
     if (!s.ok()) {
-      spdlog::error("cannot write the hourly ConfigMaps in namespace {}: {}", options.cm.namespace_,
-                    s.ToString());
-      std::fprintf(stderr,
-                   "ashiato-agent: cannot write the hourly ConfigMaps in namespace %s: %s\n",
-                   options.cm.namespace_.c_str(), s.ToString().c_str());
+      // Standalone mode has no pusher, so a ConfigMap writer's error is its own.
+      std::string what =
+          cm_writer ? "cannot write the hourly ConfigMaps in namespace " + options.cm.namespace_
+                    : std::string("cannot deliver the listed pods");
+      spdlog::error("{}: {}", what, s.ToString());
+      std::fprintf(stderr, "ashiato-agent: %s: %s\n", what.c_str(), s.ToString().c_str());
       return 1;
     }
     return 0;

@@ -214,6 +214,26 @@ TEST_F(StandaloneE2E, OneshotWritesTheHoursConfigMapLikeTheAggregator) {
   EXPECT_EQ(MergedData("standalone"), want);
 }
 
+// A write that cannot succeed (no such namespace) is an error, said once on
+// stderr, and exit code 1: a script must not believe the hour was recorded.
+TEST_F(StandaloneE2E, OneshotFailsClearlyWhenTheConfigMapCannotBeWritten) {
+  Subprocess* agent =
+      Start("bad-namespace", {AgentBin(), "--kubeconfig", sim_->kubeconfig_path(), "--store-in-cm",
+                              "--oneshot", "--cm-namespace", "no-such-namespace"});
+  int st = agent->Wait(kWait);
+  ASSERT_TRUE(WIFEXITED(st)) << st;
+  EXPECT_EQ(WEXITSTATUS(st), 1);
+  bool said = false;
+  for (const auto& l : testing::ReadLines(agent->stderr_path())) {
+    said |= l.rfind(
+                "ashiato-agent: cannot write the hourly ConfigMaps in namespace "
+                "no-such-namespace: ",
+                0) == 0;
+  }
+  EXPECT_TRUE(said) << agent->stderr_path();
+  EXPECT_EQ(JsonLines(agent->stdout_path()).size(), ClusterMapping().size());  // Still logged.
+}
+
 // Continuous standalone mode: one cluster-wide list and watch (no field
 // selector), and the ConfigMap follows the cluster within --interval.
 TEST_F(StandaloneE2E, WatchKeepsTheHoursConfigMapCurrent) {
