@@ -7,7 +7,7 @@ namespace ashiato {
 ReflectorOptions ReflectorOptionsFrom(const AgentOptions& o) {
   ReflectorOptions r;
   r.node = o.node;
-  r.all_nodes = o.all_nodes;
+  r.all_nodes = o.all_nodes || o.standalone;
   r.label_selector = o.label_selector;
   r.quorum_list = o.quorum_list;
   r.page_size = o.list_page_size;
@@ -50,14 +50,20 @@ Status Agent::RunOneshot() {
 }
 
 Status Agent::Run() {
-  if (options_.all_nodes || options_.node.empty()) {
-    // A cluster-wide watch per node is what overloads API servers.
-    return InvalidArgument("continuous mode needs a node; --all-nodes is for --oneshot only");
+  if (!options_.standalone && (options_.all_nodes || options_.node.empty())) {
+    // A cluster-wide watch per node is what overloads API servers; one
+    // standalone process watching the cluster is fine.
+    return InvalidArgument(
+        "continuous mode needs a node, or standalone mode; --all-nodes is for --oneshot only");
   }
-  std::thread interval([this] { IntervalLoop(); });
+  std::vector<std::thread> timers;
+  timers.emplace_back([this] { EveryLoop(options_.interval, &Agent::SnapshotLocked); });
+  if (options_.log_all_every.count() > 0) {
+    timers.emplace_back([this] { EveryLoop(options_.log_all_every, &Agent::LogAllLocked); });
+  }
   Status s = reflector_.Run();
   Stop();
-  interval.join();
+  for (auto& t : timers) t.join();
   return s;
 }
 
@@ -89,15 +95,15 @@ size_t Agent::PodCount() {
   return store_.size();
 }
 
-void Agent::IntervalLoop() {
+void Agent::EveryLoop(std::chrono::milliseconds period, void (Agent::*fn)()) {
   std::unique_lock<std::mutex> stop_lock(stop_mu_);
   while (!stopped_) {
-    if (stop_cv_.wait_for(stop_lock, options_.interval, [this] { return stopped_; })) break;
+    if (stop_cv_.wait_for(stop_lock, period, [this] { return stopped_; })) break;
     if (!listed_) continue;
     stop_lock.unlock();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      SnapshotLocked();
+      (this->*fn)();
     }
     stop_lock.lock();
   }
@@ -114,6 +120,11 @@ void Agent::EmitLocked(const PodChange& change) {
 void Agent::SnapshotLocked() {
   std::vector<PodRecord> all = store_.All();
   for (EventSink* sink : sinks_) sink->OnSnapshot(all);
+}
+
+void Agent::LogAllLocked() {
+  std::vector<PodRecord> all = store_.All();
+  for (EventSink* sink : sinks_) sink->OnLogAll(all);
 }
 
 void Agent::OnList(const std::vector<PodRecord>& pods) {

@@ -34,7 +34,9 @@ class Agent : private ReflectorHandler {
   Status RunOneshot();
 
   // Continuous mode: list and watch until Stop(); delivers a snapshot every
-  // `interval`. Returns after Stop() (it does not flush: see Flush).
+  // `interval`, and the full view to OnLogAll every `log_all_every` (when
+  // set). Watches one node, or every node in standalone mode. Returns after
+  // Stop() (it does not flush: see Flush).
   Status Run();
   // Makes Run() return soon. Thread-safe, idempotent.
   void Stop();
@@ -43,6 +45,8 @@ class Agent : private ReflectorHandler {
 
   // First list done and the watch open.
   bool Ready() const { return listed_.load() && watch_open_.load(); }
+  // The first list is done.
+  bool Listed() const { return listed_.load(); }
   size_t PodCount();
 
  private:
@@ -55,7 +59,9 @@ class Agent : private ReflectorHandler {
   // Requires mu_.
   void EmitLocked(const PodChange& change);
   void SnapshotLocked();
-  void IntervalLoop();
+  void LogAllLocked();
+  // Calls `fn` with mu_ held every `period` until Stop(), once the first list is done.
+  void EveryLoop(std::chrono::milliseconds period, void (Agent::*fn)());
 
   AgentOptions options_;
   PodApi* api_;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "aggregator/cm_writer.h"
+
 namespace ashiato {
 
 struct AgentOptions {
@@ -17,10 +19,15 @@ struct AgentOptions {
 
   // --- What to watch ---
   // The node whose pods we watch (env NODE_NAME). Required unless
-  // oneshot && all_nodes.
+  // all_nodes (--oneshot --all-nodes, or standalone).
   std::string node;
-  // Debugging only, with --oneshot: list every node's pods.
+  // No node field selector: with --oneshot (debugging), or in standalone mode.
   bool all_nodes = false;
+  // --standalone (implied by --store-in-cm): pod-ashiato's mode. One process
+  // watches every node's pods (one cluster-wide watch, or one list with
+  // --oneshot), with no aggregator; sets all_nodes. Defaults then follow
+  // pod-ashiato: --interval 30s, --cm-namespace "default".
+  bool standalone = false;
   // Namespaces to keep, exact or glob ("*-system"); empty = all.
   std::vector<std::string> namespaces;
   // Keep pods whose name starts with this.
@@ -56,9 +63,18 @@ struct AgentOptions {
   std::string log_level = "info";
   // Don't print events on stdout (e.g. when only pushing).
   bool no_stdout = false;
+  // --log-all-every: print every pod in the view on stdout this often
+  // (event "PERIODIC"), as pod-ashiato logged every pod each interval; 0 = off.
+  std::chrono::milliseconds log_all_every{0};
+
+  // --- Hourly ConfigMaps (standalone mode; aggregator/cm_writer.h) ---
+  // --store-in-cm, --cm-namespace, --cm-debounce, --cm-retention,
+  // --cm-max-bytes, the aggregator's flags. In standalone mode the debounce
+  // defaults to --interval (pod-ashiato wrote once per interval).
+  ConfigMapWriterOptions cm;
 
   // --- Delivery to the aggregator (agent/pusher.h) ---
-  // Base URL of ashiato-aggregator; "" = standalone.
+  // Base URL of ashiato-aggregator; "" = none (stdout only).
   std::string aggregator;
   // Bearer token file for the aggregator, re-read on rotation.
   std::string aggregator_token_file;

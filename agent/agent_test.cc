@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <sstream>
 #include <thread>
 
 #include "agent/fake_pod_api.h"
@@ -276,6 +278,55 @@ TEST_F(AgentTest, OneshotAllNodesHasNoFieldSelector) {
   Agent agent(o, &api_, {&sink_}, nullptr);
   ASSERT_TRUE(agent.RunOneshot().ok());
   EXPECT_THAT(sink_.events(), ElementsAre("SYNC a", "SYNC other", "SYNC b"));
+}
+
+// Standalone mode: one process may watch the whole cluster; no field selector.
+TEST_F(AgentTest, StandaloneWatchesEveryNode) {
+  AgentOptions o = TestOptions();
+  o.node = "";
+  o.standalone = true;
+  RunningAgent agent(o, &api_, &sink_);
+  ASSERT_TRUE(WaitFor([&] { return agent.agent().Ready(); }));
+  EXPECT_THAT(sink_.events(), ElementsAre("SYNC a", "SYNC other", "SYNC b"));
+  api_.Create(FakePodApi::MakePod("default", "c", "node-3", "10.0.3.1"));
+  ASSERT_TRUE(WaitFor([&] { return sink_.events().size() == 4; }));
+  EXPECT_EQ(sink_.events().back(), "CREATED c");
+  for (const auto& q : api_.Queries()) EXPECT_THAT(q, ::testing::Not(HasSubstr("fieldSelector")));
+}
+
+// --log-all-every hands the whole view to the sinks, apart from the events.
+TEST_F(AgentTest, LogAllEveryHandsTheViewToTheSinks) {
+  AgentOptions o = TestOptions();
+  o.log_all_every = std::chrono::milliseconds(20);
+  RunningAgent agent(o, &api_, &sink_);
+  ASSERT_TRUE(WaitFor([&] { return sink_.log_all().size() >= 2; }));
+  api_.Create(FakePodApi::MakePod("default", "c", "node-2", "10.0.0.3"));
+  ASSERT_TRUE(WaitFor([&] { return !sink_.log_all().empty() && sink_.log_all().back() == 3u; }));
+  agent.StopAndJoin();
+  for (size_t n : sink_.log_all()) EXPECT_TRUE(n == 2u || n == 3u) << n;
+  EXPECT_THAT(sink_.events(), ElementsAre("SYNC a", "SYNC b", "CREATED c"));
+}
+
+TEST(StdoutSinkTest, LogAllPrintsOnePeriodicLinePerPodWithOneTimestamp) {
+  char* buf = nullptr;
+  size_t len = 0;
+  FILE* out = open_memstream(&buf, &len);
+  StdoutSink sink(out);
+  std::vector<PodRecord> all = {
+      PodRecordFromPodJson(FakePodApi::MakePod("default", "a", "node-2")),
+      PodRecordFromPodJson(FakePodApi::MakePod("kube-system", "b", "node-2"))};
+  sink.OnLogAll(all);
+  fclose(out);
+  std::stringstream lines{std::string(buf, len)};
+  free(buf);
+  std::vector<json> got;
+  for (std::string l; std::getline(lines, l);) got.push_back(json::parse(l));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0]["event"], "PERIODIC");
+  EXPECT_EQ(got[1]["event"], "PERIODIC");
+  EXPECT_EQ(got[0]["pod_name"], "a");
+  EXPECT_EQ(got[1]["namespace"], "kube-system");
+  EXPECT_EQ(got[0]["timestamp"], got[1]["timestamp"]);
 }
 
 TEST(StdoutSinkTest, LineFormat) {

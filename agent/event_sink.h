@@ -27,6 +27,10 @@ class EventSink {
   // `all` is gone from this node.
   virtual void OnSnapshot(const std::vector<PodRecord>& all) = 0;
 
+  // --log-all-every: the full current view, to be logged as it is (not a
+  // change). Only the stdout log prints it; the default ignores it.
+  virtual void OnLogAll(const std::vector<PodRecord>& all) { (void)all; }
+
   // Delivers what is pending, giving up at `deadline` from now. Called on
   // shutdown (and after --oneshot).
   virtual Status Flush(std::chrono::milliseconds deadline) = 0;

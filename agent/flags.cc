@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstdio>
 
+#include "aggregator/cm_writer_flags.h"
+
 namespace ashiato {
 
 std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptions* o) {
@@ -11,11 +13,15 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
   std::string interval = "5m", shutdown_grace = "10s", batch_delay = "500ms";
   std::string backoff_initial = "800ms", backoff_max = "30s";
   std::string heartbeat = "10s", push_backoff_max = "5s", replay_window = "1h";
+  std::string log_all_every = "0";
   app.add_option("--kubeconfig", o->kubeconfig,
                  "Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
   app.add_option("--context", o->context, "Kubeconfig context (default: current-context)");
   app.add_option("--node", o->node, "Node whose pods to watch")->envname("NODE_NAME");
   app.add_flag("--all-nodes", o->all_nodes, "With --oneshot: every node's pods (debugging)");
+  app.add_flag("--standalone", o->standalone,
+               "pod-ashiato mode: one process, one cluster-wide watch, no aggregator "
+               "(implied by --store-in-cm)");
   app.add_option("--namespace", o->namespaces, "Namespace, exact or glob (repeatable)")
       ->envname("ASHIATO_NAMESPACE")
       ->delimiter(',');
@@ -23,8 +29,11 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
   app.add_option("--label", o->label_selector, "Label selector (sent to the API server)")
       ->envname("ASHIATO_LABEL");
   app.add_flag("--oneshot", o->oneshot, "List once, print every pod as SYNC, exit");
-  app.add_option("--interval", interval, "How often the full view is resynced to the sinks")
-      ->envname("ASHIATO_INTERVAL");
+  auto* interval_flag =
+      app.add_option("--interval", interval,
+                     "How often the full view is resynced to the sinks (default 5m; "
+                     "standalone: 30s, and the ConfigMap write interval)")
+          ->envname("ASHIATO_INTERVAL");
   app.add_flag("--quorum-list", o->quorum_list,
                "Paginated list from etcd instead of resourceVersion=0 (watch cache)");
   app.add_option("--list-page-size", o->list_page_size, "Page size of quorum lists");
@@ -42,7 +51,17 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
   app.add_option("--log-level", o->log_level, "debug, info, warn, error")
       ->envname("ASHIATO_LOG_LEVEL");
   app.add_flag("--no-stdout", o->no_stdout, "Do not print events on stdout");
-  app.add_option("--aggregator", o->aggregator, "ashiato-aggregator base URL (default: standalone)")
+  app.add_option("--log-all-every", log_all_every,
+                 "Print every pod in the view on stdout this often (event PERIODIC; 0 = off)")
+      ->envname("ASHIATO_LOG_ALL_EVERY");
+  // The aggregator's ConfigMap flags, for standalone mode. pod-ashiato's
+  // default namespace, not the pod's own.
+  AddConfigMapFlags(app, o->cm, "default");
+  auto* cm_debounce_flag = app.get_option("--cm-debounce");
+  cm_debounce_flag->description(
+      "Write changed ConfigMap shards at most once per this interval (default: --interval)");
+  app.add_option("--aggregator", o->aggregator,
+                 "ashiato-aggregator base URL (default: none, stdout only)")
       ->envname("ASHIATO_AGGREGATOR");
   app.add_option("--aggregator-token-file", o->aggregator_token_file,
                  "Bearer token file for the aggregator (re-read on rotation)")
@@ -83,18 +102,43 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
         std::tuple{&backoff_max, &o->backoff_max, "--backoff-max"},
         std::tuple{&heartbeat, &o->heartbeat, "--heartbeat"},
         std::tuple{&push_backoff_max, &o->push_backoff_max, "--push-backoff-max"},
-        std::tuple{&replay_window, &o->replay_window, "--replay-window"}}) {
+        std::tuple{&replay_window, &o->replay_window, "--replay-window"},
+        std::tuple{&log_all_every, &o->log_all_every, "--log-all-every"}}) {
     auto d = ParseDuration(*text);
     if (!d) return usage(std::string(name) + ": not a duration: \"" + *text + "\" (e.g. 30s, 5m)");
     *out = *d;
   }
+  if (o->cm.enabled) o->standalone = true;
+  if (o->standalone) {
+    if (!o->node.empty()) {
+      return usage(
+          "standalone mode (--standalone, --store-in-cm) watches every node: drop --node "
+          "and unset NODE_NAME (\"" +
+          o->node + "\")");
+    }
+    if (!o->aggregator.empty()) {
+      return usage(
+          "standalone mode (--standalone, --store-in-cm) has no aggregator: drop "
+          "--aggregator, or run one agent per node with --node instead");
+    }
+    o->all_nodes = true;
+    if (interval_flag->count() == 0) o->interval = std::chrono::seconds(30);
+    if (cm_debounce_flag->count() == 0) {
+      o->cm.debounce = std::chrono::duration_cast<std::chrono::milliseconds>(o->interval);
+    }
+  }
   if (o->interval.count() <= 0) return usage("--interval must be positive");
+  if (o->log_all_every.count() < 0) return usage("--log-all-every must not be negative");
+  if (o->log_all_every.count() > 0 && o->oneshot) {
+    return usage("--log-all-every has no effect with --oneshot, which prints every pod once");
+  }
   if (o->push_backoff_max.count() <= 0) return usage("--push-backoff-max must be positive");
   if (o->replay_max < 0) return usage("--replay-max must not be negative");
-  if (o->all_nodes && !o->oneshot) {
+  if (o->all_nodes && !o->oneshot && !o->standalone) {
     return usage(
         "--all-nodes is only allowed with --oneshot: a continuous cluster-wide watch "
-        "per node would overload the API server");
+        "per node would overload the API server (one process watching the whole cluster "
+        "is --standalone)");
   }
   if (o->aggregator.rfind("http://", 0) == 0 && !o->allow_insecure_aggregator) {
     return usage("refusing to send the push token over plain http to " + o->aggregator +
@@ -108,7 +152,7 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
         o->aggregator + "\"");
   }
   if (o->node.empty() && !o->all_nodes) {
-    return usage("--node (or NODE_NAME) is required (or --oneshot --all-nodes)");
+    return usage("--node (or NODE_NAME) is required (or --oneshot --all-nodes, or --standalone)");
   }
   if (o->watch_timeout_min_seconds <= 0 ||
       o->watch_timeout_max_seconds < o->watch_timeout_min_seconds) {

@@ -138,5 +138,98 @@ TEST(FlagsTest, Validation) {
   EXPECT_NE(Parse({"--node", "n", "--bogus"}, &o5), std::nullopt);
 }
 
+// pod-ashiato's command line: `--store-in-cm` alone is standalone mode,
+// with pod-ashiato's defaults.
+TEST(FlagsTest, StoreInCmIsStandaloneWithPodAshiatoDefaults) {
+  unsetenv("NODE_NAME");
+  AgentOptions o;
+  ASSERT_FALSE(Parse({"--store-in-cm"}, &o).has_value());
+  EXPECT_TRUE(o.standalone);
+  EXPECT_TRUE(o.all_nodes);
+  EXPECT_TRUE(o.cm.enabled);
+  EXPECT_EQ(o.cm.namespace_, "default");
+  EXPECT_EQ(o.interval, std::chrono::seconds(30));
+  EXPECT_EQ(o.cm.debounce, std::chrono::seconds(30));  // Written once per --interval.
+  EXPECT_EQ(o.kubeconfig, "");  // $KUBECONFIG, in-cluster, then ~/.kube/config.
+  EXPECT_FALSE(o.oneshot);
+  EXPECT_EQ(o.log_all_every.count(), 0);  // Off.
+
+  AgentOptions all;
+  ASSERT_FALSE(
+      Parse({"--store-in-cm", "--oneshot", "--interval", "1m", "--namespace", "team-*", "--name",
+             "web-", "--label", "app=web", "--cm-namespace", "ashiato", "--kubeconfig", "/k"},
+            &all)
+          .has_value());
+  EXPECT_TRUE(all.oneshot);
+  EXPECT_EQ(all.interval, std::chrono::minutes(1));
+  EXPECT_EQ(all.cm.debounce, std::chrono::minutes(1));
+  EXPECT_EQ(all.namespaces, (std::vector<std::string>{"team-*"}));
+  EXPECT_EQ(all.name_prefix, "web-");
+  EXPECT_EQ(all.label_selector, "app=web");
+  EXPECT_EQ(all.cm.namespace_, "ashiato");
+  EXPECT_EQ(all.kubeconfig, "/k");
+
+  // An explicit --cm-debounce wins over --interval.
+  AgentOptions debounce;
+  ASSERT_FALSE(Parse({"--store-in-cm", "--cm-debounce", "2s"}, &debounce).has_value());
+  EXPECT_EQ(debounce.cm.debounce, std::chrono::seconds(2));
+  EXPECT_EQ(debounce.interval, std::chrono::seconds(30));
+
+  // --standalone without --store-in-cm: the cluster-wide log only.
+  AgentOptions log_only;
+  ASSERT_FALSE(Parse({"--standalone"}, &log_only).has_value());
+  EXPECT_TRUE(log_only.all_nodes);
+  EXPECT_FALSE(log_only.cm.enabled);
+  EXPECT_EQ(log_only.interval, std::chrono::seconds(30));
+}
+
+TEST(FlagsTest, StandaloneRefusesANodeAndAnAggregator) {
+  unsetenv("NODE_NAME");
+  AgentOptions node;
+  EXPECT_EQ(Parse({"--store-in-cm", "--node", "n"}, &node), 2);
+  setenv("NODE_NAME", "node-7", 1);
+  AgentOptions env;
+  EXPECT_EQ(Parse({"--standalone"}, &env), 2);
+  unsetenv("NODE_NAME");
+  AgentOptions agg;
+  EXPECT_EQ(Parse({"--store-in-cm", "--aggregator", "https://agg:8443"}, &agg), 2);
+  // Redundant but consistent.
+  AgentOptions all_nodes;
+  EXPECT_FALSE(Parse({"--standalone", "--all-nodes"}, &all_nodes).has_value());
+}
+
+TEST(FlagsTest, PerNodeModeKeepsItsDefaults) {
+  AgentOptions o;
+  ASSERT_FALSE(Parse({"--node", "n"}, &o).has_value());
+  EXPECT_FALSE(o.standalone);
+  EXPECT_FALSE(o.all_nodes);
+  EXPECT_FALSE(o.cm.enabled);
+  EXPECT_EQ(o.interval, std::chrono::minutes(5));
+  // The existing debugging mode: no ConfigMaps, not standalone.
+  AgentOptions debug;
+  ASSERT_FALSE(Parse({"--oneshot", "--all-nodes"}, &debug).has_value());
+  EXPECT_FALSE(debug.standalone);
+  EXPECT_FALSE(debug.cm.enabled);
+}
+
+TEST(FlagsTest, LogAllEvery) {
+  AgentOptions o;
+  ASSERT_FALSE(Parse({"--node", "n", "--log-all-every", "90s"}, &o).has_value());
+  EXPECT_EQ(o.log_all_every, std::chrono::seconds(90));
+  AgentOptions standalone;
+  ASSERT_FALSE(Parse({"--standalone", "--log-all-every", "30s"}, &standalone).has_value());
+  EXPECT_EQ(standalone.log_all_every, std::chrono::seconds(30));
+  setenv("ASHIATO_LOG_ALL_EVERY", "1m", 1);
+  AgentOptions env;
+  ASSERT_FALSE(Parse({"--node", "n"}, &env).has_value());
+  unsetenv("ASHIATO_LOG_ALL_EVERY");
+  EXPECT_EQ(env.log_all_every, std::chrono::minutes(1));
+
+  AgentOptions bad;
+  EXPECT_EQ(Parse({"--node", "n", "--log-all-every", "often"}, &bad), 2);
+  AgentOptions oneshot;  // --oneshot prints every pod once already.
+  EXPECT_EQ(Parse({"--node", "n", "--oneshot", "--log-all-every", "1s"}, &oneshot), 2);
+}
+
 }  // namespace
 }  // namespace ashiato

@@ -1,4 +1,5 @@
-// ashiato-agent: watches the pods of one node (see docs/agent.md).
+// ashiato-agent: watches the pods of one node, or in standalone mode of the
+// whole cluster, optionally filling the hourly ConfigMaps (see docs/agent.md).
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -9,10 +10,13 @@
 #include <vector>
 
 #include "agent/agent.h"
+#include "agent/configmap_sink.h"
 #include "agent/flags.h"
 #include "agent/health_server.h"
 #include "agent/pusher.h"
 #include "agent/stdout_sink.h"
+#include "aggregator/cm_api.h"
+#include "aggregator/cm_writer.h"
 #include "common/kube_client.h"
 #include "common/log.h"
 
@@ -54,6 +58,23 @@ int main(int argc, char** argv) {
     sinks.push_back(pusher.get());
   }
 
+  // Standalone --store-in-cm: the aggregator's hourly ConfigMap writer, fed
+  // by this process's own view (agent/configmap_sink.h).
+  std::unique_ptr<HourlyConfigMapWriter> cm_writer;
+  std::unique_ptr<ConfigMapSink> cm_sink;
+  if (options.cm.enabled) {
+    ConfigMapWriterOptions cm_options = options.cm;
+    cm_options.registry = &metrics.registry();
+    cm_writer = std::make_unique<HourlyConfigMapWriter>(
+        cm_options, NewKubeConfigMapApi(std::make_unique<KubeClient>(*config, "ashiato-agent")),
+        Clock::Real());
+    if (Status s = cm_writer->Start(); !s.ok()) {
+      spdlog::warn("ConfigMap writer: {} (will retry)", s.ToString());
+    }
+    cm_sink = std::make_unique<ConfigMapSink>(cm_writer.get());
+    sinks.push_back(cm_sink.get());
+  }
+
   Agent agent(options, &api, sinks, &metrics);
   // The same thread hands freed heap pages back to the OS now and then: the
   // initial LIST is parsed into a large JSON tree that glibc would otherwise
@@ -71,12 +92,23 @@ int main(int argc, char** argv) {
   signal_thread.detach();  // Blocked in sigwait until a signal; the process exits after Run.
 
   if (options.oneshot) {
+    // The list's error, else the sinks' flush error (the ConfigMap write).
     Status s = agent.RunOneshot();
-    if (!s.ok()) {
+    if (!s.ok() && !agent.Listed()) {
       spdlog::error("cannot list pods from the Kubernetes API at {}: {}", config->server,
                     s.ToString());
       std::fprintf(stderr, "ashiato-agent: cannot list pods from %s: %s\n", config->server.c_str(),
                    s.ToString().c_str());
+      return 1;
+    }
+    if (cm_writer) cm_writer->Stop();
+    if (!s.ok()) {
+      // Standalone mode has no pusher, so a ConfigMap writer's error is its own.
+      std::string what =
+          cm_writer ? "cannot write the hourly ConfigMaps in namespace " + options.cm.namespace_
+                    : std::string("cannot deliver the listed pods");
+      spdlog::error("{}: {}", what, s.ToString());
+      std::fprintf(stderr, "ashiato-agent: %s: %s\n", what.c_str(), s.ToString().c_str());
       return 1;
     }
     return 0;
@@ -94,10 +126,18 @@ int main(int argc, char** argv) {
     spdlog::info("health and metrics on port {}", health->port());
   }
 
-  spdlog::info("watching pods of node {} on {}", options.node, config->server);
+  if (options.standalone) {
+    spdlog::info("standalone: watching the pods of every node on {}{}", config->server,
+                 cm_writer
+                     ? " and writing the hourly ConfigMaps in namespace " + options.cm.namespace_
+                     : std::string());
+  } else {
+    spdlog::info("watching pods of node {} on {}", options.node, config->server);
+  }
   Status s = agent.Run();
   Status flushed = agent.Flush(options.shutdown_grace);
   if (!flushed.ok()) spdlog::warn("flush on shutdown: {}", flushed.ToString());
+  if (cm_writer) cm_writer->Stop();
   if (health) health->Stop();
   spdlog::info("stopped");
   return s.ok() ? 0 : 1;

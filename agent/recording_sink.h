@@ -20,6 +20,10 @@ class RecordingSink : public EventSink {
     std::lock_guard<std::mutex> lock(mu_);
     snapshots_.push_back(all.size());
   }
+  void OnLogAll(const std::vector<PodRecord>& all) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    log_all_.push_back(all.size());
+  }
   Status Flush(std::chrono::milliseconds) override {
     std::lock_guard<std::mutex> lock(mu_);
     ++flushes_;
@@ -38,6 +42,11 @@ class RecordingSink : public EventSink {
     std::lock_guard<std::mutex> lock(mu_);
     return snapshots_;
   }
+  // Sizes of the views passed to OnLogAll, in order.
+  std::vector<size_t> log_all() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return log_all_;
+  }
   int flushes() {
     std::lock_guard<std::mutex> lock(mu_);
     return flushes_;
@@ -48,6 +57,7 @@ class RecordingSink : public EventSink {
   std::vector<std::string> events_;
   std::vector<PodRecord> records_;
   std::vector<size_t> snapshots_;
+  std::vector<size_t> log_all_;
   int flushes_ = 0;
 };
 

@@ -29,6 +29,16 @@ void StdoutSink::OnEvent(const std::string& event_type, const PodRecord& record)
   fflush(out_);
 }
 
+void StdoutSink::OnLogAll(const std::vector<PodRecord>& all) {
+  SystemTime now = clock_->Now();
+  for (const PodRecord& record : all) {
+    std::string line = FormatEventLine("PERIODIC", record, now);
+    line.push_back('\n');
+    fwrite(line.data(), 1, line.size(), out_);
+  }
+  fflush(out_);
+}
+
 Status StdoutSink::Flush(std::chrono::milliseconds) {
   if (fflush(out_) != 0) return Internal("flushing stdout failed");
   return Status::Ok();

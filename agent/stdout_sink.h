@@ -16,6 +16,8 @@ class StdoutSink : public EventSink {
   void OnEvent(const std::string& event_type, const PodRecord& record) override;
   // The log has no snapshot lines: a snapshot is for the aggregator.
   void OnSnapshot(const std::vector<PodRecord>&) override {}
+  // One "PERIODIC" line per pod, all with the same timestamp.
+  void OnLogAll(const std::vector<PodRecord>& all) override;
   Status Flush(std::chrono::milliseconds deadline) override;
 
  private:

@@ -20,14 +20,14 @@ std::string DefaultConfigMapNamespace(const std::string& sa_namespace_file) {
   return "default";
 }
 
-void AddConfigMapFlags(CLI::App& app, ConfigMapWriterOptions& options) {
-  options.namespace_ = DefaultConfigMapNamespace();
+namespace {
+
+void AddFlags(CLI::App& app, ConfigMapWriterOptions& options, const std::string& default_namespace,
+              const std::string& namespace_help) {
+  options.namespace_ = default_namespace;
   app.add_flag("--store-in-cm,!--no-store-in-cm", options.enabled,
                "Write hourly pod-ashiato-YYYYMMDDHH ConfigMaps (pod -> node per UTC hour)");
-  app.add_option("--cm-namespace", options.namespace_,
-                 "Namespace of the hourly ConfigMaps (default: own namespace in a pod, "
-                 "else \"default\")")
-      ->capture_default_str();
+  app.add_option("--cm-namespace", options.namespace_, namespace_help)->capture_default_str();
   auto duration = [](std::chrono::milliseconds* out) {
     return [out](const std::string& text) {
       auto d = ParseDuration(text);
@@ -60,6 +60,19 @@ void AddConfigMapFlags(CLI::App& app, ConfigMapWriterOptions& options) {
       },
       "Byte budget for all hourly ConfigMaps together: over it the oldest hours are deleted "
       "(never the current one); 0: no budget (default 128Mi)");
+}
+
+}  // namespace
+
+void AddConfigMapFlags(CLI::App& app, ConfigMapWriterOptions& options) {
+  AddFlags(app, options, DefaultConfigMapNamespace(),
+           "Namespace of the hourly ConfigMaps (default: own namespace in a pod, "
+           "else \"default\")");
+}
+
+void AddConfigMapFlags(CLI::App& app, ConfigMapWriterOptions& options,
+                       const std::string& default_namespace) {
+  AddFlags(app, options, default_namespace, "Namespace of the hourly ConfigMaps");
 }
 
 }  // namespace ashiato

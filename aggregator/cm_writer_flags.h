@@ -1,5 +1,5 @@
-// Command-line flags of the hourly ConfigMap writer, so the aggregator's
-// main wires them with one call:
+// Command-line flags of the hourly ConfigMap writer, so the aggregator and
+// the standalone agent (docs/agent.md) wire them with one call:
 //   --store-in-cm, --cm-namespace, --cm-debounce, --cm-retention, --cm-max-bytes.
 #pragma once
 
@@ -14,7 +14,10 @@
 namespace ashiato {
 
 // Registers the flags on `app`, writing into `options`. --cm-namespace
-// defaults to DefaultConfigMapNamespace().
+// defaults to `default_namespace`.
+void AddConfigMapFlags(CLI::App& app, ConfigMapWriterOptions& options,
+                       const std::string& default_namespace);
+// As above, --cm-namespace defaulting to DefaultConfigMapNamespace() (the aggregator's).
 void AddConfigMapFlags(CLI::App& app, ConfigMapWriterOptions& options);
 
 // The namespace in the service account's namespace file (in a pod), else "default".
