@@ -73,6 +73,12 @@ PY
 echo "api_cost.kubesim_rss_peak $(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$KS/status) MiB" | tee -a "$RESULTS"
 kill "$KS" 2>/dev/null || true
 
+# 3b. Relist storm: 5,000 agents' reflectors, kubesim drops every watch and
+# compacts; old (quorum relist) vs new (relist at the last RV) in one run.
+if [ -x "$BIN/relist_bench" ]; then
+  run relist "$BIN/relist_bench" --nodes "$(scaled 5000 50)" --pods-per-node 30
+fi
+
 # 4. ConfigMap writer at 150,000 pods.
 if [ -x "$BIN/cm_bench" ]; then
   run configmaps "$BIN/cm_bench" --pods "$(scaled 150000 1000)" --nodes "$NODES"
