@@ -22,7 +22,7 @@ AgentMetrics::AgentMetrics() : registry_(std::make_shared<prometheus::Registry>(
                          .Add({});
   relists_ = &prometheus::BuildCounter()
                   .Name("ashiato_agent_relists_total")
-                  .Help("Pod lists after the first (e.g. after 410 Expired)")
+                  .Help("Relists after a watch expired (410), however many lists each took")
                   .Register(*registry_)
                   .Add({});
   events_ = &prometheus::BuildCounter()

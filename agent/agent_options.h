@@ -87,8 +87,9 @@ struct AgentOptions {
   bool allow_insecure_aggregator = false;
   // Records per POST at most.
   int batch_max = 500;
-  // Longest a record waits before its batch is sent.
-  std::chrono::milliseconds batch_delay{std::chrono::milliseconds(500)};
+  // Extra wait for more records before a push (0 = none: a record goes as
+  // soon as no push is in flight; those arriving meanwhile go together).
+  std::chrono::milliseconds batch_delay{0};
   // Pending records kept at most; when full, coalesced per pod.
   int buffer_max = 10000;
   // An empty report when nothing was pushed for this long (jittered down to

@@ -131,47 +131,66 @@ TEST_F(AgentTest, DroppedWatchResumesFromLastVersionWithoutDuplicates) {
   EXPECT_THAT(q[2], HasSubstr("resourceVersion=104"));  // After c.
 }
 
-void ExpiredWithDeletionInGap(FakePodApi& api, RecordingSink& sink, bool as_event) {
+// The watch goes away; meanwhile a pod is deleted, one created, one changed,
+// and the server compacts its history, so the watch resumes into a 410.
+// Returns the lists the agent made after its first one.
+std::vector<std::string> ExpiredWithDeletionInGap(FakePodApi& api, RecordingSink& sink,
+                                                  bool as_event, int list_at_rv_status = 0) {
   api.set_expired_as_event(as_event);
+  api.set_list_at_rv_status(list_at_rv_status);
   AgentMetrics metrics;
   RunningAgent agent(TestOptions(), &api, &sink, &metrics);
-  ASSERT_TRUE(WaitFor([&] { return agent.agent().Ready(); }));
-  // The watch goes away; meanwhile a pod is deleted, one created, one
-  // changed, and the server compacts its history.
+  EXPECT_TRUE(WaitFor([&] { return agent.agent().Ready(); }));
   api.FailNext(1000, 503);
   api.DropWatches();
-  ASSERT_TRUE(WaitFor([&] { return api.WatchCount() >= 3; }));
+  EXPECT_TRUE(WaitFor([&] { return api.WatchCount() >= 3; }));
   api.Delete("a");
   api.Create(FakePodApi::MakePod("default", "c", "node-2"));
   api.Modify("b", [](json& p) { p["status"]["phase"] = "Failed"; });
   api.Compact();
   int lists = api.ListCount();
   api.FailNext(0, 0);
-  ASSERT_TRUE(WaitFor([&] { return api.ListCount() > lists && agent.agent().Ready(); }));
-  ASSERT_TRUE(WaitFor([&] { return sink.events().size() >= 5; }));
+  EXPECT_TRUE(WaitFor([&] { return api.ListCount() > lists && agent.agent().Ready(); }));
+  EXPECT_TRUE(WaitFor([&] { return sink.events().size() >= 5; }));
   EXPECT_THAT(sink.events(),
               ElementsAre("SYNC a", "SYNC b", "DELETED a", "CREATED c", "UPDATED b"));
-  // The relist after 410 is a quorum list (no resourceVersion=0), paginated.
-  auto q = api.Queries();
-  std::string relist;
-  for (const auto& s : q) {
-    if (s.find("watch=1") == std::string::npos) relist = s;
-  }
-  EXPECT_EQ(relist, "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-2&limit=500");
   EXPECT_THAT(metrics.Serialize(), HasSubstr("ashiato_agent_relists_total 1"));
-  EXPECT_THAT(metrics.Serialize(), HasSubstr("ashiato_agent_api_errors_total{code=\"410\"} 1"));
   // And the agent goes on watching: a later change is seen once.
   api.Create(FakePodApi::MakePod("default", "d", "node-2"));
-  ASSERT_TRUE(WaitFor([&] { return sink.events().size() == 6; }));
+  EXPECT_TRUE(WaitFor([&] { return sink.events().size() == 6; }));
   EXPECT_EQ(sink.events().back(), "CREATED d");
+  std::vector<std::string> relists;
+  for (const auto& q : api.Queries()) {
+    if (q.find("watch=1") == std::string::npos) relists.push_back(q);
+  }
+  if (!relists.empty()) relists.erase(relists.begin());
+  return relists;
 }
 
-TEST_F(AgentTest, ExpiredErrorEventRelistsAndReportsWhatVanished) {
-  ExpiredWithDeletionInGap(api_, sink_, /*as_event=*/true);
+const char kNodeList[] = "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-2";
+
+TEST_F(AgentTest, ExpiredErrorEventRelistsAtLastVersionFromCache) {
+  // client-go's relistResourceVersion: the last RV seen (103, the first
+  // list's), without limit, so the watch cache answers and etcd is spared.
+  EXPECT_THAT(ExpiredWithDeletionInGap(api_, sink_, /*as_event=*/true),
+              ElementsAre(std::string(kNodeList) + "&resourceVersion=103"));
 }
 
-TEST_F(AgentTest, ExpiredHttp410RelistsAndReportsWhatVanished) {
-  ExpiredWithDeletionInGap(api_, sink_, /*as_event=*/false);
+TEST_F(AgentTest, ExpiredHttp410RelistsAtLastVersionFromCache) {
+  EXPECT_THAT(ExpiredWithDeletionInGap(api_, sink_, /*as_event=*/false),
+              ElementsAre(std::string(kNodeList) + "&resourceVersion=103"));
+}
+
+TEST_F(AgentTest, RelistFallsBackToQuorumWhenListAtVersionExpired) {
+  EXPECT_THAT(ExpiredWithDeletionInGap(api_, sink_, /*as_event=*/true, /*list_at_rv_status=*/410),
+              ElementsAre(std::string(kNodeList) + "&resourceVersion=103",
+                          std::string(kNodeList) + "&limit=500"));
+}
+
+TEST_F(AgentTest, RelistFallsBackToQuorumWhenVersionTooLargeForCache) {
+  EXPECT_THAT(ExpiredWithDeletionInGap(api_, sink_, /*as_event=*/true, /*list_at_rv_status=*/504),
+              ElementsAre(std::string(kNodeList) + "&resourceVersion=103",
+                          std::string(kNodeList) + "&limit=500"));
 }
 
 TEST_F(AgentTest, ServerErrorsBackOffThenRecover) {

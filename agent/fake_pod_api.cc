@@ -21,12 +21,13 @@ std::string QueryParam(const std::string& query, const std::string& key) {
   return "";
 }
 
-Status HttpError(int code, int retry_after) {
+Status HttpError(int code, int retry_after, const std::string& message = "") {
   ClientResponse r;
   r.status = code;
-  r.body =
-      json({{"kind", "Status"}, {"code", code}, {"message", "injected " + std::to_string(code)}})
-          .dump();
+  r.body = json({{"kind", "Status"},
+                 {"code", code},
+                 {"message", message.empty() ? "injected " + std::to_string(code) : message}})
+               .dump();
   if (retry_after > 0) r.headers["retry-after"] = std::to_string(retry_after);
   return StatusFromApiResponse(r);
 }
@@ -89,6 +90,11 @@ void FakePodApi::DropWatches() {
   cv_.notify_all();
 }
 
+void FakePodApi::set_list_at_rv_status(int http_status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  list_at_rv_status_ = http_status;
+}
+
 void FakePodApi::FailNext(int n, int http_status, int retry_after_seconds) {
   std::lock_guard<std::mutex> lock(mu_);
   fail_n_ = n;
@@ -132,6 +138,13 @@ Result<json> FakePodApi::Get(const std::string& query) {
   ++lists_;
   if (cancelled_) return Status(StatusCode::kCancelled, "cancelled");
   if (auto f = TakeFailureLocked()) return *f;
+  std::string at = QueryParam(query, "resourceVersion");
+  if (list_at_rv_status_ != 0 && !at.empty() && at != "0") {
+    return HttpError(list_at_rv_status_, 0,
+                     list_at_rv_status_ == 504
+                         ? "Too large resource version: " + at + ", current: " + std::to_string(rv_)
+                         : "too old resource version: " + at);
+  }
   json items = json::array();
   for (const auto& [name, pod] : pods_) {
     if (Selected(pod, query)) items.push_back(pod);

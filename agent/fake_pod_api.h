@@ -33,6 +33,11 @@ class FakePodApi : public PodApi {
   void set_expired_as_event(bool v);
   // Ends every open watch cleanly.
   void DropWatches();
+  // Lists at a resourceVersion other than "" and "0" fail with this HTTP
+  // status (0, the default: served like the watch cache does, at the current
+  // state). 410 models an RV the server no longer has, 504 a watch cache
+  // behind that RV ("Too large resource version").
+  void set_list_at_rv_status(int http_status);
   // The next `n` calls (lists and watches) fail with this HTTP status.
   void FailNext(int n, int http_status, int retry_after_seconds = 0);
 
@@ -71,6 +76,7 @@ class FakePodApi : public PodApi {
   bool cancelled_ = false;
   bool expired_as_event_ = true;
   int fail_n_ = 0, fail_status_ = 0, fail_retry_after_ = 0;
+  int list_at_rv_status_ = 0;
 };
 
 }  // namespace ashiato

@@ -10,7 +10,7 @@ namespace ashiato {
 
 std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptions* o) {
   CLI::App app{"ashiato-agent: watches the pods of one node and prints one JSON line per change"};
-  std::string interval = "5m", shutdown_grace = "10s", batch_delay = "500ms";
+  std::string interval = "5m", shutdown_grace = "10s", batch_delay = "0s";
   std::string backoff_initial = "800ms", backoff_max = "30s";
   std::string heartbeat = "10s", push_backoff_max = "5s", replay_window = "1h";
   std::string log_all_every = "0";
@@ -75,7 +75,9 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
                "(tests, or a service mesh that encrypts)")
       ->envname("ASHIATO_ALLOW_INSECURE_AGGREGATOR");
   app.add_option("--batch-max", o->batch_max, "Records per push at most");
-  app.add_option("--batch-delay", batch_delay, "Longest a record waits before it is pushed");
+  app.add_option(
+      "--batch-delay", batch_delay,
+      "Extra wait for more records before a push (0s: at once when no push is in flight)");
   app.add_option("--buffer-max", o->buffer_max, "Pending records kept at most (then coalesced)");
   app.add_option("--heartbeat", heartbeat,
                  "Empty push after this long without one (jittered to 90-100%; 0 = off)");

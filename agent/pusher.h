@@ -1,7 +1,10 @@
 // Pusher: the agent's delivery to ashiato-aggregator (POST /v1/reports,
 // docs/protocol.md). An EventSink that queues records and sends them from a
 // background thread over one keep-alive connection:
-//  - batches by count (batch_max) or age (batch_delay);
+//  - batches only under load: a record is sent at once when no request is
+//    in flight; records arriving while one is in flight go together in the
+//    next (up to batch_max), so the request rate follows the aggregator's
+//    round trip, not a timer (batch_delay > 0 adds a wait, off by default);
 //  - retries a failed batch (same seq) with exponential backoff and jitter;
 //  - bounded buffer: when full it coalesces per pod (only the latest record
 //    of each pod is kept), so the latest state of every pod is never dropped;
@@ -51,8 +54,9 @@ struct PusherOptions {
   std::string node;
   // Records per POST at most.
   size_t batch_max = 500;
-  // Longest a record waits before its batch is sent.
-  std::chrono::milliseconds batch_delay{500};
+  // Extra wait for more records before a batch is sent (0 = none: send as
+  // soon as no request is in flight). Only trades latency for fewer requests.
+  std::chrono::milliseconds batch_delay{0};
   // Pending records at most; when reached, pending records are coalesced per pod.
   size_t buffer_max = 10000;
   // An empty report is sent when nothing was sent for this long (0 = never).

@@ -67,9 +67,35 @@ class FakeAggregator {
       answer_committed_ = -1;
     }
     ++answered_with_instance_;
-    return HttpResponse::Json(200, R"({"applied":0,"committed_seq":)" + std::to_string(answer) +
-                                       R"(,"instance":")" + instance_ + R"(","seq":)" +
-                                       std::to_string(report->seq) + "}");
+    std::string body = R"({"applied":0,"committed_seq":)" + std::to_string(answer) +
+                       R"(,"instance":")" + instance_ + R"(","seq":)" +
+                       std::to_string(report->seq) + "}";
+    if (!hold_answers_) return HttpResponse::Json(200, std::move(body));
+    // Committed, but answered only on ReleaseAnswers(): a request in flight.
+    HttpResponse held;
+    held.stream = std::make_shared<ResponseStream>();
+    held_.emplace_back(held.stream, std::move(body));
+    return held;
+  }
+
+  // Answers of later requests wait for ReleaseAnswers().
+  void HoldAnswers() {
+    std::lock_guard<std::mutex> lock(mu);
+    hold_answers_ = true;
+  }
+  size_t HeldAnswers() {
+    std::lock_guard<std::mutex> lock(mu);
+    return held_.size();
+  }
+  // Sends the held answers and stops holding.
+  void ReleaseAnswers() {
+    std::lock_guard<std::mutex> lock(mu);
+    hold_answers_ = false;
+    for (auto& [stream, body] : held_) {
+      stream->Write(std::move(body));
+      stream->Close();
+    }
+    held_.clear();
   }
 
   // A new aggregator store: a new instance id that knows no epoch.
@@ -116,6 +142,8 @@ class FakeAggregator {
   std::map<std::string, uint64_t> committed_;
   int64_t answer_committed_ = -1;
   int answered_with_instance_ = 0;
+  bool hold_answers_ = false;
+  std::vector<std::pair<std::shared_ptr<ResponseStream>, std::string>> held_;
   std::unique_ptr<HttpServer> server_;
 };
 
@@ -196,6 +224,49 @@ TEST(PusherTest, DeliversBatchesWithEnvelope) {
   EXPECT_EQ(latest["uid-a"].op, RecordOp::kDelete);
   EXPECT_EQ(latest["uid-b"].pod.resource_version, "3");
   EXPECT_EQ(p.stats().coalesced, 0u);
+}
+
+TEST(PusherTest, IdleRecordIsSentWithoutWaitingForATimer) {
+  // With the default batch_delay (0) nothing waits for a timer: a lone
+  // change goes out at once. (With the old fixed delay, this 1 h one, it
+  // would never arrive.)
+  FakeAggregator agg;
+  PusherOptions o = Options(agg);
+  o.batch_delay = PusherOptions{}.batch_delay;
+  ASSERT_EQ(o.batch_delay, 0ms);
+  Pusher p(o);
+  ASSERT_TRUE(p.Start().ok());
+  p.OnEvent("CREATED", Pod("a", "1"));
+  ASSERT_TRUE(WaitFor([&] { return agg.Got().size() == 1; }));
+  p.OnEvent("UPDATED", Pod("a", "2"));
+  ASSERT_TRUE(WaitFor([&] { return agg.Got().size() == 2; }));
+  auto got = agg.Got();
+  EXPECT_EQ(got[0].report.records.size(), 1u);
+  EXPECT_EQ(got[1].report.records.size(), 1u);
+  EXPECT_EQ(got[1].report.seq, got[0].report.seq + 1);
+}
+
+TEST(PusherTest, RecordsArrivingDuringARequestGoTogetherInTheNext) {
+  FakeAggregator agg;
+  PusherOptions o = Options(agg);
+  o.batch_delay = 0ms;
+  Pusher p(o);
+  ASSERT_TRUE(p.Start().ok());
+  agg.HoldAnswers();
+  p.OnEvent("CREATED", Pod("a", "1"));
+  ASSERT_TRUE(WaitFor([&] { return agg.HeldAnswers() == 1; }));
+  // Under load: five changes while the first request is in flight.
+  for (int i = 0; i < 5; ++i) p.OnEvent("CREATED", Pod("b" + std::to_string(i), "2"));
+  agg.ReleaseAnswers();
+  ASSERT_TRUE(p.Flush(10s).ok());
+  auto got = agg.Got();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].report.records.size(), 1u);
+  ASSERT_EQ(got[1].report.records.size(), 5u);
+  for (int i = 0; i < 5; ++i) {  // In the order observed.
+    EXPECT_EQ(got[1].report.records[i].pod.name, "b" + std::to_string(i));
+  }
+  EXPECT_EQ(p.stats().batches_sent, 2u);
 }
 
 TEST(PusherTest, RetriesSameSeqThenSendsSnapshot) {

@@ -32,6 +32,12 @@ std::string StringField(const json& obj, const char* key) {
 
 }  // namespace
 
+bool IsResourceVersionUnavailable(const Status& status) {
+  if (status.code() == StatusCode::kExpired) return true;
+  return status.http_status() == 504 &&
+         status.message().find("Too large resource version") != std::string::npos;
+}
+
 Reflector::Reflector(ReflectorOptions options, PodApi* api, ReflectorHandler* handler)
     : options_(std::move(options)),
       api_(api),
@@ -50,17 +56,32 @@ std::string Reflector::SelectorQuery() const {
 }
 
 Result<std::vector<PodRecord>> Reflector::ListOnce(bool quorum, std::string* resource_version) {
+  return ListAt(quorum ? "" : "0", resource_version);
+}
+
+std::string Reflector::RelistResourceVersion() const {
+  if (rv_unavailable_) return "";
+  if (last_rv_.empty()) return options_.quorum_list ? "" : "0";
+  return last_rv_;
+}
+
+Result<std::vector<PodRecord>> Reflector::ListAt(const std::string& at,
+                                                 std::string* resource_version) {
+  // Only a quorum list pages: with a resourceVersion and a limit the server
+  // would answer at that exact RV from etcd, which is what relisting at an
+  // RV avoids (the watch cache serves it only without a limit).
+  const bool paginate = at.empty();
   std::string base = "/api/v1/pods?" + SelectorQuery();
   if (base.back() != '?') base += "&";
   std::vector<PodRecord> pods;
   std::string cont;
   while (true) {
     std::string query = base;
-    if (quorum) {
+    if (paginate) {
       query += "limit=" + std::to_string(options_.page_size);
       if (!cont.empty()) query += "&continue=" + UrlEncode(cont);
     } else {
-      query += "resourceVersion=0";
+      query += "resourceVersion=" + UrlEncode(at);
     }
     auto list = api_->Get(query);
     if (!list.ok()) return list.status();
@@ -77,7 +98,7 @@ Result<std::vector<PodRecord>> Reflector::ListOnce(bool quorum, std::string* res
     const json& meta = (*list)["metadata"];
     *resource_version = StringField(meta, "resourceVersion");
     cont = StringField(meta, "continue");
-    if (!quorum || cont.empty()) break;
+    if (!paginate || cont.empty()) break;
     if (stopped_) return Status(StatusCode::kCancelled, "stopped");
   }
   return pods;
@@ -145,19 +166,24 @@ Status Reflector::WatchOnce(int* events_seen) {
 
 Status Reflector::Run() {
   bool need_list = true;
-  bool first = true;
-  bool quorum = options_.quorum_list;
   int expired_in_a_row = 0;
   while (!stopped_) {
     if (need_list) {
-      if (!first) handler_->OnRelist();
+      std::string at = RelistResourceVersion();
       std::string rv;
-      auto pods = ListOnce(quorum, &rv);
+      auto pods = ListAt(at, &rv);
       if (stopped_) break;
       if (!pods.ok()) {
         handler_->OnApiError(pods.status());
+        if (!at.empty() && at != "0" && IsResourceVersionUnavailable(pods.status())) {
+          // The RV we relist at is gone (or ahead of this server's cache):
+          // at once from etcd, as client-go does; later lists go back to RVs.
+          spdlog::info("list at resourceVersion {} failed ({}); relisting from etcd", at,
+                       pods.status().message());
+          rv_unavailable_ = true;
+          continue;
+        }
         spdlog::warn("pod list failed: {}", pods.status().ToString());
-        if (pods.status().code() == StatusCode::kExpired) quorum = true;  // Stale continue token.
         if (!SleepUnlessStopped(DelayFor(pods.status()))) break;
         continue;
       }
@@ -166,12 +192,11 @@ Status Reflector::Run() {
         if (!SleepUnlessStopped(DelayFor(Unavailable("no resourceVersion")))) break;
         continue;
       }
-      spdlog::info("listed {} pods at resourceVersion {}", pods->size(), rv);
+      spdlog::info("listed {} pods at resourceVersion {} (asked for \"{}\")", pods->size(), rv, at);
       handler_->OnList(*pods);
       last_rv_ = rv;
+      rv_unavailable_ = false;
       need_list = false;
-      first = false;
-      quorum = options_.quorum_list;
     }
 
     int events = 0;
@@ -190,11 +215,14 @@ Status Reflector::Run() {
     if (s.ok()) s = Unavailable("watch closed at once without events");
     handler_->OnApiError(s);
     if (s.code() == StatusCode::kExpired) {
-      // Our resourceVersion is gone from the server's history: relist, from
-      // etcd so the view never goes back in time. Back off only if it repeats.
+      // Our resourceVersion is gone from the server's watch history. A list
+      // at it is still fine (NotOlderThan: the cache answers with its newer
+      // state), so relist there; see RelistResourceVersion. Back off only
+      // if it repeats.
       spdlog::info("watch expired at resourceVersion {}: relisting ({})", last_rv_, s.message());
       need_list = true;
-      quorum = true;
+      handler_->OnRelist();
+      if (!options_.relist_from_cache) rv_unavailable_ = true;
       if (++expired_in_a_row > 1 && !SleepUnlessStopped(DelayFor(s))) break;
       continue;
     }

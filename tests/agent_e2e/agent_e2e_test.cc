@@ -513,6 +513,11 @@ TEST(AgentE2E, SurvivesDroppedWatchExpiryAndServerErrors) {
   EXPECT_NE(metrics->body.find("ashiato_agent_api_errors_total{code=\"410\"} 1\n"),
             std::string::npos)
       << metrics->body;
+  // And that relist was at the last RV seen, which the watch cache answers
+  // (NotOlderThan), not a quorum list from etcd (kubesim counts both).
+  auto lists = (*sim->Stats())["lists"]["pods"];
+  EXPECT_GE(lists["cache"]["by_semantics"].value("not_older_than", 0), 1) << lists.dump();
+  EXPECT_EQ(lists["etcd"]["requests"], 0) << lists.dump();
   ExpectAllRequestsNodeSelected(*sim, "node-2");
 }
 

@@ -79,6 +79,8 @@ bool Flush(HourlyConfigMapWriter& w, FakeConfigMapApi& api, const std::string& p
 
 int Main(int argc, char** argv) {
   int pods = 150000, nodes = 5000, changes = 200, moves = 20;
+  double hour_rate = 20;  // Changes/s for the hour of churn (0 = skip it).
+  int flush_seconds = 10;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--pods")
@@ -89,8 +91,14 @@ int Main(int argc, char** argv) {
       changes = std::atoi(argv[i + 1]);
     else if (a == "--moves")
       moves = std::atoi(argv[i + 1]);
+    else if (a == "--hour-rate")
+      hour_rate = std::atof(argv[i + 1]);
+    else if (a == "--flush-seconds")
+      flush_seconds = std::atoi(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: cm_bench [--pods N] [--nodes N] [--changes N] [--moves N]\n");
+      std::fprintf(stderr,
+                   "usage: cm_bench [--pods N] [--nodes N] [--changes N] [--moves N] "
+                   "[--hour-rate R] [--flush-seconds S]\n");
       return 2;
     }
   }
@@ -161,6 +169,63 @@ int Main(int argc, char** argv) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), "s");
   w2->PodSeen(Ns(1), Pod(1), "after-restart", clock.now);
   if (!Flush(*w2, api, "after_restart_flush")) return 1;
+
+  // 6. Write amplification over one hour (issue 15 part 6, measured only):
+  //    `hour_rate` changes/s flushed every `flush_seconds` (the default
+  //    --cm-debounce): 45 % creates of ReplicaSet pods with new names, 45 %
+  //    deletes of running pods (the hour keeps them: no new data), 10 %
+  //    StatefulSet pods moving node. The hour includes the rollover that
+  //    carries every running pod in. "Changed data" counts key + new node of
+  //    each create and move: what a writer that sent only changes would send.
+  if (hour_rate > 0) {
+    clock.now = *ParseRfc3339("2026-11-24T05:00:00Z");
+    api.ResetCounters();
+    if (!w2->FlushNow().ok()) return 1;
+    double rollover_bytes = static_cast<double>(api.counters().bytes_received);
+    double steady_bytes = 0, changed_bytes = 0;
+    double steady_requests = api.counters().requests();
+    double shards_written = static_cast<double>(w2->stats().last_flush_shards_written);
+    int flushes = 3600 / flush_seconds;
+    int per_flush = static_cast<int>(hour_rate * flush_seconds);
+    int next_new = 0, next_gone = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int f = 0; f < flushes; ++f) {
+      clock.now += std::chrono::seconds(flush_seconds);
+      for (int c = 0; c < per_flush; ++c) {
+        int kind = (f * per_flush + c) % 20;  // 0..1: move, 2..10: create, 11..19: delete.
+        if (kind < 2) {
+          int i = (f * per_flush + c) * 7919 % pods;  // A StatefulSet pod moves node.
+          std::string node = Node(i + 1 + f, nodes);
+          w2->PodSeen(Ns(i), Pod(i), node, clock.now);
+          changed_bytes += static_cast<double>(Ns(i).size() + 1 + Pod(i).size() + node.size());
+        } else if (kind <= 10) {
+          int i = next_new++;
+          std::string name = "web-" + std::to_string(i % 500) + "-7f9c6d5b8-" + std::to_string(i);
+          w2->PodSeen(Ns(i), name, Node(i, nodes), clock.now);
+          changed_bytes +=
+              static_cast<double>(Ns(i).size() + 1 + name.size() + Node(i, nodes).size());
+        } else {
+          int i = next_gone++;
+          w2->PodGone(Ns(i), Pod(i), Node(i, nodes), clock.now);
+        }
+      }
+      api.ResetCounters();
+      if (!w2->FlushNow().ok()) return 1;
+      steady_bytes += static_cast<double>(api.counters().bytes_received);
+      steady_requests += api.counters().requests();
+      shards_written += static_cast<double>(w2->stats().last_flush_shards_written);
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    Print("hour.changes_per_second", hour_rate, "changes/s");
+    Print("hour.flushes", flushes, "flushes");
+    double bytes = rollover_bytes + steady_bytes;
+    Print("hour.bytes_sent_to_apiserver", bytes, "bytes");
+    Print("hour.requests", steady_requests, "requests");
+    Print("hour.shards_written", shards_written, "shards");
+    Print("hour.changed_data_bytes", changed_bytes, "bytes");
+    Print("hour.amplification", changed_bytes > 0 ? bytes / changed_bytes : 0, "x");
+    Print("hour.bench_seconds", secs, "s");
+  }
   w2->Stop();
   return 0;
 }

@@ -73,6 +73,21 @@ PY
 echo "api_cost.kubesim_rss_peak $(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$KS/status) MiB" | tee -a "$RESULTS"
 kill "$KS" 2>/dev/null || true
 
+# 3b. Relist storm: 5,000 agents' reflectors, kubesim drops every watch and
+# compacts; old (quorum relist) vs new (relist at the last RV) in one run.
+if [ -x "$BIN/relist_bench" ]; then
+  run relist "$BIN/relist_bench" --nodes "$(scaled 5000 50)" --pods-per-node 30
+fi
+
+# 3c. End-to-end latency: PATCH on kubesim -> unified log line, through 20
+# real agents and the aggregator, at 20/200/2,000 changes/s; old fixed
+# 500 ms batch delay vs batching only under load, in one run.
+if [ -x "$BIN/latency_bench" ]; then
+  run e2e_latency "$BIN/latency_bench" --aggregator "$BIN/ashiato-aggregator" \
+    --agent "$BIN/ashiato-agent" --agents 20 --pods-per-node 10 --rates 20,200,2000 \
+    --seconds "$(scaled 15 3)" --workdir "$TMP"
+fi
+
 # 4. ConfigMap writer at 150,000 pods.
 if [ -x "$BIN/cm_bench" ]; then
   run configmaps "$BIN/cm_bench" --pods "$(scaled 150000 1000)" --nodes "$NODES"

@@ -783,24 +783,35 @@ HttpResponse Kubesim::List(const HttpRequest& req, const Route& r) {
   if (!limit.empty()) lo.limit = std::atoll(limit.c_str());
   lo.continue_token = req.Query("continue");
   std::string rv = req.Query("resourceVersion");
-  if (!rv.empty() && rv != "0") {
-    uint64_t want = std::strtoull(rv.c_str(), nullptr, 10);
-    if (want > store_->current_rv()) {
-      return ErrorResponse(
-          {504,
-           "Timeout",
-           "Timeout: Too large resource version: " + rv +
-               ", current: " + std::to_string(store_->current_rv()),
-           {{"causes",
-             {{{"reason", "ResourceVersionTooLarge"}, {"message", "Too large resource version"}}}},
-            {"retryAfterSeconds", 1}}});
-    }
+  auto plan = PlanList({rv, req.Query("resourceVersionMatch"), lo.limit > 0,
+                        !lo.continue_token.empty(), !OlderThan(31)});
+  if (!plan.ok()) return ErrorResponse(plan.error());
+  const std::string& resource = Info(*r.kind).resource;
+  if (plan->rv > store_->current_rv()) {
+    return ErrorResponse(
+        {504,
+         "Timeout",
+         "Timeout: Too large resource version: " + rv +
+             ", current: " + std::to_string(store_->current_rv()),
+         {{"causes",
+           {{{"reason", "ResourceVersionTooLarge"}, {"message", "Too large resource version"}}}},
+          {"retryAfterSeconds", 1}}});
+  }
+  if (plan->semantics == ListSemantics::kExact && plan->rv < store_->oldest_rv()) {
+    // etcd compacted that revision: what the real server answers.
+    CountList(resource, *plan, 0, 0, /*expired=*/true);
+    return ErrorResponse(ExpiredError("The resourceVersion for the provided list is too old."));
   }
   auto res = store_->List(*r.kind, lo);
-  if (!res.ok()) return ErrorResponse(res.error());
+  if (!res.ok()) {
+    CountList(resource, *plan, 0, 0, res.error().code == 410);
+    return ErrorResponse(res.error());
+  }
   if (WantsTable(req)) {
-    return HttpResponse::Json(200, TableListJson(*r.kind, res->items, res->rv, res->continue_token,
-                                                 ParseIncludeObject(req.Query("includeObject"))));
+    std::string table = TableListJson(*r.kind, res->items, res->rv, res->continue_token,
+                                      ParseIncludeObject(req.Query("includeObject")));
+    CountList(resource, *plan, table.size(), res->range_read, false);
+    return HttpResponse::Json(200, std::move(table));
   }
   std::string out;
   size_t est = 128;
@@ -822,6 +833,7 @@ HttpResponse Kubesim::List(const HttpRequest& req, const Route& r) {
     o->AppendListItem(&out);
   }
   out += "]}";
+  CountList(resource, *plan, out.size(), res->range_read, false);
   return HttpResponse::Json(200, std::move(out));
 }
 
@@ -1358,6 +1370,7 @@ HttpResponse Kubesim::Control(const HttpRequest& req) {
       total = requests_total_;
       bytes = bytes_total_;
     }
+    json lists = ListStatsJson();
     auto wc = store_->watch_counters();
     json watch = json::object();
     uint64_t wev = 0, wbytes = 0;
@@ -1375,12 +1388,43 @@ HttpResponse Kubesim::Control(const HttpRequest& req) {
                                         {"watch_events_sent", wev},
                                         {"watch_bytes_sent", wbytes},
                                         {"watch_by_resource", watch},
+                                        {"lists", lists},
                                         {"open_watches", store_->open_watches()},
                                         {"resource_version", store_->current_rv()},
                                         {"objects", objects}}
                                        .dump());
   }
   return NotFoundPath();
+}
+
+void Kubesim::CountList(const std::string& resource, const ListPlan& plan, size_t bytes,
+                        uint64_t range_read, bool expired) {
+  std::lock_guard<std::mutex> lock(record_mu_);
+  ListStats& ls = list_stats_[resource];
+  if (expired) {
+    ++ls.expired;
+    return;
+  }
+  ListSourceStats& src = plan.from_etcd ? ls.etcd : ls.cache;
+  ++src.requests;
+  src.bytes += bytes;
+  ++src.by_semantics[ListSemanticsName(plan.semantics)];
+  if (plan.from_etcd) src.objects_read += range_read;
+}
+
+json Kubesim::ListStatsJson() {
+  auto source = [](const ListSourceStats& s) {
+    json j = {{"requests", s.requests}, {"bytes", s.bytes}, {"by_semantics", s.by_semantics}};
+    return j;
+  };
+  std::lock_guard<std::mutex> lock(record_mu_);
+  json out = json::object();
+  for (const auto& [resource, ls] : list_stats_) {
+    json etcd = source(ls.etcd);
+    etcd["objects_read"] = ls.etcd.objects_read;
+    out[resource] = {{"cache", source(ls.cache)}, {"etcd", etcd}, {"expired", ls.expired}};
+  }
+  return out;
 }
 
 void Kubesim::Record(const HttpRequest& req, const Route& route, const User& user, int code,

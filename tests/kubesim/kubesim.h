@@ -20,6 +20,7 @@
 #include "common/http_server.h"
 #include "common/status.h"
 #include "tests/kubesim/fixtures.h"
+#include "tests/kubesim/list_semantics.h"
 #include "tests/kubesim/store.h"
 #include "tests/kubesim/tls_cert.h"
 #include "tests/kubesim/tokens.h"
@@ -124,6 +125,16 @@ class Kubesim {
     std::optional<Kind> kind;
     std::string group;  // API group of the resource, "" = core.
   };
+  // Lists answered, by where the real server would read them.
+  struct ListSourceStats {
+    uint64_t requests = 0, bytes = 0;
+    std::map<std::string, uint64_t> by_semantics;  // ListSemanticsName -> requests.
+    uint64_t objects_read = 0;                     // etcd only: see ListResult::range_read.
+  };
+  struct ListStats {
+    ListSourceStats cache, etcd;
+    uint64_t expired = 0;  // Answered 410 (compacted RV or continue token).
+  };
   struct Delayed {
     std::chrono::steady_clock::time_point due;
     std::shared_ptr<ashiato::ResponseStream> stream;
@@ -159,6 +170,9 @@ class Kubesim {
   // Checks a service account token; on failure `error` says why.
   std::optional<TokenInfo> CheckToken(const std::string& token, std::string* error);
   int64_t TokenNow() const;
+  void CountList(const std::string& resource, const ListPlan& plan, size_t bytes,
+                 uint64_t range_read, bool expired);
+  nlohmann::json ListStatsJson();
   void Record(const ashiato::HttpRequest& req, const Route& route, const User& user, int code,
               size_t bytes);
   void Ticker();
@@ -190,6 +204,7 @@ class Kubesim {
   std::map<std::string, std::map<std::string, std::pair<uint64_t, uint64_t>>>
       stats_;  // verb -> resource -> (n, bytes)
   uint64_t requests_total_ = 0, bytes_total_ = 0;
+  std::map<std::string, ListStats> list_stats_;  // By resource.
   FILE* request_log_ = nullptr;
 
   std::mutex work_mu_;

@@ -351,6 +351,42 @@ TEST(KubesimTest, WatchFromCompactedVersionGets410) {
   EXPECT_TRUE(ok.events().empty());
 }
 
+TEST(KubesimTest, ListsCountedByResourceVersionSemanticsAndExpiredExactIs410) {
+  auto sim = StartSim();
+  ASSERT_TRUE(sim);
+  const std::string node = "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1";
+  std::string rv =
+      (*sim->KubeJson("GET", node + "&resourceVersion=0"))["metadata"]["resourceVersion"];
+  (void)sim->KubeJson("POST", "/api/v1/namespaces/default/configmaps", ConfigMap("x").dump());
+  ASSERT_TRUE(sim->SetFaults({{"compact", true}}).ok());
+  // NotOlderThan an RV before the compaction: the watch cache answers with
+  // its newer state, as the real server does.
+  auto fresh = sim->KubeJson("GET", node + "&resourceVersion=" + rv);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_GT(std::stoull((*fresh)["metadata"]["resourceVersion"].get<std::string>()),
+            std::stoull(rv));
+  EXPECT_EQ((*fresh)["items"].size(), 4u);
+  // Exact at that RV (limit, or resourceVersionMatch=Exact) reads etcd: 410.
+  auto exact = sim->KubeRequest("GET", node + "&resourceVersion=" + rv + "&limit=500");
+  EXPECT_EQ(exact->status, 410);
+  EXPECT_EQ(json::parse(exact->body)["reason"], "Expired");
+  EXPECT_EQ(sim->KubeRequest("GET", node + "&resourceVersion=" + rv + "&resourceVersionMatch=Exact")
+                ->status,
+            410);
+  // A quorum list, paginated (what the agent fell back to before issue 15).
+  EXPECT_EQ(sim->KubeRequest("GET", node + "&limit=500")->status, 200);
+
+  auto lists = (*sim->Stats())["lists"]["pods"];
+  EXPECT_EQ(lists["cache"]["requests"], 2) << lists.dump();
+  EXPECT_EQ(lists["cache"]["by_semantics"]["any"], 1);
+  EXPECT_EQ(lists["cache"]["by_semantics"]["not_older_than"], 1);
+  EXPECT_EQ(lists["etcd"]["requests"], 1);
+  EXPECT_EQ(lists["etcd"]["by_semantics"]["most_recent"], 1);
+  // The field selector is applied after reading every pod from etcd.
+  EXPECT_EQ(lists["etcd"]["objects_read"], 12);
+  EXPECT_EQ(lists["expired"], 2);
+}
+
 TEST(KubesimTest, SelectedWatchSeesObjectsLeaveAndDeletes) {
   auto sim = StartSim();
   ASSERT_TRUE(sim);

@@ -146,6 +146,16 @@ ApiOr<ListResult> Store::List(Kind k, const ListOptions& o) {
       if (!consider(it->first, it->second)) break;
     }
   }
+  if (!more && start.empty() && prefix.empty()) {
+    result.range_read = ks.objects.size();
+  } else {
+    auto from = ks.objects.lower_bound(std::max(start, prefix));
+    auto to = more ? ks.objects.upper_bound(last_key) : ks.objects.end();
+    for (auto it = from; it != to; ++it) {
+      if (!prefix.empty() && it->first.compare(0, prefix.size(), prefix) != 0) break;
+      ++result.range_read;
+    }
+  }
   if (more) {
     nlohmann::json tok = {
         {"v", "meta.k8s.io/v1"}, {"rv", result.rv}, {"start", last_key + std::string(1, '\0')}};

@@ -55,6 +55,10 @@ struct ListResult {
   uint64_t rv = 0;
   std::string continue_token;
   int64_t remaining = -1;  // remainingItemCount when known (no selectors), else -1.
+  // Objects a read of etcd's key range visits for this list: the API server
+  // filters selectors after reading, so a field-selected list from etcd
+  // reads every object of the range (kubesim's node index does not).
+  uint64_t range_read = 0;
 };
 
 enum class TableMode { kNone, kPartialMetadata, kObject, kNoObject };

@@ -1,0 +1,278 @@
+// End-to-end latency: a change made through the API server (a PATCH of a
+// pod's status.podIP on kubesim) until its line appears in the aggregator's
+// unified log (its stdout, read through a pipe), through real ashiato-agent
+// processes (one per node) and a real ashiato-aggregator. Changes are sent
+// open-loop at each --rates value for --seconds, spread over every pod; the
+// bench pairs each PATCH's answer (uid, resourceVersion) with the log line
+// carrying the same pair. Run twice in one process against the same kubesim
+// and aggregator: agents with the old fixed --batch-delay 500ms, then with
+// the default (batch only under load). Also prints the push requests the
+// aggregator accepted per second (the request-rate cost).
+// Prints one "name value unit" line per figure.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/http_client.h"
+#include "tests/bench/bench_util.h"
+#include "tests/kubesim/kubesim_process.h"
+#include "tests/testing/subprocess.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using ashiato::HttpClient;
+using ashiato::bench::Print;
+using ashiato::testing::Subprocess;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+struct PodRef {
+  std::string ns, name;
+};
+
+// Times unified log lines by "uid@resource_version".
+class LogTimer {
+ public:
+  void Run(int fd) {
+    FILE* f = fdopen(fd, "r");
+    char* buf = nullptr;
+    size_t cap = 0;
+    while (getline(&buf, &cap, f) > 0) {
+      auto now = Clock::now();
+      json line = json::parse(buf, nullptr, false);
+      if (!line.is_object()) continue;
+      std::string key = line.value("uid", "") + "@" + line.value("resource_version", "");
+      std::lock_guard<std::mutex> lock(mu_);
+      logged_.emplace(std::move(key), now);
+    }
+    free(buf);
+    fclose(f);
+  }
+  std::optional<Clock::time_point> When(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = logged_.find(key);
+    if (it == logged_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::string, Clock::time_point> logged_;
+};
+
+// One PATCH of a pod's IP; returns "uid@rv" of the new state ("" on failure).
+std::string PatchIp(HttpClient& c, const PodRef& p, uint64_t n) {
+  std::string ip = "10." + std::to_string((n >> 16) & 255) + "." + std::to_string((n >> 8) & 255) +
+                   "." + std::to_string(n & 255);
+  json patch = {{"status", {{"podIP", ip}, {"podIPs", {{{"ip", ip}}}}}}};
+  auto r = c.Do("PATCH", "/api/v1/namespaces/" + p.ns + "/pods/" + p.name + "/status", patch.dump(),
+                {{"Content-Type", "application/merge-patch+json"}}, 10000);
+  if (!r.ok() || r->status != 200) return "";
+  json obj = json::parse(r->body, nullptr, false);
+  if (!obj.is_object()) return "";
+  return obj["metadata"].value("uid", "") + "@" + obj["metadata"].value("resourceVersion", "");
+}
+
+double AcceptedReports(const std::string& aggregator_url) {
+  HttpClient c({.base_url = aggregator_url});
+  auto r = c.Do("GET", "/metrics");
+  if (!r.ok()) return 0;
+  const std::string key = "ashiato_aggregator_reports_total{result=\"accepted\"} ";
+  auto pos = r->body.find(key);
+  return pos == std::string::npos ? 0 : std::atof(r->body.c_str() + pos + key.size());
+}
+
+struct Sent {
+  Clock::time_point at;
+  std::string key;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Change through the API server -> unified log line, through real agents"};
+  std::string aggregator_bin, agent_bin, workdir = "/tmp";
+  int agents = 20, pods_per_node = 10, seconds = 15, senders = 4;
+  std::vector<int> rates = {20, 200, 2000};
+  app.add_option("--aggregator", aggregator_bin, "ashiato-aggregator binary")->required();
+  app.add_option("--agent", agent_bin, "ashiato-agent binary")->required();
+  app.add_option("--agents", agents, "Real agents (one per node)");
+  app.add_option("--pods-per-node", pods_per_node, "Pods per node");
+  app.add_option("--rates", rates, "Changes per second, one window each")->delimiter(',');
+  app.add_option("--seconds", seconds, "Length of each window");
+  app.add_option("--senders", senders, "Threads sending PATCHes");
+  app.add_option("--workdir", workdir, "Where temporary files go");
+  CLI11_PARSE(app, argc, argv);
+
+  auto sim = ashiato::testing::KubesimProcess::Start(
+      {.nodes = agents, .pods_per_node = pods_per_node, .seed = 11});
+  if (!sim.ok()) {
+    std::fprintf(stderr, "kubesim: %s\n", sim.status().ToString().c_str());
+    return 1;
+  }
+  std::string dir = ashiato::testing::MakeTempDir(workdir + "/latency-bench");
+  // The aggregator binds port 0 and says which port it got on stderr.
+  int out_fd = -1;
+  const std::string agg_err = dir + "/aggregator.err";
+  pid_t agg = ashiato::bench::SpawnWithStdoutPipe(
+      {aggregator_bin, "--listen", "127.0.0.1:0", "--auth", "none", "--read-auth", "none",
+       "--data-dir", dir + "/data"},
+      agg_err, &out_fd);
+  if (agg < 0) return 1;
+  int port = 0;
+  ashiato::testing::WaitFor(
+      [&] {
+        std::ifstream in(agg_err);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto pos = text.find("serving on port ");
+        if (pos != std::string::npos) port = std::atoi(text.c_str() + pos + 16);
+        return port > 0;
+      },
+      20000ms);
+  std::string url = "http://127.0.0.1:" + std::to_string(port);
+  LogTimer timer;
+  std::thread reader([&] { timer.Run(out_fd); });
+  HttpClient probe({.base_url = url});
+  if (!ashiato::testing::WaitFor(
+          [&] {
+            auto r = probe.Do("GET", "/readyz");
+            return r.ok() && r->status == 200;
+          },
+          20000ms)) {
+    std::fprintf(stderr, "aggregator not ready; see %s/aggregator.err\n", dir.c_str());
+    kill(agg, SIGKILL);
+    reader.join();
+    return 1;
+  }
+
+  // Every pod of the agents' nodes, and one per node for the warm-up.
+  std::vector<PodRef> pods;
+  std::map<std::string, PodRef> one_per_node;
+  auto list = (*sim)->KubeJson("GET", "/api/v1/pods");
+  if (!list.ok()) return 1;
+  for (const auto& p : (*list)["items"]) {
+    PodRef r{p["metadata"]["namespace"], p["metadata"]["name"]};
+    pods.push_back(r);
+    one_per_node.emplace(p["spec"].value("nodeName", ""), r);
+  }
+  std::atomic<uint64_t> ip_counter{1};
+  int status = 0;
+
+  for (bool old_delay : {true, false}) {
+    std::string mode = old_delay ? "old" : "new";
+    std::vector<std::unique_ptr<Subprocess>> procs;
+    for (int i = 1; i <= agents; ++i) {
+      std::string node = "node-" + std::to_string(i);
+      std::vector<std::string> args = {agent_bin,
+                                       "--kubeconfig",
+                                       (*sim)->kubeconfig_path(),
+                                       "--node",
+                                       node,
+                                       "--aggregator",
+                                       url,
+                                       "--allow-insecure-aggregator"};
+      if (old_delay) {
+        args.push_back("--batch-delay");
+        args.push_back("500ms");
+      }
+      procs.push_back(Subprocess::Start(args, dir + "/agent-" + mode + "-" + node + ".out",
+                                        dir + "/agent-" + mode + "-" + node + ".err"));
+    }
+    // Warm-up: one change per node must reach the log (every agent pushes).
+    HttpClient warm((*sim)->client_options());
+    std::vector<std::string> warm_keys;
+    bool warmed = ashiato::testing::WaitFor(
+        [&] {
+          warm_keys.clear();
+          for (const auto& [node, p] : one_per_node)
+            warm_keys.push_back(PatchIp(warm, p, ip_counter++));
+          std::this_thread::sleep_for(1000ms);
+          for (const auto& k : warm_keys) {
+            if (!timer.When(k)) return false;
+          }
+          return true;
+        },
+        60000ms);
+    if (!warmed) {
+      std::fprintf(stderr, "%s: agents never all delivered; see %s\n", mode.c_str(), dir.c_str());
+      status = 1;
+    }
+
+    for (int rate : rates) {
+      std::vector<std::vector<Sent>> sent(senders);
+      double accepted_before = AcceptedReports(url);
+      auto start = Clock::now() + 100ms;
+      int total = rate * seconds;
+      std::vector<std::thread> threads;
+      for (int t = 0; t < senders; ++t) {
+        threads.emplace_back([&, t] {
+          HttpClient c((*sim)->client_options());
+          for (int k = t; k < total; k += senders) {
+            auto due = start + std::chrono::nanoseconds(static_cast<int64_t>(1e9 * k / rate));
+            std::this_thread::sleep_until(due);
+            Sent s;
+            s.at = Clock::now();
+            s.key = PatchIp(c, pods[static_cast<size_t>(k) % pods.size()], ip_counter++);
+            if (!s.key.empty()) sent[t].push_back(std::move(s));
+          }
+        });
+      }
+      for (auto& th : threads) th.join();
+      auto sent_end = Clock::now();
+      double window = std::chrono::duration<double>(sent_end - start).count();
+      // Let the tail arrive.
+      std::vector<Sent> all;
+      for (auto& v : sent) all.insert(all.end(), v.begin(), v.end());
+      ashiato::testing::WaitFor(
+          [&] {
+            for (const auto& s : all) {
+              if (!timer.When(s.key)) return false;
+            }
+            return true;
+          },
+          10000ms);
+      double accepted = AcceptedReports(url) - accepted_before;
+      std::vector<double> ms;
+      size_t missing = 0;
+      for (const auto& s : all) {
+        auto when = timer.When(s.key);
+        if (!when) {
+          ++missing;
+          continue;
+        }
+        ms.push_back(std::chrono::duration<double, std::milli>(*when - s.at).count());
+      }
+      std::string p = "e2e_latency." + mode + ".rate" + std::to_string(rate) + ".";
+      Print(p + "changes", static_cast<double>(all.size()), "changes");
+      Print(p + "achieved_rate", static_cast<double>(all.size()) / window, "changes/s");
+      Print(p + "p50", ashiato::bench::Percentile(ms, 0.50), "ms");
+      Print(p + "p99", ashiato::bench::Percentile(ms, 0.99), "ms");
+      Print(p + "max", ashiato::bench::Percentile(ms, 1.0), "ms");
+      Print(p + "missing", static_cast<double>(missing), "changes");
+      Print(p + "push_requests_per_s", accepted / window, "requests/s");
+      Print(p + "changes_per_push", accepted > 0 ? static_cast<double>(all.size()) / accepted : 0,
+            "changes");
+    }
+    for (auto& a : procs) {
+      if (a) a->Stop(5000ms);
+    }
+  }
+  kill(agg, SIGTERM);
+  int st = 0;
+  waitpid(agg, &st, 0);
+  reader.join();
+  ashiato::testing::RemoveTree(dir);
+  return status;
+}
