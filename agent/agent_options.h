@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/annotation_capture.h"
+
 namespace ashiato {
 
 struct AgentOptions {
@@ -27,6 +29,11 @@ struct AgentOptions {
   std::string name_prefix;
   // Label selector, sent to the API server.
   std::string label_selector;
+  // --capture-annotations: keys or "prefix*" entries (none = capture none).
+  AnnotationCapture annotations;
+  // --cluster-name (env CLUSTER): the "cluster" field of every log line;
+  // "" = no such field.
+  std::string cluster_name;
 
   // --- Modes ---
   // List once, print every matching pod as SYNC, exit.

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstdio>
 
+#include "common/cluster_name.h"
+
 namespace ashiato {
 
 std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptions* o) {
@@ -22,6 +24,15 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
   app.add_option("--name", o->name_prefix, "Pod name prefix")->envname("ASHIATO_NAME");
   app.add_option("--label", o->label_selector, "Label selector (sent to the API server)")
       ->envname("ASHIATO_LABEL");
+  std::vector<std::string> capture_annotations;
+  app.add_option("--capture-annotations", capture_annotations,
+                 "Pod annotations to record: keys or prefixes ending in * (comma-separated; "
+                 "default none)")
+      ->envname("ASHIATO_CAPTURE_ANNOTATIONS")
+      ->delimiter(',');
+  app.add_option("--cluster-name", o->cluster_name,
+                 "Cluster name for the \"cluster\" field of every log line (default: none)")
+      ->envname("CLUSTER");
   app.add_flag("--oneshot", o->oneshot, "List once, print every pod as SYNC, exit");
   app.add_option("--interval", interval, "How often the full view is resynced to the sinks")
       ->envname("ASHIATO_INTERVAL");
@@ -88,6 +99,10 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
     if (!d) return usage(std::string(name) + ": not a duration: \"" + *text + "\" (e.g. 30s, 5m)");
     *out = *d;
   }
+  auto capture = AnnotationCapture::Parse(capture_annotations);
+  if (!capture.ok()) return usage(capture.status().message());
+  o->annotations = std::move(*capture);
+  if (Status st = ValidateClusterName(o->cluster_name); !st.ok()) return usage(st.message());
   if (o->interval.count() <= 0) return usage("--interval must be positive");
   if (o->push_backoff_max.count() <= 0) return usage("--push-backoff-max must be positive");
   if (o->replay_max < 0) return usage("--replay-max must not be negative");

@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   KubeClient client(*config, "ashiato-agent");
   KubePodApi api(&client);
   AgentMetrics metrics;
-  StdoutSink stdout_sink;
+  StdoutSink stdout_sink(stdout, Clock::Real(), options.cluster_name);
   std::vector<EventSink*> sinks;
   if (!options.no_stdout) sinks.push_back(&stdout_sink);
 

@@ -1,55 +1,37 @@
-// Reflector: client-go's list-then-watch loop for the pods of one node.
+// Reflector: client-go's list-then-watch loop for the pods of one node, on
+// ListWatcher (common/list_watch.h), which does the listing, watching,
+// relisting on 410 and backoff; the Reflector turns the objects into
+// PodRecords (with the annotations `annotations` asks for).
 //
-// - First list: resourceVersion=0 (served from the API server's watch cache),
-//   or a paginated quorum list (limit/continue) with `quorum_list`.
-// - Watch from the list's resourceVersion with allowWatchBookmarks=true and a
-//   randomised timeoutSeconds; on a clean end, watch again from the last
-//   resourceVersion seen (events and bookmarks).
-// - 410 Expired (HTTP or an ERROR event): relist with a quorum list (as
-//   client-go does, so the view never goes back in time) and hand the whole
-//   list to the handler, which reports what vanished.
-// - Other errors: exponential backoff with jitter (reset after a healthy
-//   watch), at least the server's Retry-After; then watch again from the last
-//   resourceVersion (a 410 then sends us to relist).
-// - Every request carries fieldSelector=spec.nodeName=<node>, unless
-//   `all_nodes` (debugging, oneshot only).
+// Every request carries fieldSelector=spec.nodeName=<node>, unless
+// `all_nodes` (debugging, oneshot only).
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "agent/pod_api.h"
+#include "common/annotation_capture.h"
 #include "common/backoff.h"
+#include "common/list_watch.h"
 #include "common/pod_record.h"
 
 namespace ashiato {
 
-struct ReflectorOptions {
+// The list-watch knobs (quorum_list, page_size, watch timeouts, backoff,
+// healthy_after, seed) of ListWatchOptions; its path, selector_query and kind
+// are the Reflector's to set.
+struct ReflectorOptions : ListWatchOptions {
   // spec.nodeName to select. Required unless all_nodes.
   std::string node;
   // No field selector (debugging only; refused by the agent outside --oneshot).
   bool all_nodes = false;
   // labelSelector sent to the server ("" = none).
   std::string label_selector;
-  // Paginated quorum list for the first list too.
-  bool quorum_list = false;
-  // Page size of quorum lists.
-  int page_size = 500;
-  // Watch timeoutSeconds, uniform in [min, max].
-  int watch_timeout_min_seconds = 300;
-  int watch_timeout_max_seconds = 600;
-  // Backoff after errors; reset once a watch stayed open this long.
-  BackoffOptions backoff{std::chrono::milliseconds(800), std::chrono::milliseconds(30000), 2.0,
-                         std::chrono::milliseconds(60000)};
-  std::chrono::milliseconds healthy_after{std::chrono::seconds(30)};
-  // Seed for jitter (0 = random).
-  uint64_t seed = 0;
+  // Annotations copied into the records (none by default).
+  AnnotationCapture annotations;
 };
 
 // What the reflector reports. Called on the reflector's thread.
@@ -68,7 +50,7 @@ class ReflectorHandler {
   virtual void OnApiError(const Status& status) { (void)status; }
 };
 
-class Reflector {
+class Reflector : private ListWatchHandler {
  public:
   Reflector(ReflectorOptions options, PodApi* api, ReflectorHandler* handler);
 
@@ -77,30 +59,29 @@ class Reflector {
   Result<std::vector<PodRecord>> ListOnce(bool quorum, std::string* resource_version);
 
   // Lists, then watches until Stop(). Returns OK after Stop().
-  Status Run();
+  Status Run() { return watcher_.Run(); }
   // Makes Run() return soon: cancels the call in flight. Thread-safe.
-  void Stop();
+  void Stop() { watcher_.Stop(); }
 
   // The query the reflector sends, e.g. for logs: "fieldSelector=...".
   std::string SelectorQuery() const;
 
  private:
-  // Sleeps up to `d` unless stopped; returns false when stopped.
-  bool SleepUnlessStopped(std::chrono::milliseconds d);
-  std::chrono::milliseconds DelayFor(const Status& s);
-  // Runs one watch from last_rv_. Returns OK on a clean end.
-  Status WatchOnce(int* events_seen);
+  // ListWatchHandler: objects to PodRecords.
+  void OnListBegin() override { listed_.clear(); }
+  void OnListObject(const nlohmann::json& object) override;
+  void OnListDone() override;
+  void OnWatchEvent(const std::string& type, const nlohmann::json& object) override;
+  void OnWatchState(bool open) override { handler_->OnWatchState(open); }
+  void OnRelist() override { handler_->OnRelist(); }
+  void OnWatchRestart() override { handler_->OnWatchRestart(); }
+  void OnApiError(const Status& status) override { handler_->OnApiError(status); }
+  ListWatchOptions WatchOptions() const;
 
   ReflectorOptions options_;
-  PodApi* api_;
   ReflectorHandler* handler_;
-  Backoff backoff_;
-  std::mt19937_64 rng_;
-  std::string last_rv_;
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::atomic<bool> stopped_{false};
+  std::vector<PodRecord> listed_;  // The list being received.
+  ListWatcher watcher_;
 };
 
 }  // namespace ashiato
