@@ -3,6 +3,7 @@
 #include "aggregator/node_directory.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "aggregator/query.h"
 #include "aggregator/state.h"
@@ -80,6 +81,25 @@ TEST(NodeDirectoryTest, DeletedNodesKeepTheirAddressesAcrossRestarts) {
   d.Upsert(NodeInfoFromNodeJson(NodeJson("n1", "10.0.0.11", "a")));
   EXPECT_FALSE(d.Get("n1")->deleted);
   EXPECT_EQ(d.Get("n1")->addresses[0].address, "10.0.0.11");
+}
+
+TEST(NodeDirectoryTest, AVersion2StoreIsMigrated) {
+  TempStore store;
+  // What a version 2 aggregator wrote: no node_info table.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(store->path().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(db, "DROP TABLE node_info; PRAGMA user_version=2", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  sqlite3_close(db);
+  store.Reopen();
+  ASSERT_TRUE(store->healthy());
+  NodeDirectory d(store.get());
+  ASSERT_TRUE(d.Load().ok());
+  d.Upsert(NodeInfoFromNodeJson(NodeJson("n1", "10.0.0.1", "a")));
+  NodeDirectory again(store.get());
+  ASSERT_TRUE(again.Load().ok());
+  EXPECT_EQ(again.Get("n1")->addresses[0].address, "10.0.0.1");
 }
 
 TEST(NodeDirectoryTest, LogLinesAndAnswersCarryTheNode) {
