@@ -1,5 +1,6 @@
 #include "aggregator/node_watch.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 namespace ashiato {
@@ -35,7 +36,10 @@ void NodeWatch::OnListObject(const nlohmann::json& object) {
 
 void NodeWatch::OnListDone() {
   directory_->Replace(listed_);
-  listed_.clear();
+  listed_ = {};
+  // The list was parsed into a JSON tree many times its size (~10 MiB for
+  // 1,000 nodes); hand those pages back instead of keeping them resident.
+  malloc_trim(0);
   {
     std::lock_guard<std::mutex> l(mu_);
     synced_ = true;
