@@ -9,6 +9,7 @@ ReflectorOptions ReflectorOptionsFrom(const AgentOptions& o) {
   r.node = o.node;
   r.all_nodes = o.all_nodes || o.standalone;
   r.label_selector = o.label_selector;
+  r.annotations = o.annotations;
   r.quorum_list = o.quorum_list;
   r.page_size = o.list_page_size;
   r.watch_timeout_min_seconds = o.watch_timeout_min_seconds;

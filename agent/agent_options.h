@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "aggregator/cm_writer.h"
+#include "common/annotation_capture.h"
 
 namespace ashiato {
 
@@ -34,6 +35,11 @@ struct AgentOptions {
   std::string name_prefix;
   // Label selector, sent to the API server.
   std::string label_selector;
+  // --capture-annotations: keys or "prefix*" entries (none = capture none).
+  AnnotationCapture annotations;
+  // --cluster-name (env CLUSTER): the "cluster" field of every log line;
+  // "" = no such field.
+  std::string cluster_name;
 
   // --- Modes ---
   // List once, print every matching pod as SYNC, exit.

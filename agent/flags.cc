@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "aggregator/cm_writer_flags.h"
+#include "common/cluster_name.h"
 
 namespace ashiato {
 
@@ -28,6 +29,15 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
   app.add_option("--name", o->name_prefix, "Pod name prefix")->envname("ASHIATO_NAME");
   app.add_option("--label", o->label_selector, "Label selector (sent to the API server)")
       ->envname("ASHIATO_LABEL");
+  std::vector<std::string> capture_annotations;
+  app.add_option("--capture-annotations", capture_annotations,
+                 "Pod annotations to record: keys or prefixes ending in * (comma-separated; "
+                 "default none)")
+      ->envname("ASHIATO_CAPTURE_ANNOTATIONS")
+      ->delimiter(',');
+  app.add_option("--cluster-name", o->cluster_name,
+                 "Cluster name for the \"cluster\" field of every log line (default: none)")
+      ->envname("CLUSTER");
   app.add_flag("--oneshot", o->oneshot, "List once, print every pod as SYNC, exit");
   auto* interval_flag =
       app.add_option("--interval", interval,
@@ -129,6 +139,10 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
       o->cm.debounce = std::chrono::duration_cast<std::chrono::milliseconds>(o->interval);
     }
   }
+  auto capture = AnnotationCapture::Parse(capture_annotations);
+  if (!capture.ok()) return usage(capture.status().message());
+  o->annotations = std::move(*capture);
+  if (Status st = ValidateClusterName(o->cluster_name); !st.ok()) return usage(st.message());
   if (o->interval.count() <= 0) return usage("--interval must be positive");
   if (o->log_all_every.count() < 0) return usage("--log-all-every must not be negative");
   if (o->log_all_every.count() > 0 && o->oneshot) {

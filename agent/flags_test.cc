@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 
+#include "common/cluster_name.h"
+
 namespace ashiato {
 namespace {
 
@@ -229,6 +231,40 @@ TEST(FlagsTest, LogAllEvery) {
   EXPECT_EQ(Parse({"--node", "n", "--log-all-every", "often"}, &bad), 2);
   AgentOptions oneshot;  // --oneshot prints every pod once already.
   EXPECT_EQ(Parse({"--node", "n", "--oneshot", "--log-all-every", "1s"}, &oneshot), 2);
+}
+
+TEST(FlagsTest, AnnotationCaptureAndClusterName) {
+  unsetenv("CLUSTER");
+  AgentOptions none;
+  ASSERT_FALSE(Parse({"--node", "n"}, &none).has_value());
+  EXPECT_TRUE(none.annotations.empty()) << "nothing is captured unless configured";
+  EXPECT_EQ(none.cluster_name, "");
+  AgentOptions o;
+  ASSERT_FALSE(Parse({"--node", "n", "--capture-annotations", "example.com/*,team",
+                      "--cluster-name", "prod-eu-1"},
+                     &o)
+                   .has_value());
+  EXPECT_TRUE(o.annotations.Matches("example.com/owner"));
+  EXPECT_TRUE(o.annotations.Matches("team"));
+  EXPECT_FALSE(o.annotations.Matches("teams"));
+  EXPECT_EQ(o.cluster_name, "prod-eu-1");
+  setenv("CLUSTER", "from-env", 1);
+  AgentOptions env;
+  ASSERT_FALSE(Parse({"--node", "n"}, &env).has_value());
+  EXPECT_EQ(env.cluster_name, "from-env");
+  unsetenv("CLUSTER");
+  AgentOptions bad;
+  EXPECT_EQ(Parse({"--node", "n", "--capture-annotations", "a*b"}, &bad), 2);
+  AgentOptions gaps;  // Empty entries (a trailing comma, an empty variable) are no entries.
+  ASSERT_FALSE(Parse({"--node", "n", "--capture-annotations", "a,,b,"}, &gaps).has_value());
+  EXPECT_TRUE(gaps.annotations.Matches("a") && gaps.annotations.Matches("b"));
+  EXPECT_FALSE(gaps.annotations.Matches(""));
+  EXPECT_EQ(Parse({"--node", "n", "--cluster-name", "tab\there"}, &bad), 2);
+  EXPECT_EQ(Parse({"--node", "n", "--cluster-name", std::string(254, 'c').c_str()}, &bad), 2);
+  AgentOptions spaced;  // deployment-tracker's CLUSTER may be any text.
+  ASSERT_FALSE(Parse({"--node", "n", "--cluster-name", "prod cluster/eu"}, &spaced).has_value());
+  EXPECT_FALSE(IsLabelValue(spaced.cluster_name));
+  EXPECT_TRUE(IsLabelValue("prod-eu-1"));
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "agent/stdout_sink.h"
 #include "aggregator/cm_api.h"
 #include "aggregator/cm_writer.h"
+#include "common/cluster_name.h"
 #include "common/kube_client.h"
 #include "common/log.h"
 
@@ -43,7 +44,7 @@ int main(int argc, char** argv) {
   KubeClient client(*config, "ashiato-agent");
   KubePodApi api(&client);
   AgentMetrics metrics;
-  StdoutSink stdout_sink;
+  StdoutSink stdout_sink(stdout, Clock::Real(), options.cluster_name);
   std::vector<EventSink*> sinks;
   if (!options.no_stdout) sinks.push_back(&stdout_sink);
 
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<ConfigMapSink> cm_sink;
   if (options.cm.enabled) {
     ConfigMapWriterOptions cm_options = options.cm;
+    cm_options.cluster = ClusterLabel(options.cluster_name);
     cm_options.registry = &metrics.registry();
     cm_writer = std::make_unique<HourlyConfigMapWriter>(
         cm_options, NewKubeConfigMapApi(std::make_unique<KubeClient>(*config, "ashiato-agent")),

@@ -1,49 +1,17 @@
 #include "agent/reflector.h"
 
-#include <spdlog/spdlog.h>
-
 namespace ashiato {
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-using nlohmann::json;
-
-// Kubernetes watch events carry a Status object on ERROR; map its code the
-// way StatusFromApiResponse maps an HTTP status.
-Status StatusFromWatchError(const json& object) {
-  ClientResponse r;
-  r.status = object.is_object() && object.contains("code") && object["code"].is_number_integer()
-                 ? object["code"].get<long>()
-                 : 500;
-  r.body = object.dump();
-  Status s = StatusFromApiResponse(r);
-  if (s.ok()) return Internal("watch ERROR event with code " + std::to_string(r.status));
-  return s;
-}
-
-// obj[key] when it is a string, else "": the API server's answers are
-// parsed, not trusted (json::value() would throw on another type).
-std::string StringField(const json& obj, const char* key) {
-  if (!obj.is_object()) return "";
-  auto it = obj.find(key);
-  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-}  // namespace
-
-bool IsResourceVersionUnavailable(const Status& status) {
-  if (status.code() == StatusCode::kExpired) return true;
-  return status.http_status() == 504 &&
-         status.message().find("Too large resource version") != std::string::npos;
-}
-
 Reflector::Reflector(ReflectorOptions options, PodApi* api, ReflectorHandler* handler)
-    : options_(std::move(options)),
-      api_(api),
-      handler_(handler),
-      backoff_(options_.backoff, options_.seed != 0 ? options_.seed : std::random_device{}()),
-      rng_(options_.seed != 0 ? options_.seed + 1 : std::random_device{}()) {}
+    : options_(std::move(options)), handler_(handler), watcher_(WatchOptions(), api, this) {}
+
+ListWatchOptions Reflector::WatchOptions() const {
+  ListWatchOptions w = options_;
+  w.path = "/api/v1/pods";
+  w.selector_query = SelectorQuery();
+  w.kind = "pod";
+  return w;
+}
 
 std::string Reflector::SelectorQuery() const {
   std::string q;
@@ -56,183 +24,30 @@ std::string Reflector::SelectorQuery() const {
 }
 
 Result<std::vector<PodRecord>> Reflector::ListOnce(bool quorum, std::string* resource_version) {
-  return ListAt(quorum ? "" : "0", resource_version);
-}
-
-std::string Reflector::RelistResourceVersion() const {
-  if (rv_unavailable_) return "";
-  if (last_rv_.empty()) return options_.quorum_list ? "" : "0";
-  return last_rv_;
-}
-
-Result<std::vector<PodRecord>> Reflector::ListAt(const std::string& at,
-                                                 std::string* resource_version) {
-  // Only a quorum list pages: with a resourceVersion and a limit the server
-  // would answer at that exact RV from etcd, which is what relisting at an
-  // RV avoids (the watch cache serves it only without a limit).
-  const bool paginate = at.empty();
-  std::string base = "/api/v1/pods?" + SelectorQuery();
-  if (base.back() != '?') base += "&";
   std::vector<PodRecord> pods;
-  std::string cont;
-  while (true) {
-    std::string query = base;
-    if (paginate) {
-      query += "limit=" + std::to_string(options_.page_size);
-      if (!cont.empty()) query += "&continue=" + UrlEncode(cont);
-    } else {
-      query += "resourceVersion=" + UrlEncode(at);
-    }
-    auto list = api_->Get(query);
-    if (!list.ok()) return list.status();
-    if (!list->is_object()) return Internal("pod list is not a JSON object");
-    const json& items = (*list)["items"];
-    if (items.is_array()) {
-      for (const auto& item : items) {
-        PodRecord r = PodRecordFromPodJson(item);
-        if (!r.uid.empty()) pods.push_back(std::move(r));
-      }
-    } else if (!items.is_null()) {
-      return Internal("pod list has no items array");
-    }
-    const json& meta = (*list)["metadata"];
-    *resource_version = StringField(meta, "resourceVersion");
-    cont = StringField(meta, "continue");
-    if (!paginate || cont.empty()) break;
-    if (stopped_) return Status(StatusCode::kCancelled, "stopped");
-  }
+  Status st = watcher_.ListOnce(quorum, resource_version, [&](const nlohmann::json& item) {
+    PodRecord r = PodRecordFromPodJson(item, &options_.annotations);
+    if (!r.uid.empty()) pods.push_back(std::move(r));
+  });
+  if (!st.ok()) return st;
   return pods;
 }
 
-bool Reflector::SleepUnlessStopped(std::chrono::milliseconds d) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return !cv_.wait_for(lock, d, [this] { return stopped_.load(); });
+void Reflector::OnListObject(const nlohmann::json& object) {
+  PodRecord r = PodRecordFromPodJson(object, &options_.annotations);
+  if (!r.uid.empty()) listed_.push_back(std::move(r));
 }
 
-std::chrono::milliseconds Reflector::DelayFor(const Status& s) {
-  auto d = backoff_.Next();
-  auto retry_after = std::chrono::milliseconds(1000LL * s.retry_after_seconds());
-  return std::max(d, retry_after);
+void Reflector::OnListDone() {
+  std::vector<PodRecord> pods;
+  pods.swap(listed_);
+  handler_->OnList(pods);
 }
 
-void Reflector::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopped_ = true;
-  }
-  cv_.notify_all();
-  api_->Cancel();
-}
-
-Status Reflector::WatchOnce(int* events_seen) {
-  int lo = options_.watch_timeout_min_seconds;
-  int hi = std::max(lo, options_.watch_timeout_max_seconds);
-  int timeout_seconds = std::uniform_int_distribution<int>(lo, hi)(rng_);
-  std::string query =
-      "/api/v1/pods?watch=1&allowWatchBookmarks=true&resourceVersion=" + UrlEncode(last_rv_) +
-      "&timeoutSeconds=" + std::to_string(timeout_seconds);
-  std::string selectors = SelectorQuery();
-  if (!selectors.empty()) query += "&" + selectors;
-
-  Status event_error;
-  handler_->OnWatchState(true);
-  Status s = api_->Watch(
-      query,
-      [&](const json& event) {
-        std::string type = StringField(event, "type");
-        const json& object = event.contains("object") ? event["object"] : json();
-        ++*events_seen;
-        if (type == "ERROR") {
-          event_error = StatusFromWatchError(object);
-          return false;
-        }
-        if (type == "BOOKMARK") {
-          const json& meta = object.is_object() ? object.value("metadata", json::object()) : json();
-          std::string rv = StringField(meta, "resourceVersion");
-          if (!rv.empty()) last_rv_ = rv;
-          return true;
-        }
-        if (type != "ADDED" && type != "MODIFIED" && type != "DELETED") return true;
-        PodRecord pod = PodRecordFromPodJson(object);
-        if (pod.uid.empty()) return true;
-        if (!pod.resource_version.empty()) last_rv_ = pod.resource_version;
-        handler_->OnWatchEvent(type, pod);
-        return !stopped_.load();
-      },
-      std::chrono::milliseconds(1000LL * (timeout_seconds + 30)));
-  if (!event_error.ok()) return event_error;
-  return s;
-}
-
-Status Reflector::Run() {
-  bool need_list = true;
-  int expired_in_a_row = 0;
-  while (!stopped_) {
-    if (need_list) {
-      std::string at = RelistResourceVersion();
-      std::string rv;
-      auto pods = ListAt(at, &rv);
-      if (stopped_) break;
-      if (!pods.ok()) {
-        handler_->OnApiError(pods.status());
-        if (!at.empty() && at != "0" && IsResourceVersionUnavailable(pods.status())) {
-          // The RV we relist at is gone (or ahead of this server's cache):
-          // at once from etcd, as client-go does; later lists go back to RVs.
-          spdlog::info("list at resourceVersion {} failed ({}); relisting from etcd", at,
-                       pods.status().message());
-          rv_unavailable_ = true;
-          continue;
-        }
-        spdlog::warn("pod list failed: {}", pods.status().ToString());
-        if (!SleepUnlessStopped(DelayFor(pods.status()))) break;
-        continue;
-      }
-      if (rv.empty()) {
-        spdlog::warn("pod list has no resourceVersion; relisting");
-        if (!SleepUnlessStopped(DelayFor(Unavailable("no resourceVersion")))) break;
-        continue;
-      }
-      spdlog::info("listed {} pods at resourceVersion {} (asked for \"{}\")", pods->size(), rv, at);
-      handler_->OnList(*pods);
-      last_rv_ = rv;
-      rv_unavailable_ = false;
-      need_list = false;
-    }
-
-    int events = 0;
-    auto start = Clock::now();
-    Status s = WatchOnce(&events);
-    handler_->OnWatchState(false);
-    if (stopped_) break;
-    auto ran = Clock::now() - start;
-    if (ran >= options_.healthy_after) backoff_.Reset();
-    if (s.ok() && (events > 0 || ran >= std::chrono::seconds(1))) {
-      spdlog::debug("watch ended after {} events; watching again from {}", events, last_rv_);
-      expired_in_a_row = 0;
-      handler_->OnWatchRestart();
-      continue;
-    }
-    if (s.ok()) s = Unavailable("watch closed at once without events");
-    handler_->OnApiError(s);
-    if (s.code() == StatusCode::kExpired) {
-      // Our resourceVersion is gone from the server's watch history. A list
-      // at it is still fine (NotOlderThan: the cache answers with its newer
-      // state), so relist there; see RelistResourceVersion. Back off only
-      // if it repeats.
-      spdlog::info("watch expired at resourceVersion {}: relisting ({})", last_rv_, s.message());
-      need_list = true;
-      handler_->OnRelist();
-      if (!options_.relist_from_cache) rv_unavailable_ = true;
-      if (++expired_in_a_row > 1 && !SleepUnlessStopped(DelayFor(s))) break;
-      continue;
-    }
-    expired_in_a_row = 0;
-    handler_->OnWatchRestart();
-    auto delay = DelayFor(s);
-    spdlog::warn("pod watch failed: {}; retrying in {} ms", s.ToString(), delay.count());
-    if (!SleepUnlessStopped(delay)) break;
-  }
-  return Status::Ok();
+void Reflector::OnWatchEvent(const std::string& type, const nlohmann::json& object) {
+  PodRecord pod = PodRecordFromPodJson(object, &options_.annotations);
+  if (pod.uid.empty()) return;
+  handler_->OnWatchEvent(type, pod);
 }
 
 }  // namespace ashiato

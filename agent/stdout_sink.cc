@@ -4,15 +4,16 @@
 
 namespace ashiato {
 
-std::string FormatEventLine(const std::string& event_type, const PodRecord& record,
-                            SystemTime now) {
+std::string FormatEventLine(const std::string& event_type, const PodRecord& record, SystemTime now,
+                            const std::string& cluster) {
   // event and timestamp first so the line reads well; the rest sorted.
   std::string line = "{\"event\":";
   AppendJsonString(event_type, &line);
   line.append(",\"timestamp\":");
   AppendJsonString(FormatRfc3339Micros(now), &line);
   std::string rest;
-  AppendPodLogJson(record, {}, &rest);
+  LogField cluster_field{"cluster", cluster};
+  AppendPodLogJson(record, &cluster_field, cluster.empty() ? 0 : 1, &rest);
   if (rest.size() > 2) {
     line.push_back(',');
     line.append(rest, 1, std::string::npos);
@@ -23,7 +24,7 @@ std::string FormatEventLine(const std::string& event_type, const PodRecord& reco
 }
 
 void StdoutSink::OnEvent(const std::string& event_type, const PodRecord& record) {
-  std::string line = FormatEventLine(event_type, record, clock_->Now());
+  std::string line = FormatEventLine(event_type, record, clock_->Now(), cluster_);
   line.push_back('\n');
   fwrite(line.data(), 1, line.size(), out_);
   fflush(out_);

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/cluster_name.h"
+
 namespace ashiato {
 
 Result<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& options,
@@ -36,6 +38,7 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& 
   if (tls && (options.tls_cert_file.empty() || options.tls_key_file.empty())) {
     return InvalidArgument("--tls-cert-file and --tls-key-file go together");
   }
+  if (Status st = ValidateClusterName(options.cluster_name); !st.ok()) return st;
   std::unique_ptr<Aggregator> a(new Aggregator());
   a->options_ = options;
   a->clock_ = clock ? clock : Clock::Real();
@@ -53,9 +56,12 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& 
   StateOptions so;
   so.stale_after = options.stale_after;
   a->state_ = std::make_unique<ClusterState>(so, a->store_.get(), a->metrics_.get(), clock);
+  a->node_directory_ = std::make_unique<NodeDirectory>(a->store_.get());
+  a->state_->SetNodeDirectory(a->node_directory_.get());
   a->image_census_ = std::make_unique<ImageCensus>();
   a->state_->AddCensus(a->image_census_.get());
   LogWriterOptions lo;
+  lo.cluster = options.cluster_name;
   lo.image_log = options.image_log == "text"   ? ImageLogFormat::kText
                  : options.image_log == "both" ? ImageLogFormat::kBoth
                                                : ImageLogFormat::kJson;
@@ -104,6 +110,7 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& 
   svc.max_decoded_bytes = options.max_body_bytes;
   svc.read_auth = read_auth;
   svc.metrics_auth = protect_metrics;
+  svc.cluster = options.cluster_name;
   a->service_ = std::make_unique<AggregatorService>(svc, a->state_.get(), a->auth_.get(),
                                                     a->metrics_.get(), a->reader_.get());
   if (options.auth == "none") {
@@ -129,8 +136,19 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& 
 Aggregator::~Aggregator() { Stop(); }
 
 Status Aggregator::Start() {
-  Status st = state_->Open();
+  Status st = node_directory_->Load();
+  if (!st.ok()) spdlog::warn("node addresses: cannot load from the store: {}", st.ToString());
+  st = state_->Open();
   if (!st.ok()) return st;
+  if (node_watch_api_) {
+    node_watch_ = std::make_unique<NodeWatch>(node_watch_api_, node_directory_.get());
+    node_watch_->Start();
+    // Briefly, so that the first reports' lines already carry the nodes'
+    // addresses; agents retry meanwhile, and a slow API server only delays.
+    if (!node_watch_->WaitSynced(options_.node_sync_timeout)) {
+      spdlog::warn("node addresses: no node list yet; serving without them until it arrives");
+    }
+  }
   log_writer_->Start();
   if (deploy_sender_) deploy_sender_->Start();
   HttpServerOptions ho;
@@ -193,6 +211,10 @@ void Aggregator::Maintain() {
 
 void Aggregator::Stop() {
   if (service_) service_->SetReady(false);
+  if (node_watch_) {
+    node_watch_->Stop();
+    node_watch_.reset();
+  }
   if (server_) {
     server_->Stop();
     server_.reset();

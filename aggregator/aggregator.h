@@ -18,6 +18,8 @@
 #include "aggregator/image_census.h"
 #include "aggregator/log_writer.h"
 #include "aggregator/metrics.h"
+#include "aggregator/node_directory.h"
+#include "aggregator/node_watch.h"
 #include "aggregator/options.h"
 #include "aggregator/service.h"
 #include "aggregator/state.h"
@@ -54,6 +56,11 @@ class Aggregator {
                                                     const Clock* clock = nullptr);
   ~Aggregator();
 
+  // Watches the cluster's Nodes through `api` from Start() (addresses and
+  // topology on log lines and answers); call before Start(). `api` must
+  // outlive the aggregator.
+  void WatchNodes(WatchApi* api) { node_watch_api_ = api; }
+  NodeDirectory& node_directory() { return *node_directory_; }
   // Observers see every committed change; add before Start().
   void AddObserver(PodObserver* observer) { state_->AddObserver(observer); }
   // Loads the state from the store and starts serving.
@@ -79,12 +86,15 @@ class Aggregator {
   std::unique_ptr<ImageCensus> image_census_;        // Outlives state_, which calls it.
   std::unique_ptr<DeploymentCensus> deploy_census_;  // Set when deployment records are on.
   std::unique_ptr<DeploymentSender> deploy_sender_;
+  std::unique_ptr<NodeDirectory> node_directory_;  // Outlives state_, which reads it.
   std::unique_ptr<ClusterState> state_;
   std::unique_ptr<LogWriter> log_writer_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<ReadAuthorizer> reader_;
   std::unique_ptr<AggregatorService> service_;
   std::unique_ptr<HttpServer> server_;
+  WatchApi* node_watch_api_ = nullptr;
+  std::unique_ptr<NodeWatch> node_watch_;
 
   std::mutex maintain_mu_;
   std::condition_variable maintain_cv_;

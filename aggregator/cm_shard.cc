@@ -255,12 +255,14 @@ std::vector<int> ShardedHour::DirtyShards() const {
 
 bool ShardedHour::dirty() const { return !pending_.empty() || !DirtyShards().empty(); }
 
-ShardedHour::WriteRequest ShardedHour::BuildWrite(int shard, const std::string& ns) const {
+ShardedHour::WriteRequest ShardedHour::BuildWrite(int shard, const std::string& ns,
+                                                  const std::string& cluster) const {
   const Shard& s = shards_[shard];
   nlohmann::json labels = s.server_labels.is_object() ? s.server_labels : nlohmann::json::object();
   labels[kCmAppLabel] = kCmAppValue;
   labels[kCmTypeLabel] = kCmTypeValue;
   labels[kCmHourLabel] = HourLabel(hour_);
+  if (!cluster.empty()) labels[kCmClusterLabel] = cluster;
   nlohmann::json annotations =
       s.server_annotations.is_object() ? s.server_annotations : nlohmann::json::object();
   annotations[kCmShardAnnotation] = std::to_string(shard);

@@ -39,6 +39,8 @@ inline constexpr char kCmAppValue[] = "pod-ashiato";
 inline constexpr char kCmTypeLabel[] = "type";
 inline constexpr char kCmTypeValue[] = "pod-node-mapping";
 inline constexpr char kCmHourLabel[] = "ashiato.io/hour";
+// The --cluster-name the ConfigMap describes (absent when none is set).
+inline constexpr char kCmClusterLabel[] = "ashiato.io/cluster";
 inline constexpr char kCmShardAnnotation[] = "ashiato.io/shard";
 inline constexpr char kCmHourStartAnnotation[] = "ashiato.io/hour-start";
 inline constexpr char kCmFormatAnnotation[] = "ashiato.io/format";
@@ -108,7 +110,8 @@ class ShardedHour {
     uint64_t generation;        // Pass back to Written().
     nlohmann::json config_map;  // Full object, with resourceVersion when updating.
   };
-  WriteRequest BuildWrite(int shard, const std::string& ns) const;
+  // `cluster` ("" = none) becomes the kCmClusterLabel label.
+  WriteRequest BuildWrite(int shard, const std::string& ns, const std::string& cluster = "") const;
   // The server accepted `generation` of shard and returned `resource_version`.
   void Written(int shard, uint64_t generation, const std::string& resource_version);
 

@@ -183,6 +183,12 @@ TEST(ShardedHourTest, MetadataLabelsAndAnnotations) {
   EXPECT_EQ(cm["metadata"]["annotations"]["note"], "keep");
   EXPECT_EQ(cm["metadata"]["annotations"]["ashiato.io/shard"], "0");
   EXPECT_EQ(cm["metadata"]["annotations"]["ashiato.io/hour-start"], "2026-11-24T03:00:00Z");
+  EXPECT_FALSE(cm["metadata"]["labels"].contains("ashiato.io/cluster")) << "no name, no label";
+  // --cluster-name: one more label; the others, and the name, unchanged.
+  auto named = hour.BuildWrite(0, "ashiato", "prod-eu-1").config_map;
+  EXPECT_EQ(named["metadata"]["labels"]["ashiato.io/cluster"], "prod-eu-1");
+  named["metadata"]["labels"].erase("ashiato.io/cluster");
+  EXPECT_EQ(named, cm);
 }
 
 TEST(ShardedHourTest, MergeKeepsTheExistingOrderAndOnlyAddsNodes) {

@@ -447,7 +447,7 @@ Status HourlyConfigMapWriter::WriteShard(HourState& st, int shard) {
       std::lock_guard<std::mutex> l(mu_);
       auto dirty = st.data.DirtyShards();
       if (std::find(dirty.begin(), dirty.end(), shard) == dirty.end()) return Status::Ok();
-      req = st.data.BuildWrite(shard, options_.namespace_);
+      req = st.data.BuildWrite(shard, options_.namespace_, options_.cluster);
     }
     const std::string name = req.config_map["metadata"]["name"];
     size_t bytes = req.config_map.dump().size();

@@ -45,6 +45,9 @@ struct ConfigMapWriterOptions {
   bool enabled = false;
   // --cm-namespace: where the ConfigMaps live.
   std::string namespace_ = "default";
+  // --cluster-name: the ashiato.io/cluster label of every ConfigMap written
+  // ("" = no such label).
+  std::string cluster;
   // --cm-debounce: changes are written at most once per this interval.
   std::chrono::milliseconds debounce{10000};
   // --cm-retention: hourly ConfigMaps older than this are deleted; 0 keeps all.

@@ -153,6 +153,14 @@ void AddAggregatorFlags(CLI::App& app, AggregatorOptions& o) {
       ->group("");
   AddDuration(app, "--deployment-backoff-max", d.backoff_max, "Longest retry delay (default 5m)")
       ->group("");
+  app.add_option("--cluster-name", o.cluster_name,
+                 "Name of this cluster: the \"cluster\" field of every log line and API answer "
+                 "and a ConfigMap label (default: none)")
+      ->envname("CLUSTER");
+  app.add_option("--watch-nodes", o.watch_nodes,
+                 "Watch the cluster's Nodes for their addresses and zone/region (needs list and "
+                 "watch on nodes)")
+      ->capture_default_str();
   app.add_option("--log-level", o.log_level, "debug, info, warn or error")->capture_default_str();
 }
 

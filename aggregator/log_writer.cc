@@ -8,6 +8,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "common/report.h"
+
 namespace ashiato {
 
 LogWriter::LogWriter(LogWriterOptions options, Store* store, std::FILE* out,
@@ -108,6 +110,11 @@ bool LogWriter::WriteAll(const std::string& data) {
 void LogWriter::Run() {
   int64_t cursor = -1;
   std::string buf;
+  std::string cluster;  // ,"cluster":"name" or "".
+  if (!options_.cluster.empty()) {
+    cluster = ",\"cluster\":";
+    AppendJsonString(options_.cluster, &cluster);
+  }
   bool more = false;  // The last round read a full batch: don't wait.
   while (true) {
     {
@@ -159,6 +166,7 @@ void LogWriter::Run() {
       // {"id":N, then the stored line without its opening brace.
       buf += "{\"id\":";
       buf += std::to_string(e.id);
+      buf += cluster;
       if (e.line.size() > 2) buf += ',';
       buf.append(e.line, 1, std::string::npos);
       buf += '\n';

@@ -33,6 +33,8 @@ struct LogWriterOptions {
   // How often the store is polled when nothing notified the writer.
   std::chrono::milliseconds poll{1000};
   ImageLogFormat image_log = ImageLogFormat::kJson;
+  // --cluster-name: a "cluster" field after "id" on every line ("" = none).
+  std::string cluster;
 };
 
 class LogWriter {

@@ -11,7 +11,9 @@
 #include "aggregator/cm_writer_flags.h"
 #include "aggregator/flags.h"
 #include "aggregator/token_review.h"
+#include "common/cluster_name.h"
 #include "common/kube_client.h"
+#include "common/list_watch.h"
 #include "common/log.h"
 
 namespace {
@@ -42,6 +44,9 @@ int main(int argc, char** argv) {
   AddConfigMapFlags(app, cm_options);
   CLI11_PARSE(app, argc, argv);
   SetupJsonLogging("aggregator", options.log_level);
+  // One name for the cluster: deployment records default to it too.
+  cm_options.cluster = ClusterLabel(options.cluster_name);
+  if (options.deploy_flags.cluster.empty()) options.deploy_flags.cluster = options.cluster_name;
   // Deployment records: deployment-tracker's environment, the flags over it.
   auto deploy =
       LoadDeployConfig(options.deploy_flags, [](const char* k) { return std::getenv(k); });
@@ -64,13 +69,20 @@ int main(int argc, char** argv) {
       options.metrics_auth.empty() ? options.read_auth : options.metrics_auth;
   bool reviews_readers = options.read_auth == "tokenreview" || metrics_auth == "tokenreview";
   std::optional<KubeConfig> kube;
-  if (options.auth == "tokenreview" || reviews_readers || cm_options.enabled) {
+  bool needs_cluster = options.auth == "tokenreview" || reviews_readers || cm_options.enabled;
+  // The Node watch uses the cluster access the aggregator has anyway, or an
+  // explicit --kubeconfig (not whatever ~/.kube/config a test machine has).
+  if (needs_cluster || (options.watch_nodes && !options.kubeconfig.empty())) {
     auto cfg = ResolveKubeConfig(options.kubeconfig, options.context);
-    if (!cfg.ok()) {
+    if (cfg.ok()) {
+      kube = *cfg;
+    } else if (needs_cluster) {
       spdlog::error("cluster access: {}", cfg.status().ToString());
       return 1;
+    } else {
+      // Nothing else needs the API server: run without node addresses.
+      spdlog::warn("node addresses off: no cluster access ({})", cfg.status().ToString());
     }
-    kube = *cfg;
   }
   AuthApis apis;
   if (options.auth == "tokenreview") {
@@ -81,12 +93,23 @@ int main(int argc, char** argv) {
     apis.reader_tokens = std::make_unique<KubeTokenReviewer>(*kube);
     apis.access = std::make_unique<KubeAccessReviewer>(*kube);
   }
+  // Before the aggregator, which uses it until it is destroyed.
+  std::unique_ptr<KubeClient> node_client;
+  std::unique_ptr<KubeWatchApi> node_api;
+  if (options.watch_nodes && kube) {
+    node_client = std::make_unique<KubeClient>(*kube, "ashiato-aggregator");
+    node_api = std::make_unique<KubeWatchApi>(node_client.get());
+  }
   auto aggregator = Aggregator::Create(options, std::move(apis), stdout);
   if (!aggregator.ok()) {
     spdlog::error("{}", aggregator.status().ToString());
     return aggregator.status().code() == StatusCode::kFailedPrecondition ? 3 : 2;
   }
   Aggregator& agg = **aggregator;
+  if (node_api) agg.WatchNodes(node_api.get());
+  if (options.cluster_name.empty()) {
+    spdlog::info("no --cluster-name (or CLUSTER): log lines and answers carry no \"cluster\"");
+  }
 
   // ==== ConfigMap writer (issue 4): attached here when --store-in-cm is set. ====
   std::unique_ptr<HourlyConfigMapWriter> cm_writer;

@@ -76,6 +76,15 @@ struct AggregatorOptions {
   // the environment (ORG, BASE_URL, ...). Disabled unless deploy.org is set.
   DeployFlags deploy_flags;
   DeployConfig deploy;
+  // --cluster-name (env CLUSTER): the "cluster" field of every unified log
+  // line and /v1 answer, and the ConfigMaps' ashiato.io/cluster label; ""
+  // omits them (common/cluster_name.h).
+  std::string cluster_name;
+  // --watch-nodes: one cluster-wide Node list+watch for node addresses and
+  // topology (aggregator/node_watch.h).
+  bool watch_nodes = true;
+  // How long Start() waits for the first node list before serving.
+  std::chrono::milliseconds node_sync_timeout{std::chrono::seconds(5)};
   // --log-level for stderr diagnostics.
   std::string log_level = "info";
 };

@@ -68,9 +68,14 @@ json IntervalJson(const Interval& iv) {
   return j;
 }
 
-json IntervalsJson(const Page<Interval>& page) {
+// With the node's addresses and topology when `nodes` knows the node (a
+// deleted node's last ones included).
+json IntervalsJson(const Page<Interval>& page, const NodeDirectory* nodes = nullptr) {
   json items = json::array();
-  for (const auto& iv : page.items) items.push_back(IntervalJson(iv));
+  for (const auto& iv : page.items) {
+    items.push_back(IntervalJson(iv));
+    if (nodes) nodes->AddTo(iv.node, &items.back());
+  }
   return items;
 }
 
@@ -210,7 +215,7 @@ HttpResponse QueryApi::Ip(const HttpRequest& req, const std::string& ip, const A
   if (!limit.ok()) return Fail(limit.status());
   auto page = store_->IpLeases(ip, *at, req.Query("continue"), *limit, access.filter());
   if (!page.ok()) return Fail(page.status());
-  json out = {{"ip", ip}, {"holders", IntervalsJson(*page)}};
+  json out = {{"ip", ip}, {"holders", IntervalsJson(*page, state_->node_directory())}};
   out["at"] = *at ? json(TimeText(**at)) : json(nullptr);
   AddContinue(out, page->next);
   return JsonOk(out);
@@ -269,7 +274,8 @@ HttpResponse QueryApi::Placements(const HttpRequest& req, const Access& access) 
   auto page =
       store_->Placements(ns, name, node, *at, req.Query("continue"), *limit, access.filter());
   if (!page.ok()) return Fail(page.status());
-  json out = {{"placements", IntervalsJson(*page)}, {"count", page->items.size()}};
+  json out = {{"placements", IntervalsJson(*page, state_->node_directory())},
+              {"count", page->items.size()}};
   out["at"] = *at ? json(TimeText(**at)) : json(nullptr);
   AddContinue(out, page->next);
   return JsonOk(out);

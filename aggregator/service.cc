@@ -89,6 +89,19 @@ Result<NamespaceAccess> AggregatorService::ReadAccess(const HttpRequest& req,
 }
 
 HttpResponse AggregatorService::Read(const HttpRequest& req) {
+  HttpResponse r = Answer(req);
+  // Every answer (errors too) says which cluster it describes: first in the
+  // object, without re-serializing what may be a large body.
+  if (!options_.cluster.empty() && !r.body.empty() && r.body[0] == '{') {
+    std::string field = "{\"cluster\":";
+    AppendJsonString(options_.cluster, &field);
+    if (r.body.size() > 2) field += ',';
+    r.body.replace(0, 1, field);
+  }
+  return r;
+}
+
+HttpResponse AggregatorService::Answer(const HttpRequest& req) {
   const std::string& path = req.path;
   // The endpoint, and the one namespace it is about (if any).
   std::string endpoint, ns, rest;

@@ -37,6 +37,8 @@ struct ServiceOptions {
   // /metrics needs a token whose user may `get` the URL /metrics (the token
   // reviewed for the API server's own audience, as kube-rbac-proxy does).
   bool metrics_auth = false;
+  // --cluster-name: "cluster" of every /v1 answer ("" = no such field).
+  std::string cluster;
 };
 
 class AggregatorService {
@@ -55,6 +57,7 @@ class AggregatorService {
   HttpResponse PostReport(const HttpRequest& request);
   HttpResponse Metrics(const HttpRequest& request);
   HttpResponse Read(const HttpRequest& request);
+  HttpResponse Answer(const HttpRequest& request);
   // What the caller of a read may see, or the error answer.
   Result<NamespaceAccess> ReadAccess(const HttpRequest& request, const std::string& endpoint,
                                      const std::string& ns);

@@ -440,22 +440,20 @@ void ClusterState::Emit(const std::string& event, SystemTime when, SystemTime no
   row.name = record.name;
   row.node = record.node_name;
   row.observed_by = node;
-  if (replay_batch_) {
-    AppendPodLogJson(record,
-                     {{"aggregated_at", now_text_},
-                      {"event", event},
-                      {"observed_by", node},
-                      {"replayed", "true", true},
-                      {"timestamp", when_text}},
-                     &row.line);
-  } else {
-    AppendPodLogJson(record,
-                     {{"aggregated_at", now_text_},
-                      {"event", event},
-                      {"observed_by", node},
-                      {"timestamp", when_text}},
-                     &row.line);
-  }
+  // Extra fields in key order (AppendPodLogJson merges them with the pod's).
+  NodeDirectory::LogText where;
+  if (node_directory_) where = node_directory_->LogFields(record.node_name);
+  LogField extra[8];
+  size_t n = 0;
+  extra[n++] = {"aggregated_at", now_text_};
+  extra[n++] = {"event", event};
+  if (!where.addresses.empty()) extra[n++] = {"node_addresses", where.addresses, true};
+  if (!where.region.empty()) extra[n++] = {"node_region", where.region};
+  if (!where.zone.empty()) extra[n++] = {"node_zone", where.zone};
+  extra[n++] = {"observed_by", node};
+  if (replay_batch_) extra[n++] = {"replayed", "true", true};
+  extra[n++] = {"timestamp", when_text};
+  AppendPodLogJson(record, extra, n, &row.line);
   row.replayed = replay_batch_;
   batch_.events.push_back(std::move(row));
   bool gone = event == "DELETED";
@@ -578,7 +576,9 @@ bool ClusterState::IsStale(const NodeEntry& n, SystemTime now) const {
 }
 
 json ClusterState::PodJson(const PodEntry& e, SystemTime now) const {
-  json j = PodRecordToLogJson(e.pod->Unpack());
+  PodRecord rec = e.pod->Unpack();
+  json j = PodRecordToLogJson(rec);
+  if (node_directory_) node_directory_->AddTo(rec.node_name, &j);
   j["observed_by"] = e.observed_by;
   j["last_change"] = FormatRfc3339Micros(e.last_change);
   j["deleted"] = e.deleted;

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "aggregator/metrics.h"
+#include "aggregator/node_directory.h"
 #include "aggregator/pod_census.h"
 #include "aggregator/pod_observer.h"
 #include "aggregator/store/store.h"
@@ -92,6 +93,10 @@ class ClusterState {
   void AddObserver(PodObserver* observer);
   // Attaches a census (aggregator/pod_census.h); call before Open().
   void AddCensus(PodCensus* census);
+  // Node addresses and topology for log lines and answers; call before
+  // Open(). Null (the default): none.
+  void SetNodeDirectory(const NodeDirectory* nodes) { node_directory_ = nodes; }
+  const NodeDirectory* node_directory() const { return node_directory_; }
   // Called after every commit that added log lines (wakes the log writer).
   void SetCommitListener(std::function<void()> fn) { on_commit_ = std::move(fn); }
   // Loads the cache from the store. Call once before Apply.
@@ -169,6 +174,7 @@ class ClusterState {
   std::vector<PodObserver*> observers_;
   std::vector<PodCensus*> censuses_;  // Kept in step with the cache (ingest_mu_).
   std::function<void()> on_commit_;
+  const NodeDirectory* node_directory_ = nullptr;
 
   // Serializes Apply and reloads; held across the commit.
   std::mutex ingest_mu_;

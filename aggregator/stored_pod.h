@@ -26,7 +26,8 @@ class StoredPod {
     auto out = std::make_shared<StoredPod>();
     std::string& b = out->packed_;
     size_t size = 1 + VarintSize(p.pod_ips.size()) + VarintSize(p.conditions.size()) +
-                  VarintSize(p.containers.size()) + VarintSize(p.labels.size());
+                  VarintSize(p.containers.size()) + VarintSize(p.labels.size()) +
+                  VarintSize(p.annotations.size());
     for (const std::string* f :
          {&p.uid, &p.namespace_, &p.name, &p.node_name, &p.phase, &p.creation_timestamp, &p.pod_ip,
           &p.host_ip, &p.deletion_timestamp, &p.owner_kind, &p.owner_name}) {
@@ -40,6 +41,7 @@ class StoredPod {
       size += StringSize(c.name) + StringSize(c.image) + StringSize(c.image_id);
     }
     for (const auto& [k, v] : p.labels) size += StringSize(k) + StringSize(v);
+    for (const auto& [k, v] : p.annotations) size += StringSize(k) + StringSize(v);
     b.reserve(size);
     for (const std::string* f :
          {&p.uid, &p.namespace_, &p.name, &p.node_name, &p.phase, &p.creation_timestamp, &p.pod_ip,
@@ -61,10 +63,12 @@ class StoredPod {
       PutString(c.image, &b);
       PutString(c.image_id, &b);
     }
-    PutVarint(p.labels.size(), &b);
-    for (const auto& [k, v] : p.labels) {
-      PutString(k, &b);
-      PutString(v, &b);
+    for (const auto* map : {&p.labels, &p.annotations}) {
+      PutVarint(map->size(), &b);
+      for (const auto& [k, v] : *map) {
+        PutString(k, &b);
+        PutString(v, &b);
+      }
     }
     assert(b.size() == size);  // The reserve was exact: no reallocation.
     out->resource_version_ = p.resource_version;
@@ -94,9 +98,11 @@ class StoredPod {
       x.image = GetString(&c);
       x.image_id = GetString(&c);
     }
-    for (size_t n = GetVarint(&c); n > 0; --n) {
-      std::string k(GetString(&c));
-      p.labels.emplace_hint(p.labels.end(), std::move(k), GetString(&c));
+    for (auto* map : {&p.labels, &p.annotations}) {
+      for (size_t n = GetVarint(&c); n > 0; --n) {
+        std::string k(GetString(&c));
+        map->emplace_hint(map->end(), std::move(k), GetString(&c));
+      }
     }
     p.resource_version = resource_version_;
     return p;

@@ -3,27 +3,16 @@
 #include <algorithm>
 #include <string_view>
 
+#include "common/json_fields.h"
+
 namespace ashiato {
 
 namespace {
 
 using nlohmann::json;
 
-// Returns j[key] as a string, or "" when absent or not a string.
-std::string Str(const json& j, const char* key) {
-  if (!j.is_object()) return "";
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) return "";
-  return it->get<std::string>();
-}
-
-const json& Obj(const json& j, const char* key) {
-  static const json kNull;
-  if (!j.is_object()) return kNull;
-  auto it = j.find(key);
-  if (it == j.end()) return kNull;
-  return *it;
-}
+std::string Str(const json& j, const char* key) { return JsonStringField(j, key); }
+const json& Obj(const json& j, const char* key) { return JsonField(j, key); }
 
 // The alphabet of rand.SafeEncodeString, which generates pod-template-hash
 // values (no vowels, no 0/1/3 so no words form).
@@ -61,7 +50,8 @@ bool PodRecord::SameObservableState(const PodRecord& o) const {
          pod_ip == o.pod_ip && pod_ips == o.pod_ips && host_ip == o.host_ip && phase == o.phase &&
          conditions == o.conditions && containers == o.containers && owner_kind == o.owner_kind &&
          owner_name == o.owner_name && owner_inferred == o.owner_inferred && labels == o.labels &&
-         creation_timestamp == o.creation_timestamp && deletion_timestamp == o.deletion_timestamp;
+         annotations == o.annotations && creation_timestamp == o.creation_timestamp &&
+         deletion_timestamp == o.deletion_timestamp;
 }
 
 std::string DeploymentFromReplicaSetName(const std::string& replicaset,
@@ -81,7 +71,7 @@ std::string DeploymentFromReplicaSetName(const std::string& replicaset) {
   return DeploymentFromReplicaSetName(replicaset, "");
 }
 
-PodRecord PodRecordFromPodJson(const json& pod) {
+PodRecord PodRecordFromPodJson(const json& pod, const AnnotationCapture* capture) {
   PodRecord r;
   const json& meta = Obj(pod, "metadata");
   const json& spec = Obj(pod, "spec");
@@ -98,6 +88,16 @@ PodRecord PodRecordFromPodJson(const json& pod) {
     for (auto it = labels.begin(); it != labels.end(); ++it) {
       if (it.value().is_string()) r.labels[it.key()] = it.value().get<std::string>();
     }
+  }
+  const json& annotations = Obj(meta, "annotations");
+  if (capture != nullptr && !capture->empty() && annotations.is_object()) {
+    std::map<std::string, std::string> wanted;
+    for (auto it = annotations.begin(); it != annotations.end(); ++it) {
+      if (it.value().is_string() && capture->Matches(it.key())) {
+        wanted[it.key()] = it.value().get<std::string>();
+      }
+    }
+    r.annotations = capture->Select(wanted);
   }
 
   // The controller reference is the owner; without one, the first reference.
@@ -178,6 +178,7 @@ json PodRecordToLogJson(const PodRecord& r) {
     j["owner"] = {{"kind", r.owner_kind}, {"name", r.owner_name}, {"inferred", r.owner_inferred}};
   }
   j["labels"] = r.labels;
+  if (!r.annotations.empty()) j["annotations"] = r.annotations;
   j["creation_timestamp"] = r.creation_timestamp;
   j["deletion_timestamp"] =
       r.deletion_timestamp.empty() ? json(nullptr) : json(r.deletion_timestamp);
@@ -223,6 +224,12 @@ PodRecord PodRecordFromLogJson(const json& j) {
   if (labels.is_object()) {
     for (auto it = labels.begin(); it != labels.end(); ++it) {
       if (it.value().is_string()) r.labels[it.key()] = it.value().get<std::string>();
+    }
+  }
+  const json& annotations = Obj(j, "annotations");
+  if (annotations.is_object()) {
+    for (auto it = annotations.begin(); it != annotations.end(); ++it) {
+      if (it.value().is_string()) r.annotations[it.key()] = it.value().get<std::string>();
     }
   }
   r.creation_timestamp = Str(j, "creation_timestamp");

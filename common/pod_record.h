@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "common/annotation_capture.h"
+
 namespace ashiato {
 
 struct ContainerRecord {
@@ -41,6 +43,8 @@ struct PodRecord {
   std::string owner_name;
   bool owner_inferred = false;
   std::map<std::string, std::string> labels;
+  // Only the annotations --capture-annotations asks for (none by default).
+  std::map<std::string, std::string> annotations;
   std::string creation_timestamp;
   std::string deletion_timestamp;  // Set once deletion started.
   std::string resource_version;    // Opaque; compared with CompareResourceVersions.
@@ -53,8 +57,10 @@ struct PodRecord {
 };
 
 // Builds the record from a Kubernetes Pod object (v1). Unknown fields are
-// ignored; missing fields stay empty.
-PodRecord PodRecordFromPodJson(const nlohmann::json& pod);
+// ignored; missing fields stay empty. Annotations are copied only as
+// `capture` selects them (null: none).
+PodRecord PodRecordFromPodJson(const nlohmann::json& pod,
+                               const AnnotationCapture* capture = nullptr);
 
 // The shared log schema (agent stdout and aggregator unified log), without
 // `event`/`timestamp`, which the caller adds. Keeps the old poller's field

@@ -200,5 +200,54 @@ TEST(PodRecordTest, CompareResourceVersions) {
   EXPECT_LT(CompareResourceVersions("", "1"), 0);
 }
 
+TEST(PodRecordTest, AnnotationsOnlyAsCaptured) {
+  json pod = SamplePod();
+  pod["metadata"]["annotations"] = {{"example.com/owner", "payments"},
+                                    {"example.com/ticket", "OPS-1"},
+                                    {"team", "core"},
+                                    {"teams", "x"},
+                                    {"kubectl.kubernetes.io/last-applied-configuration", "{}"}};
+  EXPECT_TRUE(PodRecordFromPodJson(pod).annotations.empty()) << "none without a capture";
+  auto capture = AnnotationCapture::Parse({"example.com/*", "team"});
+  ASSERT_TRUE(capture.ok());
+  PodRecord r = PodRecordFromPodJson(pod, &*capture);
+  EXPECT_EQ(r.annotations, (std::map<std::string, std::string>{{"example.com/owner", "payments"},
+                                                               {"example.com/ticket", "OPS-1"},
+                                                               {"team", "core"}}));
+  // Observable: a change of a captured annotation is a change.
+  PodRecord other = r;
+  other.annotations["team"] = "edge";
+  EXPECT_FALSE(other.SameObservableState(r));
+  // The log line carries them, and only when there are some.
+  json j = PodRecordToLogJson(r);
+  EXPECT_EQ(j["annotations"]["team"], "core");
+  EXPECT_TRUE(PodRecordFromLogJson(j).SameObservableState(r));
+  EXPECT_FALSE(PodRecordToLogJson(PodRecordFromPodJson(pod)).contains("annotations"));
+}
+
+TEST(PodRecordTest, AnnotationCaptureIsBounded) {
+  EXPECT_TRUE(AnnotationCapture::Parse({""})->empty());
+  EXPECT_FALSE(AnnotationCapture::Parse({"a*b"}).ok());
+  EXPECT_FALSE(AnnotationCapture::Parse({std::string(400, 'k')}).ok());
+  auto all = AnnotationCapture::Parse({"*"});
+  ASSERT_TRUE(all.ok());
+  std::map<std::string, std::string> many;
+  for (int i = 0; i < 40; ++i) many["k" + std::to_string(100 + i)] = "v";
+  auto got = all->Select(many);
+  EXPECT_EQ(got.size(), kMaxAnnotations + 1);  // 32 and the marker.
+  EXPECT_EQ(got[kAnnotationsOmittedKey], "8");
+  std::map<std::string, std::string> big = {{"a", std::string(kMaxAnnotationBytes, 'x')},
+                                            {"b", "small"}};
+  got = all->Select(big);
+  EXPECT_FALSE(got.count("a")) << "a value that does not fit is left out, not cut";
+  EXPECT_EQ(got["b"], "small");
+  EXPECT_EQ(got[kAnnotationsOmittedKey], "1");
+  size_t bytes = 0;
+  for (const auto& [k, v] : all->Select(many)) {
+    if (k != kAnnotationsOmittedKey) bytes += k.size() + v.size();
+  }
+  EXPECT_LE(bytes, kMaxAnnotationBytes);
+}
+
 }  // namespace
 }  // namespace ashiato

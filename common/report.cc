@@ -23,6 +23,7 @@ constexpr const char* kConditions = "c";  // [[type, status, last_transition_tim
 constexpr const char* kContainers = "k";  // [[name, image, image_id], ...]
 constexpr const char* kOwner = "o";       // [kind, name, inferred]
 constexpr const char* kLabels = "l";
+constexpr const char* kAnnotations = "a";  // Only those the agent was told to capture.
 constexpr const char* kCreated = "ct";
 constexpr const char* kDeleted = "dt";
 constexpr const char* kResourceVersion = "rv";
@@ -63,6 +64,7 @@ json RecordToWire(const ReportRecord& r, const std::string& envelope_node) {
     j[kOwner] = {p.owner_kind, p.owner_name, p.owner_inferred};
   }
   if (!p.labels.empty()) j[kLabels] = p.labels;
+  if (!p.annotations.empty()) j[kAnnotations] = p.annotations;
   PutIfSet(j, kCreated, p.creation_timestamp);
   PutIfSet(j, kDeleted, p.deletion_timestamp);
   PutIfSet(j, kResourceVersion, p.resource_version);
@@ -163,6 +165,16 @@ class ReportSax {
         }
         label_key_ = std::move(k);
         break;
+      case Frame::kAnnotations:
+        annotation_bytes_ += k.size();
+        if (++annotation_count_ > limits_.max_annotations ||
+            annotation_bytes_ > limits_.max_annotation_bytes) {
+          return Fail(InvalidArgument(RecordWhere() + ".a: more than " +
+                                      std::to_string(limits_.max_annotations) + " annotations or " +
+                                      std::to_string(limits_.max_annotation_bytes) + " bytes"));
+        }
+        label_key_ = std::move(k);
+        break;
       default:
         break;
     }
@@ -185,12 +197,13 @@ class ReportSax {
     kTuple,
     kOwner,
     kLabels,
+    kAnnotations,
     kSkip
   };
   enum class Kind : uint8_t { kNull, kBool, kInt, kUnsigned, kFloat, kString };
   enum class TopKey : uint8_t { kOther, kV, kNode, kEpoch, kSeq, kSnap, kReplay, kSent, kR };
   static constexpr unsigned kTopKeys = 9;
-  static constexpr unsigned kRecKeys = 18;
+  static constexpr unsigned kRecKeys = 19;
   enum class RecKey : uint8_t {
     kOther,
     kOp,
@@ -209,7 +222,8 @@ class ReportSax {
     kCreated,
     kDeleted,
     kRv,
-    kObserved
+    kObserved,
+    kAnnotations
   };
 
   static TopKey TopKeyOf(std::string_view k) {
@@ -240,6 +254,8 @@ class ReportSax {
             return RecKey::kOwner;
           case 'l':
             return RecKey::kLabels;
+          case 'a':
+            return RecKey::kAnnotations;
           case 't':
             return RecKey::kObserved;
           default:
@@ -300,6 +316,8 @@ class ReportSax {
         return kResourceVersion;
       case RecKey::kObserved:
         return kObserved;
+      case RecKey::kAnnotations:
+        return kAnnotations;
       default:
         return "?";
     }
@@ -438,6 +456,19 @@ class ReportSax {
         out_->records.back().pod.labels.insert_or_assign(std::move(label_key_), std::move(*str_));
         return true;
       }
+      case Frame::kAnnotations: {
+        if (kind != Kind::kString) {
+          return Fail(InvalidArgument(RecordWhere() + ".a." + label_key_ + ": expected a string"));
+        }
+        annotation_bytes_ += str_->size();
+        if (annotation_bytes_ > limits_.max_annotation_bytes) {
+          return Fail(InvalidArgument(RecordWhere() + ".a: more than " +
+                                      std::to_string(limits_.max_annotation_bytes) + " bytes"));
+        }
+        out_->records.back().pod.annotations.insert_or_assign(std::move(label_key_),
+                                                              std::move(*str_));
+        return true;
+      }
       case Frame::kSkip:
         return true;
     }
@@ -512,9 +543,11 @@ class ReportSax {
       case RecKey::kConditions:
       case RecKey::kContainers:
       case RecKey::kLabels:
-        return Fail(
-            InvalidArgument(FieldWhere() + (rec_key_ == RecKey::kLabels ? ": expected an object"
-                                                                        : ": expected an array")));
+      case RecKey::kAnnotations:
+        return Fail(InvalidArgument(FieldWhere() +
+                                    (rec_key_ == RecKey::kLabels || rec_key_ == RecKey::kAnnotations
+                                         ? ": expected an object"
+                                         : ": expected an array")));
       case RecKey::kOwner:
         return Fail(InvalidArgument(RecordWhere() + ".o: expected [kind, name, inferred]"));
       case RecKey::kOp:
@@ -635,6 +668,13 @@ class ReportSax {
             p.labels.clear();
             stack_.push_back(Frame::kLabels);
             return true;
+          case RecKey::kAnnotations:
+            if (!object) return Fail(InvalidArgument(RecordWhere() + ".a: expected an object"));
+            p.annotations.clear();
+            annotation_count_ = 0;
+            annotation_bytes_ = 0;
+            stack_.push_back(Frame::kAnnotations);
+            return true;
           default:
             return RecordScalar(Kind::kNull);  // The type error of that key.
         }
@@ -656,6 +696,8 @@ class ReportSax {
         return Fail(InvalidArgument(RecordWhere() + ".o: expected [kind, name, inferred]"));
       case Frame::kLabels:
         return Fail(InvalidArgument(RecordWhere() + ".l." + label_key_ + ": expected a string"));
+      case Frame::kAnnotations:
+        return Fail(InvalidArgument(RecordWhere() + ".a." + label_key_ + ": expected a string"));
       case Frame::kSkip:
         ++skip_depth_;
         return true;
@@ -764,7 +806,9 @@ class ReportSax {
   RecKey rec_key_ = RecKey::kOther;
   unsigned seen_ = 0;
   std::string op_;
-  std::string label_key_;
+  std::string label_key_;  // Also the annotation key.
+  size_t annotation_count_ = 0;
+  size_t annotation_bytes_ = 0;
   bool tuples_of_containers_ = false;
   size_t tuple_index_ = 0;
   size_t tuple_fill_ = 0;
@@ -948,6 +992,7 @@ namespace {
 
 // The pod's fields of the log schema, in key order.
 enum class LogKey : uint8_t {
+  kAnnotations,  // Only when some were captured.
   kConditions,
   kContainers,
   kCreated,
@@ -965,21 +1010,11 @@ enum class LogKey : uint8_t {
   kUid,
   kEnd
 };
-constexpr std::string_view kLogKeys[] = {"conditions",
-                                         "containers",
-                                         "creation_timestamp",
-                                         "deletion_timestamp",
-                                         "host_ip",
-                                         "labels",
-                                         "namespace",
-                                         "node_name",
-                                         "owner",
-                                         "phase",
-                                         "pod_ip",
-                                         "pod_ips",
-                                         "pod_name",
-                                         "resource_version",
-                                         "uid"};
+constexpr std::string_view kLogKeys[] = {
+    "annotations", "conditions", "containers", "creation_timestamp", "deletion_timestamp",
+    "host_ip",     "labels",     "namespace",  "node_name",          "owner",
+    "phase",       "pod_ip",     "pod_ips",    "pod_name",           "resource_version",
+    "uid"};
 
 void AppendKey(std::string_view key, std::string* out) {
   out->push_back('"');
@@ -987,8 +1022,23 @@ void AppendKey(std::string_view key, std::string* out) {
   out->append("\":");
 }
 
+void AppendStringMap(const std::map<std::string, std::string>& m, std::string* out) {
+  out->push_back('{');
+  bool first = true;
+  for (const auto& [key, value] : m) {
+    if (!first) out->push_back(',');
+    first = false;
+    AppendJsonString(key, out);
+    out->push_back(':');
+    AppendJsonString(value, out);
+  }
+  out->push_back('}');
+}
+
 void AppendLogValue(const PodRecord& r, LogKey k, std::string* out) {
   switch (k) {
+    case LogKey::kAnnotations:
+      return AppendStringMap(r.annotations, out);
     case LogKey::kConditions: {
       out->push_back('[');
       bool first = true;
@@ -1034,19 +1084,8 @@ void AppendLogValue(const PodRecord& r, LogKey k, std::string* out) {
       return;
     case LogKey::kHostIp:
       return AppendJsonString(r.host_ip, out);
-    case LogKey::kLabels: {
-      out->push_back('{');
-      bool first = true;
-      for (const auto& [key, value] : r.labels) {
-        if (!first) out->push_back(',');
-        first = false;
-        AppendJsonString(key, out);
-        out->push_back(':');
-        AppendJsonString(value, out);
-      }
-      out->push_back('}');
-      return;
-    }
+    case LogKey::kLabels:
+      return AppendStringMap(r.labels, out);
     case LogKey::kNamespace:
       return AppendJsonString(r.namespace_, out);
     case LogKey::kNodeName:
@@ -1093,37 +1132,37 @@ void AppendLogValue(const PodRecord& r, LogKey k, std::string* out) {
 
 void AppendPodLogJson(const PodRecord& pod, std::initializer_list<LogField> extra,
                       std::string* out) {
+  AppendPodLogJson(pod, extra.begin(), extra.size(), out);
+}
+
+void AppendPodLogJson(const PodRecord& pod, const LogField* extra, size_t extra_count,
+                      std::string* out) {
   out->push_back('{');
-  const LogField* x = extra.begin();
+  const LogField* x = extra;
+  const LogField* end = extra + extra_count;
   bool first = true;
   auto comma = [&] {
     if (!first) out->push_back(',');
     first = false;
   };
+  auto append_extra = [&](const LogField& f) {
+    comma();
+    AppendKey(f.key, out);
+    if (f.raw) {
+      out->append(f.value);
+    } else {
+      AppendJsonString(f.value, out);
+    }
+  };
   for (int k = 0; k < static_cast<int>(LogKey::kEnd); ++k) {
     std::string_view key = kLogKeys[k];
-    for (; x != extra.end() && x->key < key; ++x) {
-      comma();
-      AppendKey(x->key, out);
-      if (x->raw) {
-        out->append(x->value);
-      } else {
-        AppendJsonString(x->value, out);
-      }
-    }
+    for (; x != end && x->key < key; ++x) append_extra(*x);
+    if (static_cast<LogKey>(k) == LogKey::kAnnotations && pod.annotations.empty()) continue;
     comma();
     AppendKey(key, out);
     AppendLogValue(pod, static_cast<LogKey>(k), out);
   }
-  for (; x != extra.end(); ++x) {
-    comma();
-    AppendKey(x->key, out);
-    if (x->raw) {
-      out->append(x->value);
-    } else {
-      AppendJsonString(x->value, out);
-    }
-  }
+  for (; x != end; ++x) append_extra(*x);
   out->push_back('}');
 }
 

@@ -67,6 +67,11 @@ struct ReportLimits {
   // Longest accepted string field (names are <= 253 in Kubernetes; label
   // values and images can be longer).
   size_t max_string_bytes = 4096;
+  // Captured annotations per record: keys at most, and key + value bytes
+  // at most (the agent captures at most 32 keys and 4 KiB, plus its
+  // "annotations-omitted" marker: common/annotation_capture.h).
+  size_t max_annotations = 64;
+  size_t max_annotation_bytes = 8192;
 };
 
 // Serializes `report` as compact JSON (no whitespace).
@@ -105,6 +110,9 @@ struct LogField {
 // error_handler_t::replace, byte for byte, without building a json value.
 // `extra` must be sorted by key and must not repeat a pod field.
 void AppendPodLogJson(const PodRecord& pod, std::initializer_list<LogField> extra,
+                      std::string* out);
+// As above, with `extra_count` fields at `extra` (a list built at run time).
+void AppendPodLogJson(const PodRecord& pod, const LogField* extra, size_t extra_count,
                       std::string* out);
 
 // Appends `s` as a quoted JSON string, escaped as nlohmann's dump() does

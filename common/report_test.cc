@@ -258,5 +258,46 @@ TEST(ReportTest, BytesPerTypicalRecord) {
   EXPECT_LT(raw, 1024);
 }
 
+TEST(ReportTest, AnnotationsOnTheWireAndInTheLogLine) {
+  Report in = TypicalReport(2);
+  in.records[0].pod.annotations = {{"example.com/owner", "payments"}, {"team", "core"}};
+  std::string wire = EncodeReport(in);
+  EXPECT_NE(wire.find("\"a\":{\"example.com/owner\":\"payments\""), std::string::npos) << wire;
+  auto out = DecodeReport(wire);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->records[0].pod.annotations, in.records[0].pod.annotations);
+  EXPECT_TRUE(out->records[1].pod.annotations.empty());
+  // The log line written without a DOM equals the DOM's, with and without
+  // annotations, and with a cluster field among the extras.
+  for (const PodRecord& p : {in.records[0].pod, in.records[1].pod}) {
+    std::string line;
+    AppendPodLogJson(p, {{"cluster", "prod-eu-1"}, {"event", "SYNC"}}, &line);
+    nlohmann::json want = PodRecordToLogJson(p);
+    want["cluster"] = "prod-eu-1";
+    want["event"] = "SYNC";
+    EXPECT_EQ(line, want.dump());
+  }
+  // Bounded: too many annotation bytes is a clear error.
+  ReportLimits tight;
+  tight.max_annotation_bytes = 10;
+  auto refused = DecodeReport(wire, tight);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("report.r[0].a"), std::string::npos)
+      << refused.status().ToString();
+  auto wrong = DecodeReport(
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"d","n":"p","a":{"k":1}}]})");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find(".a.k: expected a string"), std::string::npos);
+}
+
+TEST(ReportTest, UnknownRecordKeysAreIgnored) {
+  // What an older aggregator does with a newer agent's additive keys, and
+  // this one with keys it does not know.
+  auto r = DecodeReport(
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"d","n":"p","zz":{"x":[1]},"a":{"k":"v"}}]})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->records[0].pod.annotations.at("k"), "v");
+}
+
 }  // namespace
 }  // namespace ashiato

@@ -247,11 +247,14 @@ TEST(DeploymentOutbox, SurvivesReopenInOrderPerDeploymentName) {
 TEST(DeploymentOutbox, AVersion1StoreIsMigrated) {
   TempStore s;
   std::string path = s->path();
-  // Turn the file into what a version 1 aggregator wrote: no outbox table.
+  // Turn the file into what a version 1 aggregator wrote: no outbox table
+  // (nor the later node_info).
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE deployment_outbox; PRAGMA user_version=1", nullptr,
-                         nullptr, nullptr),
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TABLE deployment_outbox; DROP TABLE node_info; "
+                         "PRAGMA user_version=1",
+                         nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   s.Reopen();

@@ -117,6 +117,17 @@ CREATE TABLE deployment_outbox(
 CREATE INDEX deployment_outbox_by_name ON deployment_outbox(deployment_name, id);
 CREATE INDEX deployment_outbox_by_due ON deployment_outbox(next_attempt_us);
 )sql",
+    // 2 -> 3: what the aggregator's Node watch last saw of each node
+    // (aggregator/node_directory.h). A deleted node keeps its row, so
+    // history and answers after a restart still name its addresses.
+    R"sql(
+CREATE TABLE node_info(
+  node TEXT PRIMARY KEY,
+  -- {"addresses":[{"type":"InternalIP","address":"10.0.0.1"},...],"zone":..,"region":..}
+  info TEXT NOT NULL,
+  deleted INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL);
+)sql",
 };
 
 }  // namespace ashiato

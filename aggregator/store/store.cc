@@ -587,6 +587,46 @@ Status Store::LoadNodes(const std::function<void(NodeRow&&)>& fn) {
   return r.ok() ? Status::Ok() : r.status();
 }
 
+Status Store::PutNodeInfo(const std::vector<NodeInfoRow>& rows) {
+  std::lock_guard<std::mutex> w(write_mu_);
+  if (!writer_ || !healthy_) return Unavailable("store unavailable: " + last_error_);
+  if (rows.empty()) return Status::Ok();
+  sqlite3* db = writer_;
+  Status st = Exec(db, "BEGIN IMMEDIATE");
+  if (st.ok()) {
+    Stmt s(db,
+           "INSERT OR REPLACE INTO node_info(node, info, deleted, updated_us) VALUES(?, ?, ?, ?)");
+    st = s.status("store: prepare node info");
+    for (size_t i = 0; st.ok() && i < rows.size(); ++i) {
+      const NodeInfoRow& r = rows[i];
+      s.Reset();
+      st = s.Bind(1, r.node)
+               .Bind(2, r.info)
+               .Bind(3, int64_t{r.deleted})
+               .Bind(4, r.updated)
+               .Run("store: write node info");
+    }
+  }
+  if (!st.ok()) {
+    (void)Exec(db, "ROLLBACK");
+    return st;
+  }
+  return Exec(db, "COMMIT");
+}
+
+Status Store::LoadNodeInfo(const std::function<void(NodeInfoRow&&)>& fn) {
+  auto r = Read<bool>([&](sqlite3* db) -> Result<bool> {
+    Stmt s(db, "SELECT node, info, deleted, updated_us FROM node_info");
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      fn(NodeInfoRow{s.Text(0), s.Text(1), s.Int(2) != 0, s.Int(3)});
+    }
+    if (rc != SQLITE_DONE) return SqliteStatus(db, rc, "store: load node info");
+    return true;
+  });
+  return r.ok() ? Status::Ok() : r.status();
+}
+
 Result<std::vector<StoredEvent>> Store::EventsAfter(int64_t after, size_t limit) {
   return Read<std::vector<StoredEvent>>([&](sqlite3* db) -> Result<std::vector<StoredEvent>> {
     Stmt s(db,

@@ -35,7 +35,7 @@ class Registry;
 namespace ashiato {
 
 // The schema version this build writes (docs/storage.md, "Schema").
-inline constexpr int kStoreSchemaVersion = 2;
+inline constexpr int kStoreSchemaVersion = 3;
 
 struct StoreOptions {
   // Directory of the store; created if missing. The file is <dir>/ashiato.db.
@@ -107,6 +107,14 @@ struct OutboxEntry {
   std::string last_error;
 };
 
+// What the Node watch last saw of a node (aggregator/node_directory.h).
+struct NodeInfoRow {
+  std::string node;
+  std::string info;  // JSON object: addresses, zone, region.
+  bool deleted = false;
+  UnixMicros updated = 0;
+};
+
 struct StoreSize {
   uint64_t bytes = 0;  // Pages in use (page_count - freelist) * page_size.
   uint64_t file_bytes = 0;
@@ -153,6 +161,10 @@ class Store {
   // `max_tombstones` most recently deleted, oldest first; every node.
   Status LoadPods(size_t max_tombstones, const std::function<void(PodRow&&)>& fn);
   Status LoadNodes(const std::function<void(NodeRow&&)>& fn);
+
+  // --- Node addresses and topology (kept for deleted nodes too).
+  Status PutNodeInfo(const std::vector<NodeInfoRow>& rows);
+  Status LoadNodeInfo(const std::function<void(NodeInfoRow&&)>& fn);
 
   // The unified log's source: events with id > after, in id order.
   Result<std::vector<StoredEvent>> EventsAfter(int64_t after, size_t limit);

@@ -31,8 +31,9 @@ constexpr auto Bin = testing::BinFromEnv;
 // What a user can observe of a pod; equal across kubesim and the aggregator.
 std::string Observable(const json& log_or_pod) {
   json j = log_or_pod;
-  for (const char* k : {"timestamp", "aggregated_at", "observed_by", "resource_version", "event",
-                        "last_change", "stale", "deleted", "id"}) {
+  for (const char* k :
+       {"timestamp", "aggregated_at", "observed_by", "resource_version", "event", "last_change",
+        "stale", "deleted", "id", "cluster", "node_addresses", "node_zone", "node_region"}) {
     j.erase(k);
   }
   return j.dump();

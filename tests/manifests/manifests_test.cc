@@ -226,9 +226,11 @@ TEST_F(ManifestTest, AggregatorRbacIsConfigMapsAndAgentPodsInItsNamespaceAndRevi
   YAML::Node tr = rendered_.Find("ClusterRole", "ashiato-aggregator-tokenreview");
   ASSERT_TRUE(tr);
   // What system:auth-delegator grants: TokenReview for every token, SubjectAccessReview
-  // for what readers may see.
-  EXPECT_THAT(Rules(tr), ElementsAre("authentication.k8s.io|tokenreviews|create",
-                                     "authorization.k8s.io|subjectaccessreviews|create"));
+  // for what readers may see; and one cluster-wide Node list+watch for the nodes'
+  // addresses and zone (no get, no write).
+  EXPECT_THAT(Rules(tr),
+              ElementsAre("authentication.k8s.io|tokenreviews|create",
+                          "authorization.k8s.io|subjectaccessreviews|create", "|nodes|list,watch"));
   // The agents live in the aggregator's namespace, so a Role suffices.
   YAML::Node sts = rendered_.Find("StatefulSet", "ashiato-aggregator");
   ASSERT_TRUE(sts);
@@ -318,7 +320,7 @@ TEST_F(ManifestTest, AgentDaemonSetWiring) {
   ASSERT_TRUE(node_env) << "NODE_NAME env missing";
   EXPECT_EQ(Str(node_env["valueFrom"]["fieldRef"]["fieldPath"]), "spec.nodeName");
   EXPECT_EQ(Arg(c, "--node"), "$(NODE_NAME)");
-  EXPECT_EQ(Arg(c, "--aggregator"), "http://ashiato-aggregator.ashiato.svc:8080");
+  EXPECT_EQ(Arg(c, "--aggregator"), "http://ashiato-aggregator.$(POD_NAMESPACE).svc:8080");
   // Plain HTTP in the base, so the agent must be told it may send its token so.
   EXPECT_TRUE(HasArg(c, "--allow-insecure-aggregator"));
   EXPECT_EQ(Arg(c, "--listen-health"), ":9090");
@@ -706,6 +708,53 @@ TEST_F(ManifestTest, MonitoringOverlayAddsMonitorsRulesAndDashboard) {
               ::testing::HasSubstr("\"uid\": \"ashiato\""));
 }
 
+TEST_F(ManifestTest, RenamedNamespaceLeavesNoAshiatoNamespace) {
+  // docs/install.md promises that an overlay with another `namespace:` moves
+  // everything: nothing may still point at "ashiato" as a namespace.
+  const std::string dir = "daemonset/examples/renamed-namespace";
+  const std::string ns = "observability";
+  CommandResult raw =
+      RunCommand("kubectl kustomize " + ShellQuote(std::string(ASHIATO_SOURCE_DIR) + "/" + dir));
+  ASSERT_EQ(raw.exit_code, 0);
+  for (const char* left : {"namespace: ashiato\n", ".ashiato.svc",
+                           ".ashiato:", ":ashiato:", "matchNames", "[ashiato]"}) {
+    EXPECT_EQ(raw.out.find(left), std::string::npos) << "still in the render: " << left;
+  }
+  Rendered renamed = Render(dir);
+  // The monitoring overlay's objects, all of them moved.
+  EXPECT_EQ(renamed.objects.size(), Render("daemonset/overlays/monitoring").objects.size());
+  for (const auto& o : renamed.objects) {
+    std::string id = Str(o["kind"]) + "/" + Str(o["metadata"]["name"]);
+    if (Str(o["kind"]) == "Namespace") {
+      EXPECT_EQ(Str(o["metadata"]["name"]), ns);
+      continue;
+    }
+    if (o["metadata"]["namespace"]) {
+      EXPECT_EQ(Str(o["metadata"]["namespace"]), ns) << id;
+    }
+    for (const auto& subject : o["subjects"]) {
+      if (Str(subject["kind"]) == "ServiceAccount") {
+        EXPECT_EQ(Str(subject["namespace"]), ns) << id;
+      }
+    }
+  }
+  // The agents find the aggregator in their own namespace.
+  YAML::Node ds = renamed.Find("DaemonSet", "ashiato-agent");
+  ASSERT_TRUE(ds);
+  YAML::Node agent = ds["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_EQ(Arg(agent, "--aggregator"), "http://ashiato-aggregator.$(POD_NAMESPACE).svc:8080");
+  EXPECT_EQ(Str(Env(agent, "POD_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"]),
+            "metadata.namespace");
+  // The monitors select their own namespace (no namespaceSelector).
+  for (const char* kind : {"ServiceMonitor", "PodMonitor"}) {
+    for (const auto& o : renamed.objects) {
+      if (Str(o["kind"]) == kind) {
+        EXPECT_FALSE(o["spec"]["namespaceSelector"]) << kind;
+      }
+    }
+  }
+}
+
 TEST_F(ManifestTest, TlsOverlayServesHttpsWithCertManagerAndAgentsVerifyIt) {
   Rendered overlay = Render("daemonset/overlays/tls");
   // The base's objects plus the cert-manager ones.
@@ -771,6 +820,13 @@ TEST_F(ManifestTest, TlsOverlayServesHttpsWithCertManagerAndAgentsVerifyIt) {
   std::string url = Arg(a, "--aggregator");
   ASSERT_EQ(url.rfind("https://", 0), 0u) << url;
   std::string host = url.substr(8, url.rfind(':') - 8);
+  // $(POD_NAMESPACE) is the agents' own namespace (downward API).
+  const std::string var = "$(POD_NAMESPACE)";
+  ASSERT_EQ(Str(Env(a, "POD_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"]),
+            "metadata.namespace");
+  if (size_t at = host.find(var); at != std::string::npos) {
+    host.replace(at, var.size(), Str(ds["metadata"]["namespace"]));
+  }
   EXPECT_THAT(Strings(cert["spec"]["dnsNames"]), ::testing::Contains(host));
   EXPECT_FALSE(HasArg(a, "--allow-insecure-aggregator"));
   std::string ca_file = Arg(a, "--aggregator-ca-file");
