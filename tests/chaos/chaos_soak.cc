@@ -421,8 +421,11 @@ json Soak::AggGet(const std::string& path) {
 
 // What a user can observe of a pod; equal across kubesim and the aggregator.
 std::string Observable(json j) {
+  // Node addresses, zone and region come from Node objects, the cluster
+  // name from a flag: the aggregator's additions, not the pod's state.
   for (const char* k : {"timestamp", "aggregated_at", "observed_by", "resource_version", "event",
-                        "last_change", "stale", "deleted", "id", "replayed"}) {
+                        "last_change", "stale", "deleted", "id", "replayed", "cluster",
+                        "node_addresses", "node_zone", "node_region"}) {
     j.erase(k);
   }
   return j.dump();
