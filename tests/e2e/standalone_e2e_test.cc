@@ -310,8 +310,10 @@ TEST_F(StandaloneE2E, LogAllEveryPrintsTheWholeViewPeriodically) {
                                                 "--standalone", "--log-all-every", "200ms"});
   std::map<std::string, std::string> cluster = ClusterMapping();
   // Three complete dumps each (a dump is written whole before the next).
-  for (auto [agent, node] :
+  for (const auto& [process, node_name] :
        {std::pair{per_node, std::string("node-1")}, std::pair{standalone, std::string()}}) {
+    Subprocess* agent = process;  // A lambda may not capture a structured binding (C++17).
+    const std::string& node = node_name;
     std::set<std::string> want = AsLogged(cluster, node);
     ASSERT_FALSE(want.empty());
     ASSERT_TRUE(
