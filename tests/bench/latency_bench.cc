@@ -15,7 +15,6 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -131,16 +130,7 @@ int main(int argc, char** argv) {
        "--data-dir", dir + "/data"},
       agg_err, &out_fd);
   if (agg < 0) return 1;
-  int port = 0;
-  ashiato::testing::WaitFor(
-      [&] {
-        std::ifstream in(agg_err);
-        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        auto pos = text.find("serving on port ");
-        if (pos != std::string::npos) port = std::atoi(text.c_str() + pos + 16);
-        return port > 0;
-      },
-      20000ms);
+  uint16_t port = ashiato::testing::WaitForReportedPort(agg_err, 0, "serving on port ", 20000ms);
   std::string url = "http://127.0.0.1:" + std::to_string(port);
   LogTimer timer;
   std::thread reader([&] { timer.Run(out_fd); });

@@ -8,7 +8,6 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "common/http_client.h"
 #include "tests/kubesim/kubesim_process.h"
@@ -56,7 +55,7 @@ class IdentityE2E : public ::testing::Test {
   // On port 0; the port is read from its "serving on port N" log line. The
   // cluster name comes from the CLUSTER environment variable, as in a pod.
   void StartAggregator() {
-    size_t seen = testing::ReadLines(dir_ + "/aggregator.err").size();
+    const uint64_t from = testing::FileSize(dir_ + "/aggregator.err");
     agg_ = Subprocess::Start(
         {Bin("ASHIATO_AGGREGATOR_BIN", AGGREGATOR_BIN), "--listen", "127.0.0.1:0", "--kubeconfig",
          sim_->kubeconfig_path(), "--auth", "tokenreview", "--allow-unbound-agent-tokens",
@@ -64,19 +63,9 @@ class IdentityE2E : public ::testing::Test {
          "default", "--cm-debounce", "100ms"},
         dir_ + "/aggregator.out", dir_ + "/aggregator.err", {std::string("CLUSTER=") + kCluster});
     ASSERT_TRUE(agg_ != nullptr);
-    static const std::regex kServing("serving on port ([0-9]+)");
-    int port = 0;
-    ASSERT_TRUE(testing::WaitFor(
-        [&] {
-          auto lines = testing::ReadLines(dir_ + "/aggregator.err");
-          for (size_t i = seen; i < lines.size(); ++i) {
-            std::smatch m;
-            if (std::regex_search(lines[i], m, kServing)) port = std::stoi(m[1]);
-          }
-          return port != 0;
-        },
-        20000ms))
-        << "aggregator did not come up; see " << dir_ << "/aggregator.err";
+    uint16_t port =
+        testing::WaitForReportedPort(dir_ + "/aggregator.err", from, "serving on port ", 20000ms);
+    ASSERT_NE(port, 0) << "aggregator did not come up; see " << dir_ << "/aggregator.err";
     url_ = "http://127.0.0.1:" + std::to_string(port);
   }
 

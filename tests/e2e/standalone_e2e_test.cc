@@ -8,7 +8,6 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 
 #include "common/http_client.h"
@@ -129,18 +128,8 @@ class StandaloneE2E : public ::testing::Test {
                        "127.0.0.1:0", "--kubeconfig", sim_->kubeconfig_path(), "--auth", "none",
                        "--read-auth", "none", "--data-dir", dir_ + "/data", "--store-in-cm",
                        "--cm-namespace", cm_namespace, "--cm-debounce", "100ms"});
-    int port = 0;
-    ASSERT_TRUE(testing::WaitFor(
-        [&] {
-          std::regex re("serving on port (\\d+)");
-          for (const auto& l : testing::ReadLines(agg->stderr_path())) {
-            std::smatch m;
-            if (std::regex_search(l, m, re)) port = std::stoi(m[1]);
-          }
-          return port != 0;
-        },
-        kWait))
-        << "aggregator did not come up; see " << dir_;
+    uint16_t port = testing::WaitForReportedPort(agg->stderr_path(), 0, "serving on port ", kWait);
+    ASSERT_NE(port, 0) << "aggregator did not come up; see " << dir_;
     for (int i = 1; i <= 3; ++i) {
       std::string node = "node-" + std::to_string(i);
       Start("agent-" + node, {AgentBin(), "--kubeconfig", sim_->kubeconfig_path(), "--node", node,
