@@ -43,6 +43,13 @@ class Agent : private ReflectorHandler {
   // Flushes every sink within `deadline` overall.
   Status Flush(std::chrono::milliseconds deadline);
 
+  // The live configuration's captureAnnotations: records carry these from
+  // now on; the reflector relists so that every pod's record does within
+  // seconds. Thread-safe.
+  void SetAnnotationCapture(AnnotationCapture capture) {
+    reflector_.SetAnnotationCapture(std::move(capture));
+  }
+
   // First list done and the watch open.
   bool Ready() const { return listed_.load() && watch_open_.load(); }
   // The first list is done.

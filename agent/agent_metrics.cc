@@ -25,6 +25,24 @@ AgentMetrics::AgentMetrics() : registry_(std::make_shared<prometheus::Registry>(
                   .Help("Relists after a watch expired (410), however many lists each took")
                   .Register(*registry_)
                   .Add({});
+  live_config_changes_ = &prometheus::BuildCounter()
+                              .Name("ashiato_agent_live_config_changes_total")
+                              .Help("Configurations of the live configuration ConfigMap applied")
+                              .Register(*registry_)
+                              .Add({});
+  live_config_refused_ = &prometheus::BuildCounter()
+                              .Name("ashiato_agent_live_config_refused_total")
+                              .Help(
+                                  "Invalid changes of the live configuration ConfigMap refused "
+                                  "(the last good configuration stayed in force)")
+                              .Register(*registry_)
+                              .Add({});
+  live_config_invalid_ =
+      &prometheus::BuildGauge()
+           .Name("ashiato_agent_live_config_invalid")
+           .Help("1 while the live configuration ConfigMap holds a refused change")
+           .Register(*registry_)
+           .Add({});
   events_ = &prometheus::BuildCounter()
                  .Name("ashiato_agent_events_total")
                  .Help("Events emitted, by type")

@@ -42,6 +42,14 @@ class AgentMetrics {
   // batch is dropped and a snapshot follows).
   void PushRequest(const std::string& result);
 
+  // --- The live configuration (common/live_config_watch.h) ---
+  void LiveConfigApplied() { live_config_changes_->Increment(); }
+  void LiveConfigRefused() {
+    live_config_refused_->Increment();
+    live_config_invalid_->Set(1);
+  }
+  void LiveConfigValid() { live_config_invalid_->Set(0); }
+
   // The registry in Prometheus text format (last event age updated first).
   std::string Serialize();
   prometheus::Registry& registry() { return *registry_; }
@@ -50,6 +58,9 @@ class AgentMetrics {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Counter* watch_restarts_;
   prometheus::Counter* relists_;
+  prometheus::Counter* live_config_changes_;
+  prometheus::Counter* live_config_refused_;
+  prometheus::Gauge* live_config_invalid_;
   prometheus::Family<prometheus::Counter>* events_;
   prometheus::Family<prometheus::Counter>* api_errors_;
   prometheus::Gauge* pods_tracked_;

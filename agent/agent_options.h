@@ -37,6 +37,10 @@ struct AgentOptions {
   std::string label_selector;
   // --capture-annotations: keys or "prefix*" entries (none = capture none).
   AnnotationCapture annotations;
+  std::vector<std::string> annotation_entries;  // As given, for the live configuration.
+  // --config-map NAMESPACE/NAME: the live configuration (docs/live-config.md);
+  // agents take its captureAnnotations. "" = none.
+  std::string config_map;
   // --cluster-name (env CLUSTER): the "cluster" field of every log line;
   // "" = no such field.
   std::string cluster_name;

@@ -206,4 +206,9 @@ void FakePodApi::Cancel() {
   cv_.notify_all();
 }
 
+void FakePodApi::Reset() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancelled_ = false;
+}
+
 }  // namespace ashiato

@@ -52,6 +52,7 @@ class FakePodApi : public PodApi {
                const std::function<bool(const nlohmann::json& event)>& on_event,
                std::chrono::milliseconds timeout) override;
   void Cancel() override;
+  void Reset() override;
 
  private:
   struct Event {

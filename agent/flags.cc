@@ -6,6 +6,7 @@
 
 #include "aggregator/cm_writer_flags.h"
 #include "common/cluster_name.h"
+#include "common/live_config.h"
 
 namespace ashiato {
 
@@ -35,6 +36,10 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
                  "default none)")
       ->envname("ASHIATO_CAPTURE_ANNOTATIONS")
       ->delimiter(',');
+  app.add_option("--config-map", o->config_map,
+                 "Live configuration: NAMESPACE/NAME of a ConfigMap whose captureAnnotations is "
+                 "applied without restart (docs/live-config.md; needs get, list and watch on it)")
+      ->envname("ASHIATO_CONFIG_MAP");
   app.add_option("--cluster-name", o->cluster_name,
                  "Cluster name for the \"cluster\" field of every log line (default: none)")
       ->envname("CLUSTER");
@@ -142,6 +147,12 @@ std::optional<int> ParseAgentFlags(int argc, const char* const* argv, AgentOptio
   auto capture = AnnotationCapture::Parse(capture_annotations);
   if (!capture.ok()) return usage(capture.status().message());
   o->annotations = std::move(*capture);
+  o->annotation_entries = capture_annotations;
+  if (!o->config_map.empty()) {
+    if (auto ref = ParseConfigMapRef(o->config_map); !ref.ok())
+      return usage(ref.status().message());
+    if (o->oneshot) return usage("--config-map has no effect with --oneshot");
+  }
   if (Status st = ValidateClusterName(o->cluster_name); !st.ok()) return usage(st.message());
   if (o->interval.count() <= 0) return usage("--interval must be positive");
   if (o->log_all_every.count() < 0) return usage("--log-all-every must not be negative");

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "aggregator/cm_writer.h"
 #include "common/cluster_name.h"
 #include "common/kube_client.h"
+#include "common/live_config_watch.h"
 #include "common/log.h"
 
 int main(int argc, char** argv) {
@@ -116,6 +118,34 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // The live configuration: agents apply its captureAnnotations (the scope
+  // and log format are the aggregator's outputs).
+  std::unique_ptr<KubeClient> config_client;
+  std::unique_ptr<KubeWatchApi> config_api;
+  std::unique_ptr<LiveConfigWatch> config_watch;
+  if (!options.config_map.empty()) {
+    auto ref = ParseConfigMapRef(options.config_map);  // Checked by the flags.
+    config_client = std::make_unique<KubeClient>(*config, "ashiato-agent");
+    config_api = std::make_unique<KubeWatchApi>(config_client.get());
+    LiveConfig base;
+    base.capture_entries = options.annotation_entries;
+    std::sort(base.capture_entries.begin(), base.capture_entries.end());
+    base.capture = options.annotations;
+    LiveConfigWatch::Callbacks cb;
+    auto in_force = std::make_shared<std::vector<std::string>>(base.capture_entries);
+    cb.applied = [&agent, &metrics, in_force](const LiveConfig& c) {
+      metrics.LiveConfigApplied();
+      if (c.capture_entries == *in_force) return;
+      *in_force = c.capture_entries;
+      agent.SetAnnotationCapture(c.capture);
+    };
+    cb.refused = [&metrics](const Status&) { metrics.LiveConfigRefused(); };
+    cb.valid = [&metrics] { metrics.LiveConfigValid(); };
+    config_watch = std::make_unique<LiveConfigWatch>(ref->first, ref->second, base,
+                                                     config_api.get(), std::move(cb));
+    config_watch->Start();
+  }
+
   std::unique_ptr<HttpServer> health;
   if (!options.listen_health.empty()) {
     auto server = StartHealthServer(
@@ -137,6 +167,7 @@ int main(int argc, char** argv) {
     spdlog::info("watching pods of node {} on {}", options.node, config->server);
   }
   Status s = agent.Run();
+  if (config_watch) config_watch->Stop();
   Status flushed = agent.Flush(options.shutdown_grace);
   if (!flushed.ok()) spdlog::warn("flush on shutdown: {}", flushed.ToString());
   if (cm_writer) cm_writer->Stop();

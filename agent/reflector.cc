@@ -26,15 +26,28 @@ std::string Reflector::SelectorQuery() const {
 Result<std::vector<PodRecord>> Reflector::ListOnce(bool quorum, std::string* resource_version) {
   std::vector<PodRecord> pods;
   Status st = watcher_.ListOnce(quorum, resource_version, [&](const nlohmann::json& item) {
-    PodRecord r = PodRecordFromPodJson(item, &options_.annotations);
+    PodRecord r = ToRecord(item);
     if (!r.uid.empty()) pods.push_back(std::move(r));
   });
   if (!st.ok()) return st;
   return pods;
 }
 
+PodRecord Reflector::ToRecord(const nlohmann::json& object) {
+  std::lock_guard<std::mutex> lock(capture_mu_);
+  return PodRecordFromPodJson(object, &options_.annotations);
+}
+
+void Reflector::SetAnnotationCapture(AnnotationCapture capture) {
+  {
+    std::lock_guard<std::mutex> lock(capture_mu_);
+    options_.annotations = std::move(capture);
+  }
+  watcher_.RequestRelist();
+}
+
 void Reflector::OnListObject(const nlohmann::json& object) {
-  PodRecord r = PodRecordFromPodJson(object, &options_.annotations);
+  PodRecord r = ToRecord(object);
   if (!r.uid.empty()) listed_.push_back(std::move(r));
 }
 
@@ -45,7 +58,7 @@ void Reflector::OnListDone() {
 }
 
 void Reflector::OnWatchEvent(const std::string& type, const nlohmann::json& object) {
-  PodRecord pod = PodRecordFromPodJson(object, &options_.annotations);
+  PodRecord pod = ToRecord(object);
   if (pod.uid.empty()) return;
   handler_->OnWatchEvent(type, pod);
 }

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,11 @@ class Reflector : private ListWatchHandler {
   // The query the reflector sends, e.g. for logs: "fieldSelector=...".
   std::string SelectorQuery() const;
 
+  // Captures these annotations from now on and relists (from the watch
+  // cache), so every pod's record carries them within seconds (the live
+  // configuration's captureAnnotations). Thread-safe.
+  void SetAnnotationCapture(AnnotationCapture capture);
+
  private:
   // ListWatchHandler: objects to PodRecords.
   void OnListBegin() override { listed_.clear(); }
@@ -80,8 +86,10 @@ class Reflector : private ListWatchHandler {
   void OnWatchRestart() override { handler_->OnWatchRestart(); }
   void OnApiError(const Status& status) override { handler_->OnApiError(status); }
   ListWatchOptions WatchOptions() const;
+  PodRecord ToRecord(const nlohmann::json& object);
 
   ReflectorOptions options_;
+  std::mutex capture_mu_;  // Guards options_.annotations.
   ReflectorHandler* handler_;
   std::vector<PodRecord> listed_;  // The list being received.
   ListWatcher watcher_;

@@ -56,6 +56,7 @@ class RunningReflector {
     reflector_.Stop();
     thread_.join();
   }
+  Reflector& reflector() { return reflector_; }
 
  private:
   Reflector reflector_;
@@ -142,6 +143,44 @@ TEST_F(ReflectorTest, OldBehaviourSwitchRelistsFromEtcd) {
   ExpireWatch(h, 1);
   EXPECT_THAT(Lists(), ElementsAre(std::string(kList) + "&resourceVersion=0",
                                    std::string(kList) + "&limit=500"));
+}
+
+// The live configuration's captureAnnotations: the running watch ends, the
+// reflector relists from the watch cache, and the listed records carry the
+// newly captured annotation; the watch opens again and still works.
+TEST_F(ReflectorTest, NewAnnotationCaptureRelistsFromTheCache) {
+  api_.Modify("a", [](nlohmann::json& pod) {
+    pod["metadata"]["annotations"] = {{"example.com/team", "a"}, {"other", "x"}};
+  });  // RV 102.
+  struct Handler : CountingHandler {
+    void OnList(const std::vector<PodRecord>& pods) override {
+      std::lock_guard<std::mutex> l(mu);
+      last = pods;
+      CountingHandler::OnList(pods);
+    }
+    std::mutex mu;
+    std::vector<PodRecord> last;
+  } h;
+  RunningReflector r(Options(), &api_, &h);
+  ASSERT_TRUE(WaitFor([&] { return h.lists == 1 && api_.OpenWatches() == 1; }));
+  {
+    std::lock_guard<std::mutex> l(h.mu);
+    ASSERT_EQ(h.last.size(), 1u);
+    EXPECT_TRUE(h.last[0].annotations.empty());
+  }
+  r.reflector().SetAnnotationCapture(*AnnotationCapture::Parse({"example.com/*"}));
+  ASSERT_TRUE(WaitFor([&] { return h.lists == 2 && api_.OpenWatches() == 1; }));
+  {
+    std::lock_guard<std::mutex> l(h.mu);
+    ASSERT_EQ(h.last.size(), 1u);
+    EXPECT_EQ(h.last[0].annotations,
+              (std::map<std::string, std::string>{{"example.com/team", "a"}}));
+  }
+  EXPECT_THAT(Lists(), ElementsAre(std::string(kList) + "&resourceVersion=0",
+                                   std::string(kList) + "&resourceVersion=102"));
+  int events = h.events;
+  api_.Create(FakePodApi::MakePod("default", "b", "node-2"));
+  EXPECT_TRUE(WaitFor([&] { return h.events > events; })) << "the watch after the relist";
 }
 
 TEST(IsResourceVersionUnavailableTest, ExpiredAndTooLargeOnly) {

@@ -62,6 +62,7 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& 
   a->state_->AddCensus(a->image_census_.get());
   LogWriterOptions lo;
   lo.cluster = options.cluster_name;
+  lo.format = options.log_format == "text" ? LogFormat::kText : LogFormat::kJson;
   lo.image_log = options.image_log == "text"   ? ImageLogFormat::kText
                  : options.image_log == "both" ? ImageLogFormat::kBoth
                                                : ImageLogFormat::kJson;
@@ -82,6 +83,10 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& 
     writer->Notify();
     if (sender) sender->Notify();
   });
+  if (!options.config_map.empty()) {
+    auto ref = ParseConfigMapRef(options.config_map);
+    if (!ref.ok()) return ref.status();
+  }
   if (options.auth == "tokenreview") {
     if (!apis.agent_tokens)
       return InvalidArgument("--auth tokenreview needs access to the API server");
@@ -138,6 +143,34 @@ Aggregator::~Aggregator() { Stop(); }
 Status Aggregator::Start() {
   Status st = node_directory_->Load();
   if (!st.ok()) spdlog::warn("node addresses: cannot load from the store: {}", st.ToString());
+  if (config_watch_api_ && !options_.config_map.empty()) {
+    auto ref = ParseConfigMapRef(options_.config_map);
+    if (!ref.ok()) return ref.status();
+    LiveConfig base;
+    base.log_format = options_.log_format == "text" ? LogFormat::kText : LogFormat::kJson;
+    LiveConfigWatch::Callbacks cb;
+    cb.applied = [this](const LiveConfig& c) {
+      log_writer_->SetFormat(c.log_format);
+      metrics_->live_config_changes->Increment();
+      Status s = state_->SetScope(c.scope);
+      if (!s.ok()) spdlog::warn("live configuration: scope not applied yet: {}", s.ToString());
+    };
+    cb.refused = [this](const Status&) {
+      metrics_->live_config_refused->Increment();
+      metrics_->live_config_invalid->Set(1);
+    };
+    cb.valid = [this] { metrics_->live_config_invalid->Set(0); };
+    config_watch_ = std::make_unique<LiveConfigWatch>(ref->first, ref->second, base,
+                                                      config_watch_api_, std::move(cb));
+    config_watch_->Start();
+    // Briefly, so that the restored state is reported under the scope in
+    // force; a slow or forbidden API server only delays it.
+    if (!config_watch_->WaitSynced(options_.config_sync_timeout)) {
+      spdlog::warn(
+          "live configuration {}: not read yet; the flags' values are in force until it is",
+          config_watch_->ref());
+    }
+  }
   st = state_->Open();
   if (!st.ok()) return st;
   if (node_watch_api_) {
@@ -211,6 +244,10 @@ void Aggregator::Maintain() {
 
 void Aggregator::Stop() {
   if (service_) service_->SetReady(false);
+  if (config_watch_) {
+    config_watch_->Stop();
+    config_watch_.reset();
+  }
   if (node_watch_) {
     node_watch_->Stop();
     node_watch_.reset();

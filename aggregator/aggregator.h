@@ -25,6 +25,7 @@
 #include "aggregator/state.h"
 #include "aggregator/store/store.h"
 #include "common/http_server.h"
+#include "common/live_config_watch.h"
 
 namespace ashiato {
 
@@ -61,6 +62,10 @@ class Aggregator {
   // outlive the aggregator.
   void WatchNodes(WatchApi* api) { node_watch_api_ = api; }
   NodeDirectory& node_directory() { return *node_directory_; }
+  // Watches the live configuration ConfigMap (options.config_map) through
+  // `api` from Start(); call before Start(). `api` must outlive the
+  // aggregator and serve nothing else.
+  void WatchLiveConfig(WatchApi* api) { config_watch_api_ = api; }
   // Observers see every committed change; add before Start().
   void AddObserver(PodObserver* observer) { state_->AddObserver(observer); }
   // Loads the state from the store and starts serving.
@@ -95,6 +100,8 @@ class Aggregator {
   std::unique_ptr<HttpServer> server_;
   WatchApi* node_watch_api_ = nullptr;
   std::unique_ptr<NodeWatch> node_watch_;
+  WatchApi* config_watch_api_ = nullptr;
+  std::unique_ptr<LiveConfigWatch> config_watch_;
 
   std::mutex maintain_mu_;
   std::condition_variable maintain_cv_;

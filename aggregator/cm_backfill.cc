@@ -47,6 +47,7 @@ void ConfigMapBackfill::Run() {
     std::vector<std::pair<UnixMicros, BackfillEntry>> found;
     Status st = store_->PlacementsOverlapping(
         Micros(HourStart(h)), Micros(HourStart(h + 1)), [&](Interval&& iv) {
+          if (keep_ && !keep_(iv)) return;
           found.push_back(
               {iv.from, {std::move(iv.namespace_), std::move(iv.name), std::move(iv.node)}});
         });

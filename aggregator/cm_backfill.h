@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "aggregator/cm_writer.h"
@@ -19,6 +20,9 @@ class ConfigMapBackfill {
   ConfigMapBackfill(Store* store, HourlyConfigMapWriter* writer, const Clock* clock);
   ~ConfigMapBackfill();  // Stop().
 
+  // Only placements `keep` accepts are written (the live configuration's
+  // scope); call before Start(). Default: all.
+  void SetFilter(std::function<bool(const Interval&)> keep) { keep_ = std::move(keep); }
   void Start();
   void Stop();
   // Hours handed to the writer so far.
@@ -30,6 +34,7 @@ class ConfigMapBackfill {
   Store* store_;
   HourlyConfigMapWriter* writer_;
   const Clock* clock_;
+  std::function<bool(const Interval&)> keep_;
   std::atomic<bool> stop_{false};
   std::atomic<int> hours_done_{0};
   std::thread thread_;

@@ -161,6 +161,14 @@ void AddAggregatorFlags(CLI::App& app, AggregatorOptions& o) {
                  "Watch the cluster's Nodes for their addresses and zone/region (needs list and "
                  "watch on nodes)")
       ->capture_default_str();
+  app.add_option("--config-map", o.config_map,
+                 "Live configuration: NAMESPACE/NAME of a ConfigMap (scope, log format) watched "
+                 "and applied without restart (docs/live-config.md; needs get, list and watch on "
+                 "it)");
+  app.add_option("--log-format", o.log_format,
+                 "Unified log format, json or text, until the live configuration says otherwise")
+      ->check(CLI::IsMember({"json", "text"}))
+      ->capture_default_str();
   app.add_option("--log-level", o.log_level, "debug, info, warn or error")->capture_default_str();
 }
 

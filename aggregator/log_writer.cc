@@ -8,13 +8,19 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "aggregator/log_text.h"
 #include "common/report.h"
 
 namespace ashiato {
 
 LogWriter::LogWriter(LogWriterOptions options, Store* store, std::FILE* out,
                      AggregatorMetrics* metrics, std::FILE* text_out)
-    : options_(options), store_(store), out_(out), metrics_(metrics), text_out_(text_out) {}
+    : options_(options),
+      store_(store),
+      out_(out),
+      metrics_(metrics),
+      text_out_(text_out),
+      text_(options.format == LogFormat::kText) {}
 
 std::string LogWriter::ImageTextLine(const StoredEvent& e) {
   bool added = e.event == "IMAGE_ADDED";
@@ -157,12 +163,17 @@ void LogWriter::Run() {
     bool json_images = options_.image_log != ImageLogFormat::kText;
     bool text_images = options_.image_log != ImageLogFormat::kJson && text_out_;
     for (const StoredEvent& e : *events) {
-      if (e.replayed) continue;  // An earlier aggregator printed it.
+      if (e.replayed) continue;      // An earlier aggregator printed it.
+      if (e.out_of_scope) continue;  // Outside the live configuration's scope.
       if (e.event.rfind("IMAGE_", 0) == 0) {
         if (text_images) text += ImageTextLine(e);
         if (!json_images) continue;
       }
       ++printed;
+      if (text_.load()) {
+        buf += UnifiedLogTextLine(e.id, options_.cluster, e.line);
+        continue;
+      }
       // {"id":N, then the stored line without its opening brace.
       buf += "{\"id\":";
       buf += std::to_string(e.id);

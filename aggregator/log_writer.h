@@ -9,6 +9,7 @@
 // commit repeats (at most one batch, docs/protocol.md).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -17,6 +18,7 @@
 
 #include "aggregator/metrics.h"
 #include "aggregator/store/store.h"
+#include "common/live_config.h"
 
 namespace ashiato {
 
@@ -35,6 +37,8 @@ struct LogWriterOptions {
   ImageLogFormat image_log = ImageLogFormat::kJson;
   // --cluster-name: a "cluster" field after "id" on every line ("" = none).
   std::string cluster;
+  // JSON lines, or text (aggregator/log_text.h); SetFormat changes it live.
+  LogFormat format = LogFormat::kJson;
 };
 
 class LogWriter {
@@ -51,6 +55,8 @@ class LogWriter {
   void Start();
   // New lines were committed.
   void Notify();
+  // The live configuration's logFormat: lines written from now on use it.
+  void SetFormat(LogFormat format) { text_.store(format == LogFormat::kText); }
   // Writes what is committed, waiting at most `deadline` (a stalled stdout
   // may not drain), then stops the thread.
   void Stop(std::chrono::milliseconds deadline);
@@ -68,6 +74,7 @@ class LogWriter {
   std::FILE* out_;
   AggregatorMetrics* metrics_;
   std::FILE* text_out_;
+  std::atomic<bool> text_{false};  // Unified log lines as text.
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

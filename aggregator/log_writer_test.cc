@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "aggregator/log_text.h"
 #include "aggregator/query.h"
 #include "aggregator/state.h"
 #include "aggregator/test_util.h"
@@ -130,6 +131,52 @@ TEST(LogWriterTest, StopDoesNotHangOnAStalledPipeAndResumesFromTheCursor) {
   std::fclose(out2);
   std::fclose(out);
   close(fds[0]);
+}
+
+}  // namespace
+}  // namespace ashiato
+
+namespace ashiato {
+namespace {
+
+// The live configuration: out-of-scope lines are not printed; logFormat text.
+TEST(LogWriterTest, SkipsOutOfScopeLinesAndSwitchesToText) {
+  testutil::LogCapture out;
+  FakeClock clock;
+  TempStore store;
+  ClusterState state(StateOptions{}, store.get(), nullptr, &clock);
+  ASSERT_TRUE(state.Open().ok());
+  ASSERT_TRUE(state.SetScope(*PodScope::Make({"team-*"}, {}, "")).ok());
+  LogWriter writer(LogWriterOptions{.poll = std::chrono::milliseconds(20), .cluster = "prod"},
+                   store.get(), out.file(), nullptr);
+  state.SetCommitListener([&] { writer.Notify(); });
+  writer.Start();
+  PodRecord in = Pod("a", "n1", "1", "10.0.0.1");
+  in.namespace_ = "team-a";
+  PodRecord outside = Pod("b", "n1", "2");
+  state.Apply(MakeReport("n1", "e1", 1, {Up(in), Up(outside)}));
+  ASSERT_TRUE(writer.WaitCaughtUp(std::chrono::seconds(10)));
+  writer.SetFormat(LogFormat::kText);
+  PodRecord later = Pod("c", "n1", "3");
+  later.namespace_ = "team-b";
+  state.Apply(MakeReport("n1", "e1", 2, {Up(later)}));
+  ASSERT_TRUE(writer.WaitCaughtUp(std::chrono::seconds(10)));
+  writer.Stop(std::chrono::seconds(1));
+  auto lines = out.RawLines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("\"pod_name\":\"a\""), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[1].rfind(FormatRfc3339Micros(clock.now) + " CREATED team-b/c node=n1 ", 0), 0u)
+      << lines[1];
+  EXPECT_NE(lines[1].find(" images=nginx:1.27 cluster=prod id="), std::string::npos) << lines[1];
+}
+
+TEST(LogTextTest, QuotesWhatIsNotOneWordAndNamesImages) {
+  std::string line =
+      R"({"event":"IMAGE_ADDED","timestamp":"t","image":"nginx:1.27","digest":"sha256:x",)"
+      R"("namespace":"ns","pod_name":"we ird\n\"pod"})";
+  EXPECT_EQ(UnifiedLogTextLine(7, "", line),
+            "t IMAGE_ADDED \"ns/we ird\\n\\\"pod\" image=nginx:1.27 digest=sha256:x id=7\n");
+  EXPECT_EQ(UnifiedLogTextLine(8, "", "not json"), "unreadable line id=8\n");
 }
 
 }  // namespace

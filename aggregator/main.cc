@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
       options.metrics_auth.empty() ? options.read_auth : options.metrics_auth;
   bool reviews_readers = options.read_auth == "tokenreview" || metrics_auth == "tokenreview";
   std::optional<KubeConfig> kube;
-  bool needs_cluster = options.auth == "tokenreview" || reviews_readers || cm_options.enabled;
+  bool needs_cluster = options.auth == "tokenreview" || reviews_readers || cm_options.enabled ||
+                       !options.config_map.empty();
   // The Node watch uses the cluster access the aggregator has anyway, or an
   // explicit --kubeconfig (not whatever ~/.kube/config a test machine has).
   if (needs_cluster || (options.watch_nodes && !options.kubeconfig.empty())) {
@@ -100,6 +101,12 @@ int main(int argc, char** argv) {
     node_client = std::make_unique<KubeClient>(*kube, "ashiato-aggregator");
     node_api = std::make_unique<KubeWatchApi>(node_client.get());
   }
+  std::unique_ptr<KubeClient> config_client;
+  std::unique_ptr<KubeWatchApi> config_api;
+  if (!options.config_map.empty()) {
+    config_client = std::make_unique<KubeClient>(*kube, "ashiato-aggregator");
+    config_api = std::make_unique<KubeWatchApi>(config_client.get());
+  }
   auto aggregator = Aggregator::Create(options, std::move(apis), stdout);
   if (!aggregator.ok()) {
     spdlog::error("{}", aggregator.status().ToString());
@@ -107,6 +114,7 @@ int main(int argc, char** argv) {
   }
   Aggregator& agg = **aggregator;
   if (node_api) agg.WatchNodes(node_api.get());
+  if (config_api) agg.WatchLiveConfig(config_api.get());
   if (options.cluster_name.empty()) {
     spdlog::info("no --cluster-name (or CLUSTER): log lines and answers carry no \"cluster\"");
   }
@@ -134,6 +142,9 @@ int main(int argc, char** argv) {
   }
   if (cm_writer) {
     cm_backfill = std::make_unique<ConfigMapBackfill>(&agg.store(), cm_writer.get(), Clock::Real());
+    ClusterState* state = &agg.state();
+    cm_backfill->SetFilter(
+        [state](const Interval& iv) { return state->InScope(iv.uid, iv.namespace_); });
     cm_backfill->Start();
   }
   int sig = 0;

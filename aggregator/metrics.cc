@@ -79,6 +79,13 @@ AggregatorMetrics::AggregatorMetrics(std::shared_ptr<prometheus::Registry> reg)
                               "Unified log lines written to stdout");
   log_backlog = Gauge(r, "ashiato_aggregator_log_backlog_lines",
                       "Committed unified log lines not yet written to stdout");
+  live_config_changes = Counter(r, "ashiato_aggregator_live_config_changes_total",
+                                "Changes of the live configuration ConfigMap applied");
+  live_config_refused = Counter(r, "ashiato_aggregator_live_config_refused_total",
+                                "Invalid changes of the live configuration ConfigMap refused "
+                                "(the last good configuration stayed in force)");
+  live_config_invalid = Gauge(r, "ashiato_aggregator_live_config_invalid",
+                              "1 while the live configuration ConfigMap holds a refused change");
   reports_unavailable = Counter(r, "ashiato_aggregator_reports_unavailable_total",
                                 "Reports refused with 503 because the history store could not "
                                 "commit");

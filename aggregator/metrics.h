@@ -53,6 +53,10 @@ struct AggregatorMetrics {
   // The unified log writer (aggregator/log_writer.h).
   prometheus::Counter* log_lines_written;
   prometheus::Gauge* log_backlog;  // Committed lines not yet written to stdout.
+  // The live configuration (common/live_config_watch.h).
+  prometheus::Counter* live_config_changes;  // Valid changes applied.
+  prometheus::Counter* live_config_refused;  // Invalid changes refused.
+  prometheus::Gauge* live_config_invalid;    // 1 while the ConfigMap holds a refused change.
   // Reports refused with 503 because the store could not commit.
   prometheus::Counter* reports_unavailable;
   prometheus::Gauge* pods_tracked;

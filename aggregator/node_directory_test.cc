@@ -88,9 +88,11 @@ TEST(NodeDirectoryTest, AVersion2StoreIsMigrated) {
   // What a version 2 aggregator wrote: no node_info table.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(store->path().c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(
-      sqlite3_exec(db, "DROP TABLE node_info; PRAGMA user_version=2", nullptr, nullptr, nullptr),
-      SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TABLE node_info; ALTER TABLE events DROP COLUMN out_of_scope; "
+                         "PRAGMA user_version=2",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
   sqlite3_close(db);
   store.Reopen();
   ASSERT_TRUE(store->healthy());

@@ -85,6 +85,14 @@ struct AggregatorOptions {
   bool watch_nodes = true;
   // How long Start() waits for the first node list before serving.
   std::chrono::milliseconds node_sync_timeout{std::chrono::seconds(5)};
+  // --config-map NAMESPACE/NAME: the live configuration (scope, log format;
+  // docs/live-config.md), watched from Start(); "" = none.
+  std::string config_map;
+  // --log-format: the unified log's format until the live configuration
+  // says otherwise: "json" or "text".
+  std::string log_format = "json";
+  // How long Start() waits for the live configuration before serving.
+  std::chrono::milliseconds config_sync_timeout{std::chrono::seconds(5)};
   // --log-level for stderr diagnostics.
   std::string log_level = "info";
 };

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 
 #include "aggregator/image_census.h"
 
@@ -83,18 +84,104 @@ Status ClusterState::Open() {
     // The store may be unhealthy (corrupt file, full disk): serve reads and
     // health, refuse pushes, and load once it recovers.
     needs_reload_ = true;
+    opened_ = true;  // CheckStore() loads it, then applies the scope.
     spdlog::error("state: cannot load from the store: {}", st.ToString());
     return Status::Ok();
   }
   SystemTime now = clock_->Now();
-  std::shared_lock<std::shared_mutex> lock(mu_);
-  for (const auto& [uid, e] : pods_) {
-    if (e.deleted) continue;
-    PodRecord rec = e.pod->Unpack();
-    for (PodObserver* o : observers_) o->OnPodPresent(rec, now);
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    for (const auto& [uid, e] : pods_) {
+      if (e.deleted) continue;
+      PodRecord rec = e.pod->Unpack();
+      if (!scope_.Contains(rec.namespace_, rec.labels)) continue;
+      for (PodObserver* o : observers_) o->OnPodPresent(rec, now);
+    }
+    spdlog::info("state loaded from {}: {} live pods, {} tombstones, {} nodes", store_->path(),
+                 live_, tombstones_.size(), nodes_.size());
   }
-  spdlog::info("state loaded from {}: {} live pods, {} tombstones, {} nodes", store_->path(), live_,
-               tombstones_.size(), nodes_.size());
+  opened_ = true;
+  // The scope may have changed while the aggregator was down.
+  st = ApplyWantedScopeLocked();
+  if (!st.ok()) spdlog::warn("live configuration: scope not applied yet: {}", st.ToString());
+  return Status::Ok();
+}
+
+Status ClusterState::SetScope(const PodScope& scope) {
+  std::lock_guard<std::mutex> ingest(ingest_mu_);
+  wanted_scope_ = scope;
+  if (!opened_) return Status::Ok();
+  return ApplyWantedScopeLocked();
+}
+
+PodScope ClusterState::scope() const {
+  std::lock_guard<std::mutex> ingest(ingest_mu_);
+  return scope_;
+}
+
+bool ClusterState::InScope(const std::string& uid, const std::string& namespace_) const {
+  std::lock_guard<std::mutex> ingest(ingest_mu_);
+  if (scope_.everything()) return true;
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  auto it = pods_.find(uid);
+  if (it == pods_.end()) return scope_.ContainsNamespace(namespace_);
+  PodRecord rec = it->second.pod->Unpack();
+  return scope_.Contains(rec.namespace_, rec.labels);
+}
+
+Status ClusterState::ApplyWantedScopeLocked() {
+  if (wanted_scope_.Canonical() == scope_.Canonical()) return Status::Ok();
+  if (needs_reload_ || !store_->healthy()) {
+    return Unavailable("history store unavailable: " + store_->last_error());
+  }
+  struct Crossing {
+    PodRecord pod;
+    std::string observed_by;
+    bool enters;
+  };
+  std::vector<Crossing> crossings;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    for (const auto& [uid, e] : pods_) {
+      if (e.deleted) continue;
+      PodRecord rec = e.pod->Unpack();
+      bool was = scope_.Contains(rec.namespace_, rec.labels);
+      bool will = wanted_scope_.Contains(rec.namespace_, rec.labels);
+      if (was != will) crossings.push_back({std::move(rec), e.observed_by, will});
+    }
+  }
+  std::sort(crossings.begin(), crossings.end(), [](const Crossing& a, const Crossing& b) {
+    return std::tie(a.pod.namespace_, a.pod.name, a.pod.uid) <
+           std::tie(b.pod.namespace_, b.pod.name, b.pod.uid);
+  });
+  batch_ = ChangeBatch();
+  SystemTime now = clock_->Now();
+  now_text_ = FormatRfc3339Micros(now);
+  replay_batch_ = false;
+  size_t entered = 0;
+  for (const Crossing& c : crossings) {
+    if (!c.enters) continue;
+    batch_.events.push_back(EventRowFor("SYNC", now, now, c.observed_by, c.pod));
+    ++entered;
+  }
+  batch_.meta["scope"] = wanted_scope_.Canonical();
+  Status st = store_->Commit(batch_);
+  if (!st.ok()) return st;
+  scope_ = wanted_scope_;
+  for (const Crossing& c : crossings) {
+    for (PodObserver* o : observers_) {
+      if (c.enters) {
+        o->OnPodPresent(c.pod, now);
+      } else {
+        o->OnPodGone(c.pod, now);
+      }
+    }
+  }
+  if (metrics_) metrics_->events_sync->Increment(static_cast<double>(entered));
+  spdlog::info("live configuration: scope {} in force: {} live pods entered it (SYNC), {} left it",
+               scope_.everything() ? "\"everything\"" : scope_.Canonical(), entered,
+               crossings.size() - entered);
+  if (entered > 0 && on_commit_) on_commit_();
   return Status::Ok();
 }
 
@@ -142,6 +229,17 @@ Status ClusterState::LoadLocked() {
   });
   if (!st.ok()) return st;
   if (!parse_error.ok()) spdlog::warn("state: {}", parse_error.ToString());
+  // The scope in force is the one committed with the lines it caused.
+  auto stored = store_->Meta("scope");
+  if (!stored.ok()) return stored.status();
+  auto scope = PodScope::FromCanonical(*stored);
+  if (scope.ok()) {
+    scope_ = std::move(*scope);
+  } else {
+    spdlog::warn("state: stored scope unreadable ({}); taking every pod as in scope",
+                 scope.status().ToString());
+    scope_ = PodScope();
+  }
   return Status::Ok();
 }
 
@@ -149,16 +247,20 @@ bool ClusterState::accepting() const { return store_->healthy(); }
 
 void ClusterState::CheckStore() {
   std::lock_guard<std::mutex> ingest(ingest_mu_);
-  if (store_->healthy() && !needs_reload_) return;
-  if (!store_->Probe().ok()) return;
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  Status st = LoadLocked();
-  if (!st.ok()) {
-    spdlog::error("state: reload from the store failed: {}", st.ToString());
-    return;
+  if (!store_->healthy() || needs_reload_) {
+    if (!store_->Probe().ok()) return;
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    Status st = LoadLocked();
+    if (!st.ok()) {
+      spdlog::error("state: reload from the store failed: {}", st.ToString());
+      return;
+    }
+    needs_reload_ = false;
+    spdlog::info("state reloaded from the store: {} live pods, accepting reports again", live_);
   }
-  needs_reload_ = false;
-  spdlog::info("state reloaded from the store: {} live pods, accepting reports again", live_);
+  if (!opened_) return;
+  Status st = ApplyWantedScopeLocked();  // A scope change the store refused earlier.
+  if (!st.ok()) spdlog::warn("live configuration: scope not applied yet: {}", st.ToString());
 }
 
 ApplyResult ClusterState::Apply(const Report& report) {
@@ -403,9 +505,12 @@ int ClusterState::ApplyRecord(const Report& report, NodeEntry& node, ReportRecor
     Emit("DELETED", when, now, report.node, p, before.get(), false);
     return 1;
   }
-  if (order == 0) return 0;
-
+  // The same version is a duplicate, unless the agent sent it as a change:
+  // it extracts differently now (the live configuration's captureAnnotations
+  // changed and it relisted). Snapshots re-send every pod: not compared.
+  if (order == 0 && report.snapshot) return 0;
   PodPtr packed = StoredPod::Pack(p);
+  if (order == 0 && packed->SameObservableState(*e.pod)) return 0;
   bool changed = !packed->SameObservableState(*e.pod);
   if (e.observed_by != report.node) {
     nodes_[e.observed_by].live_uids.erase(uid);
@@ -427,9 +532,8 @@ int ClusterState::ApplyRecord(const Report& report, NodeEntry& node, ReportRecor
   return 1;
 }
 
-void ClusterState::Emit(const std::string& event, SystemTime when, SystemTime now,
-                        const std::string& node, const PodRecord& record,
-                        const StoredPod* before_pod, bool first_seen) {
+EventRow ClusterState::EventRowFor(const std::string& event, SystemTime when, SystemTime now,
+                                   const std::string& node, const PodRecord& record) const {
   std::string when_text = when == now ? now_text_ : FormatRfc3339Micros(when);
   EventRow row;
   row.event = event;
@@ -455,15 +559,29 @@ void ClusterState::Emit(const std::string& event, SystemTime when, SystemTime no
   extra[n++] = {"timestamp", when_text};
   AppendPodLogJson(record, extra, n, &row.line);
   row.replayed = replay_batch_;
-  batch_.events.push_back(std::move(row));
+  return row;
+}
+
+void ClusterState::Emit(const std::string& event, SystemTime when, SystemTime now,
+                        const std::string& node, const PodRecord& record,
+                        const StoredPod* before_pod, bool first_seen) {
+  EventRow row = EventRowFor(event, when, now, node, record);
   bool gone = event == "DELETED";
-  notices_.push_back({gone, record, when});
+  PodRecord before;
+  if (before_pod) before = before_pod->Unpack();
+  bool in_scope = scope_.Contains(record.namespace_, record.labels);
+  row.out_of_scope = !in_scope;
+  batch_.events.push_back(std::move(row));
+  if (in_scope) {
+    notices_.push_back({gone, record, when});
+  } else if (before_pod && scope_.Contains(before.namespace_, before.labels)) {
+    // A label change took it out of scope: the ConfigMaps stop carrying it.
+    notices_.push_back({true, record, when});
+  }
 
   // Intervals: what the pod held before (if it was live) against what it
   // holds now (nothing once deleted). A pod we never saw alive ran from
   // about its start until `when`.
-  PodRecord before;
-  if (before_pod) before = before_pod->Unpack();
   bool was_live = before_pod != nullptr;
   bool never_live = !was_live && gone;
   UnixMicros t = Micros(when);
@@ -543,12 +661,15 @@ void ClusterState::Emit(const std::string& event, SystemTime when, SystemTime no
     CensusContext ctx;
     ctx.when_us = t;
     ctx.now_us = Micros(now);
-    ctx.when_text = when_text;
+    ctx.when_text = when == now ? now_text_ : FormatRfc3339Micros(when);
     ctx.now_text = now_text_;
     ctx.observed_by = node;
     ctx.replayed = replay_batch_;
     const PodRecord* after = gone ? nullptr : &record;
+    size_t first = batch_.events.size();
     for (PodCensus* c : censuses_) c->Apply(was_live ? &before : nullptr, after, ctx, &batch_);
+    // IMAGE_* lines name this pod: they follow its scope.
+    for (size_t i = first; i < batch_.events.size(); ++i) batch_.events[i].out_of_scope = !in_scope;
   }
 }
 

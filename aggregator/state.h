@@ -38,6 +38,7 @@
 #include "aggregator/store/store.h"
 #include "aggregator/stored_pod.h"
 #include "common/label_selector.h"
+#include "common/live_config.h"
 #include "common/report.h"
 #include "common/time_util.h"
 
@@ -102,6 +103,21 @@ class ClusterState {
   // Loads the cache from the store. Call once before Apply.
   Status Open();
 
+  // The live configuration's scope (common/live_config.h): lines of pods
+  // outside it are stored for history but not printed, and observers (the
+  // ConfigMaps) do not see them. A change commits a SYNC line for each live
+  // pod that enters the scope and tells observers that pods leaving it are
+  // gone (no DELETED line). The scope in force is kept in the store, so a
+  // change made while the aggregator was down is applied at Open. Before
+  // Open it only sets the scope to apply then. If the store cannot commit,
+  // the change is retried by CheckStore().
+  Status SetScope(const PodScope& scope);
+  PodScope scope() const;
+  // Whether the pod `uid` is in the scope now, by its last known state; by
+  // `namespace_` alone when the state no longer remembers it (the hourly
+  // ConfigMaps' backfill from history).
+  bool InScope(const std::string& uid, const std::string& namespace_) const;
+
   // Applies one decoded, authorized report and commits it.
   ApplyResult Apply(const Report& report);
   // As above, moving the records' PodRecords into the cache.
@@ -165,6 +181,11 @@ class ClusterState {
   void TrimTombstones();
   Status LoadLocked();
   bool IsStale(const NodeEntry& n, SystemTime now) const;
+  // The log line of `event` for `record`, observed by `node`.
+  EventRow EventRowFor(const std::string& event, SystemTime when, SystemTime now,
+                       const std::string& node, const PodRecord& record) const;
+  // Moves from scope_ to wanted_scope_ (ingest_mu_ held, cache loaded).
+  Status ApplyWantedScopeLocked();
   nlohmann::json PodJson(const PodEntry& e, SystemTime now) const;
 
   StateOptions options_;
@@ -177,7 +198,7 @@ class ClusterState {
   const NodeDirectory* node_directory_ = nullptr;
 
   // Serializes Apply and reloads; held across the commit.
-  std::mutex ingest_mu_;
+  mutable std::mutex ingest_mu_;
   bool needs_reload_ = false;  // Guarded by ingest_mu_.
   // The batch being built (guarded by ingest_mu_).
   ChangeBatch batch_;
@@ -186,6 +207,11 @@ class ClusterState {
   std::vector<Notice> notices_;
   std::string now_text_;
   bool replay_batch_ = false;  // The report re-sends what an earlier aggregator logged.
+  // The scope in force (committed with the SYNC lines it caused) and the one
+  // asked for; guarded by ingest_mu_.
+  PodScope scope_;
+  PodScope wanted_scope_;
+  bool opened_ = false;
 
   // The cache; written under an exclusive lock by Apply only.
   mutable std::shared_mutex mu_;

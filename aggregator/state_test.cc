@@ -410,3 +410,115 @@ TEST(StateStoreFaultTest, FullDiskRefusesThenRecoversWithoutLoss) {
 
 }  // namespace
 }  // namespace ashiato
+
+namespace ashiato {
+namespace {
+
+PodRecord PodIn(const std::string& ns, const std::string& name, const std::string& rv,
+                std::map<std::string, std::string> labels = {}) {
+  PodRecord p = Pod(name, "n1", rv);
+  p.namespace_ = ns;
+  p.uid = "uid-" + ns + "-" + name;
+  if (!labels.empty()) p.labels = std::move(labels);
+  return p;
+}
+
+PodScope Namespaces(std::vector<std::string> include) {
+  return *PodScope::Make(std::move(include), {}, "");
+}
+
+// The live configuration's scope (docs/live-config.md).
+TEST(StateScopeTest, OutOfScopeLinesAreKeptNotPrintedAndEntrantsAreSynced) {
+  FakeClock clock;
+  TempStore store;
+  {
+    StoreLog log(store.get());
+    RecordingObserver obs;
+    ClusterState s(StateOptions{}, store.get(), nullptr, &clock);
+    s.AddObserver(&obs);
+    ASSERT_TRUE(s.SetScope(Namespaces({"team-*"})).ok());  // Before Open: applied at Open.
+    ASSERT_TRUE(s.Open().ok());
+    s.Apply(MakeReport("n1", "e1", 1,
+                       {Up(PodIn("team-a", "a", "10")), Up(PodIn("kube-system", "k", "11"))}));
+    EXPECT_EQ(log.Printed(), (Events{"CREATED team-a/a"}));
+    EXPECT_EQ(log.Events().size(), 2u) << "out-of-scope lines are kept for history";
+    EXPECT_EQ(obs.seen, (std::vector<std::string>{"+a"}));
+
+    // Widening: each live pod that enters is SYNC, once.
+    ASSERT_TRUE(s.SetScope(Namespaces({"team-*", "*-system"})).ok());
+    EXPECT_EQ(log.Printed(), (Events{"CREATED team-a/a", "SYNC kube-system/k"}));
+    EXPECT_EQ(obs.seen, (std::vector<std::string>{"+a", "+k"}));
+    ASSERT_TRUE(s.SetScope(Namespaces({"*-system", "team-*"})).ok());  // The same scope.
+    EXPECT_EQ(log.Printed().size(), 2u);
+
+    // Narrowing: nothing printed (not DELETED); the ConfigMaps stop carrying it.
+    ASSERT_TRUE(s.SetScope(Namespaces({"team-*"})).ok());
+    EXPECT_EQ(log.Printed().size(), 2u);
+    EXPECT_EQ(obs.seen, (std::vector<std::string>{"+a", "+k", "-k"}));
+    s.Apply(MakeReport("n1", "e1", 2, {Del(PodIn("kube-system", "k", "12"))}));
+    s.Apply(MakeReport("n1", "e1", 3, {Up(PodIn("default", "d", "13"))}));
+    EXPECT_EQ(log.Printed().size(), 2u);
+    EXPECT_EQ(obs.seen.size(), 3u);
+    EXPECT_EQ(log.Events().size(), 5u);
+    EXPECT_EQ(s.scope().Canonical(), Namespaces({"team-*"}).Canonical());
+  }
+  // Restarted with the same scope: nothing to do.
+  {
+    store.Reopen();
+    StoreLog log(store.get());
+    RecordingObserver obs;
+    ClusterState s(StateOptions{}, store.get(), nullptr, &clock);
+    s.AddObserver(&obs);
+    ASSERT_TRUE(s.SetScope(Namespaces({"team-*"})).ok());
+    ASSERT_TRUE(s.Open().ok());
+    EXPECT_EQ(obs.seen, (std::vector<std::string>{"+a"}));
+    EXPECT_EQ(log.Events(), Events{});
+  }
+  // Restarted without a live configuration (everything in scope): the scope
+  // in force was stored, so the pod that entered while we were down is SYNC.
+  store.Reopen();
+  StoreLog log(store.get());
+  ClusterState s(StateOptions{}, store.get(), nullptr, &clock);
+  ASSERT_TRUE(s.Open().ok());
+  EXPECT_EQ(log.Printed(), (Events{"SYNC default/d"}));
+  EXPECT_TRUE(s.scope().everything());
+}
+
+// An agent whose captureAnnotations changed relists and sends the pods it
+// now sees differently as changes at the same resourceVersion.
+TEST(StateScopeTest, SameVersionWithNewlyCapturedAnnotationsIsAnUpdate) {
+  FakeClock clock;
+  TempStore store;
+  StoreLog log(store.get());
+  ClusterState s(StateOptions{}, store.get(), nullptr, &clock);
+  ASSERT_TRUE(s.Open().ok());
+  PodRecord p = PodIn("team-a", "a", "10");
+  s.Apply(MakeReport("n1", "e1", 1, {Up(p)}));
+  p.annotations = {{"example.com/team", "a"}};
+  s.Apply(MakeReport("n1", "e1", 2, {Up(p)}, /*snapshot=*/true));  // Snapshots are not compared.
+  EXPECT_EQ(log.Printed(), (Events{"CREATED team-a/a"}));
+  ApplyResult r = s.Apply(MakeReport("n1", "e1", 3, {Up(p)}));
+  EXPECT_EQ(r.applied, 1u);
+  r = s.Apply(MakeReport("n1", "e1", 4, {Up(p)}));  // Now the same: a duplicate.
+  EXPECT_EQ(r.duplicate, 1u);
+  EXPECT_EQ(log.Printed(), (Events{"CREATED team-a/a", "UPDATED team-a/a"}));
+  EXPECT_EQ(log.Lines().back()["annotations"]["example.com/team"], "a");
+}
+
+TEST(StateScopeTest, ALabelChangeTakesAPodOutOfScope) {
+  FakeClock clock;
+  TempStore store;
+  StoreLog log(store.get());
+  RecordingObserver obs;
+  ClusterState s(StateOptions{}, store.get(), nullptr, &clock);
+  s.AddObserver(&obs);
+  ASSERT_TRUE(s.Open().ok());
+  ASSERT_TRUE(s.SetScope(*PodScope::Make({}, {}, "tier=web")).ok());
+  s.Apply(MakeReport("n1", "e1", 1, {Up(PodIn("team-a", "w", "10", {{"tier", "web"}}))}));
+  s.Apply(MakeReport("n1", "e1", 2, {Up(PodIn("team-a", "w", "11", {{"tier", "batch"}}))}));
+  EXPECT_EQ(log.Printed(), (Events{"CREATED team-a/w"}));
+  EXPECT_EQ(obs.seen, (std::vector<std::string>{"+w", "-w"}));
+}
+
+}  // namespace
+}  // namespace ashiato

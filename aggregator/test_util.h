@@ -130,6 +130,19 @@ class StoreLog {
     }
     return out;
   }
+  // Events() of the lines the log writer prints (in scope, not replayed).
+  std::vector<std::string> Printed() {
+    std::vector<std::string> out;
+    auto events = store_->EventsAfter(start_, 1000000);
+    if (!events.ok()) return out;
+    for (const auto& e : *events) {
+      if (e.out_of_scope || e.replayed) continue;
+      auto j = nlohmann::json::parse(e.line);
+      out.push_back(e.event + " " + j["namespace"].get<std::string>() + "/" +
+                    j["pod_name"].get<std::string>());
+    }
+    return out;
+  }
 
  private:
   Store* store_;

@@ -121,6 +121,8 @@ class KubeClient {
 
   // Aborts a running Watch/Request from another thread.
   void Cancel() { http_.Cancel(); }
+  // Undoes Cancel() for later calls.
+  void ResetCancel() { http_.Reset(); }
   TokenSource& tokens() { return *tokens_; }
 
  private:

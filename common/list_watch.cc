@@ -107,6 +107,23 @@ void ListWatcher::Stop() {
   api_->Cancel();
 }
 
+void ListWatcher::RequestRelist() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
+    relist_requested_ = true;
+  }
+  api_->Cancel();
+}
+
+bool ListWatcher::TakeRelistRequest() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_ || !relist_requested_) return false;
+  relist_requested_ = false;
+  api_->Reset();
+  return true;
+}
+
 Status ListWatcher::WatchOnce(int* events_seen) {
   int lo = options_.watch_timeout_min_seconds;
   int hi = std::max(lo, options_.watch_timeout_max_seconds);
@@ -161,6 +178,7 @@ Status ListWatcher::Run() {
         handler_->OnListObject(object);
       });
       if (stopped_) break;
+      if (!listed.ok() && TakeRelistRequest()) continue;  // Cancelled to list again.
       if (!listed.ok()) {
         handler_->OnApiError(listed);
         if (!at.empty() && at != "0" && IsResourceVersionUnavailable(listed)) {
@@ -194,6 +212,11 @@ Status ListWatcher::Run() {
     Status s = WatchOnce(&events);
     handler_->OnWatchState(false);
     if (stopped_) break;
+    if (TakeRelistRequest()) {
+      spdlog::info("{} watch ended to relist at resourceVersion {} (asked for)", kind, last_rv_);
+      need_list = true;
+      continue;
+    }
     auto ran = Clock::now() - start;
     if (ran >= options_.healthy_after) backoff_.Reset();
     if (s.ok() && (events > 0 || ran >= std::chrono::seconds(1))) {

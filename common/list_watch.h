@@ -47,6 +47,8 @@ class WatchApi {
                        std::chrono::milliseconds timeout) = 0;
   // Aborts the call in flight and every later one. Thread-safe.
   virtual void Cancel() = 0;
+  // Undoes Cancel() for later calls.
+  virtual void Reset() {}
 };
 
 // WatchApi over a real KubeClient.
@@ -62,6 +64,7 @@ class KubeWatchApi : public WatchApi {
     return client_->Watch(path_and_query, on_event, timeout);
   }
   void Cancel() override { client_->Cancel(); }
+  void Reset() override { client_->ResetCancel(); }
 
  private:
   KubeClient* client_;
@@ -144,6 +147,10 @@ class ListWatcher {
   // Makes Run() return soon: cancels the call in flight. Thread-safe.
   void Stop();
   bool stopped() const { return stopped_.load(); }
+  // Ends the watch in flight and relists (at the last resourceVersion, so
+  // from the watch cache): the handler sees every object again, e.g. after
+  // what it extracts from them changed. Thread-safe.
+  void RequestRelist();
 
  private:
   // Sleeps up to `d` unless stopped; returns false when stopped.
@@ -151,6 +158,8 @@ class ListWatcher {
   std::chrono::milliseconds DelayFor(const Status& s);
   // Runs one watch from last_rv_. Returns OK on a clean end.
   Status WatchOnce(int* events_seen);
+  // True (once) after RequestRelist(), and makes the API usable again.
+  bool TakeRelistRequest();
 
   ListWatchOptions options_;
   WatchApi* api_;
@@ -164,6 +173,7 @@ class ListWatcher {
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<bool> stopped_{false};
+  bool relist_requested_ = false;  // Guarded by mu_.
 };
 
 }  // namespace ashiato

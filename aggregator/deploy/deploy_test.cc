@@ -253,7 +253,7 @@ TEST(DeploymentOutbox, AVersion1StoreIsMigrated) {
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP TABLE deployment_outbox; DROP TABLE node_info; "
-                         "PRAGMA user_version=1",
+                         "ALTER TABLE events DROP COLUMN out_of_scope; PRAGMA user_version=1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);

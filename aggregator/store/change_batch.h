@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ struct EventRow {
   std::string uid, namespace_, name, node, observed_by;
   std::string line;       // The unified log line without its `id` (JSON object).
   bool replayed = false;  // Printed by an earlier aggregator: store, don't print.
+  // The pod was outside the live configuration's scope (common/live_config.h):
+  // kept for history queries, not printed.
+  bool out_of_scope = false;
 };
 
 // The current (or last, if deleted) state of a pod, for dedup after a restart.
@@ -66,12 +70,14 @@ struct OutboxRow {
 
 struct ChangeBatch {
   std::vector<EventRow> events;
-  std::vector<IntervalOp> intervals;  // Applied in order, after the events.
-  std::vector<PodRow> pods;           // Upserted.
-  std::vector<NodeRow> nodes;         // Upserted.
-  std::vector<OutboxRow> outbox;      // Appended to deployment_outbox.
+  std::vector<IntervalOp> intervals;        // Applied in order, after the events.
+  std::vector<PodRow> pods;                 // Upserted.
+  std::vector<NodeRow> nodes;               // Upserted.
+  std::vector<OutboxRow> outbox;            // Appended to deployment_outbox.
+  std::map<std::string, std::string> meta;  // Upserted into the meta table.
   bool empty() const {
-    return events.empty() && intervals.empty() && pods.empty() && nodes.empty() && outbox.empty();
+    return events.empty() && intervals.empty() && pods.empty() && nodes.empty() && outbox.empty() &&
+           meta.empty();
   }
 };
 

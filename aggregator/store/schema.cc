@@ -128,6 +128,11 @@ CREATE TABLE node_info(
   deleted INTEGER NOT NULL,
   updated_us INTEGER NOT NULL);
 )sql",
+    // 3 -> 4: lines of pods outside the live configuration's scope
+    // (docs/live-config.md): stored for history queries, never printed.
+    R"sql(
+ALTER TABLE events ADD COLUMN out_of_scope INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace ashiato

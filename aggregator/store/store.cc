@@ -293,7 +293,7 @@ Status Store::Commit(const ChangeBatch& batch) {
   if (st.ok() && !batch.events.empty()) {
     Stmt s(db,
            "INSERT INTO events(ts_us, aggregated_us, event, uid, namespace, name, node, "
-           "observed_by, line, replayed) VALUES(?,?,?,?,?,?,?,?,?,?)");
+           "observed_by, line, replayed, out_of_scope) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
     st = s.status("store: prepare events");
     for (size_t i = 0; st.ok() && i < batch.events.size(); ++i) {
       const EventRow& e = batch.events[i];
@@ -308,6 +308,7 @@ Status Store::Commit(const ChangeBatch& batch) {
                .Bind(8, e.observed_by)
                .Bind(9, e.line)
                .Bind(10, int64_t{e.replayed})
+               .Bind(11, int64_t{e.out_of_scope})
                .Run("store: insert event");
     }
   }
@@ -421,6 +422,10 @@ Status Store::Commit(const ChangeBatch& batch) {
       s.Reset();
       st = s.Bind(1, o.created).Bind(2, o.key).Bind(3, o.body).Run("store: insert outbox row");
     }
+  }
+  for (auto it = batch.meta.begin(); st.ok() && it != batch.meta.end(); ++it) {
+    Stmt s(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
+    st = s.Bind(1, it->first).Bind(2, it->second).Run("store: write meta");
   }
   if (st.ok()) st = Exec(db, "COMMIT");
   if (!st.ok()) {
@@ -630,15 +635,28 @@ Status Store::LoadNodeInfo(const std::function<void(NodeInfoRow&&)>& fn) {
 Result<std::vector<StoredEvent>> Store::EventsAfter(int64_t after, size_t limit) {
   return Read<std::vector<StoredEvent>>([&](sqlite3* db) -> Result<std::vector<StoredEvent>> {
     Stmt s(db,
-           "SELECT id, ts_us, line, replayed, event FROM events WHERE id > ? ORDER BY id LIMIT ?");
+           "SELECT id, ts_us, line, replayed, event, out_of_scope FROM events WHERE id > ? ORDER "
+           "BY id "
+           "LIMIT ?");
     s.Bind(1, after).Bind(2, static_cast<int64_t>(limit));
     std::vector<StoredEvent> out;
     int rc;
     while ((rc = s.Step()) == SQLITE_ROW) {
-      out.push_back({s.Int(0), s.Int(1), s.Text(2), s.Int(3) != 0, s.Text(4)});
+      out.push_back({s.Int(0), s.Int(1), s.Text(2), s.Int(3) != 0, s.Text(4), s.Int(5) != 0});
     }
     if (rc != SQLITE_DONE) return SqliteStatus(db, rc, "store: read events");
     return out;
+  });
+}
+
+Result<std::string> Store::Meta(const std::string& key) {
+  return Read<std::string>([&](sqlite3* db) -> Result<std::string> {
+    Stmt s(db, "SELECT value FROM meta WHERE key = ?");
+    s.Bind(1, key);
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) return std::string();
+    if (rc != SQLITE_ROW) return SqliteStatus(db, rc, "store: read meta " + key);
+    return s.Text(0);
   });
 }
 

@@ -35,7 +35,7 @@ class Registry;
 namespace ashiato {
 
 // The schema version this build writes (docs/storage.md, "Schema").
-inline constexpr int kStoreSchemaVersion = 3;
+inline constexpr int kStoreSchemaVersion = 4;
 
 struct StoreOptions {
   // Directory of the store; created if missing. The file is <dir>/ashiato.db.
@@ -70,7 +70,8 @@ struct StoredEvent {
   UnixMicros ts = 0;
   std::string line;  // Without the id.
   bool replayed = false;
-  std::string event;  // CREATED, ..., IMAGE_ADDED, IMAGE_REMOVED.
+  std::string event;          // CREATED, ..., IMAGE_ADDED, IMAGE_REMOVED.
+  bool out_of_scope = false;  // Outside the live configuration's scope: not printed.
 };
 
 struct Interval {
@@ -171,6 +172,8 @@ class Store {
   // The id of the last event written to the log (persisted).
   Result<int64_t> LogCursor();
   Status SetLogCursor(int64_t id);
+  // A value ChangeBatch::meta wrote ("" when never written).
+  Result<std::string> Meta(const std::string& key);
   // The highest event id (0 when none).
   Result<int64_t> LastEventId();
 

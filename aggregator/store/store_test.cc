@@ -82,6 +82,33 @@ TEST(StoreTest, NewerSchemaIsRefusedNeverMigratedDown) {
   EXPECT_NE(reopened.status().message().find("newer"), std::string::npos);
 }
 
+// Version 3 -> 4: events of an earlier file keep printing (out_of_scope 0);
+// the scope in force is a meta value written with a batch.
+TEST(StoreTest, AVersion3FileGainsOutOfScopeEvents) {
+  TempStore s;
+  ChangeBatch before;
+  before.events.push_back(Event("old", 1));
+  ASSERT_TRUE(s->Commit(before).ok());
+  ASSERT_EQ(SqliteExec(s->path(),
+                       "ALTER TABLE events DROP COLUMN out_of_scope; "
+                       "PRAGMA user_version=3"),
+            SQLITE_OK);
+  s.Reopen();
+  ASSERT_TRUE(s->healthy());
+  ChangeBatch after;
+  after.events.push_back(Event("hidden", 2));
+  after.events.back().out_of_scope = true;
+  after.meta["scope"] = "{\"namespaces\":[\"team-*\"]}";
+  ASSERT_TRUE(s->Commit(after).ok());
+  auto events = s->EventsAfter(0, 10);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_FALSE((*events)[0].out_of_scope);
+  EXPECT_TRUE((*events)[1].out_of_scope);
+  EXPECT_EQ(*s->Meta("scope"), "{\"namespaces\":[\"team-*\"]}");
+  EXPECT_EQ(*s->Meta("no-such-key"), "");
+}
+
 TEST(StoreTest, CorruptFileIsUnhealthyAndRecoversWhenMovedAway) {
   TempDir dir;
   std::ofstream(dir.dir() + "/ashiato.db") << std::string(8192, 'x');

@@ -648,7 +648,22 @@ HttpResponse Kubesim::Resource(const HttpRequest& req, Route& r, const User& use
   } else {
     return ErrorResponse(MethodNotAllowedError());
   }
-  if (auto denied = Forbid(r, user)) return *denied;
+  Route authz = r;
+  if (r.name.empty()) {
+    // As the API server's request info: a collection request selecting one
+    // object by fieldSelector=metadata.name=X is authorised as a request for
+    // X, so that RBAC resourceNames can allow list/watch of a single object.
+    auto fields = FieldSelector::Parse(req.Query("fieldSelector"), *r.kind);
+    if (fields.ok()) {
+      auto name = fields->Exact("metadata.name");
+      // path.IsValidPathSegmentName, as the API server checks it.
+      if (name && !name->empty() && *name != "." && *name != ".." &&
+          name->find_first_of("/%") == std::string::npos) {
+        authz.name = *name;
+      }
+    }
+  }
+  if (auto denied = Forbid(authz, user)) return *denied;
   if (r.verb == "watch") return Watch(req, r);
   if (r.verb == "list") return List(req, r);
   if (r.verb == "create") return Create(req, r);

@@ -750,6 +750,45 @@ TEST(KubesimTest, RbacEnforcementIsOptional) {
   EXPECT_EQ(other->status, 403);
 }
 
+// As the API server: a list or watch that selects one object with
+// fieldSelector=metadata.name=X is authorised as a request for X, so a Role
+// with resourceNames can allow watching a single ConfigMap.
+TEST(KubesimTest, ResourceNamesAllowListAndWatchOfThatNameOnly) {
+  auto sim = StartSim({.tls = true, .extra_args = {"--authorization-mode", "RBAC"}});
+  ASSERT_TRUE(sim);
+  auto token = sim->CreateToken("team-a", "default");
+  ASSERT_TRUE(token.ok());
+  HttpClientOptions o = sim->client_options();
+  o.bearer_token = [t = *token] { return t; };
+  HttpClient sa(o);
+  const std::string rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/team-a";
+  ASSERT_EQ(sim->KubeRequest("POST", rbac + "/roles",
+                             Role("Role", "cfg",
+                                  {{{"apiGroups", {""}},
+                                    {"resources", {"configmaps"}},
+                                    {"resourceNames", {"settings"}},
+                                    {"verbs", {"get", "list", "watch"}}}})
+                                 .dump())
+                ->status,
+            201);
+  ASSERT_EQ(sim->KubeRequest("POST", rbac + "/rolebindings",
+                             Binding("RoleBinding", "cfg", "Role", "cfg",
+                                     {{{"kind", "ServiceAccount"}, {"name", "default"}}})
+                                 .dump())
+                ->status,
+            201);
+  const std::string cms = "/api/v1/namespaces/team-a/configmaps";
+  EXPECT_EQ(sa.Do("GET", cms + "?fieldSelector=metadata.name%3Dsettings")->status, 200);
+  EXPECT_EQ(sa.Do("GET", cms + "/settings")->status, 404) << "allowed, and absent";
+  EXPECT_EQ(sa.Do("GET", cms)->status, 403) << "every ConfigMap is not that one";
+  EXPECT_EQ(sa.Do("GET", cms + "?fieldSelector=metadata.name%3Dother")->status, 403);
+  EXPECT_EQ(sa.Do("GET", cms + "?fieldSelector=metadata.name!%3Dsettings")->status, 403);
+  auto watch =
+      sa.Do("GET", cms + "?watch=1&timeoutSeconds=1&fieldSelector=metadata.name%3Dsettings");
+  ASSERT_TRUE(watch.ok());
+  EXPECT_EQ(watch->status, 200);
+}
+
 TEST(KubesimTest, TlsAndAuthentication) {
   auto sim = StartSim({.tls = true});
   ASSERT_TRUE(sim);

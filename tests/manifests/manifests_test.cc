@@ -168,16 +168,18 @@ TEST_F(ManifestTest, RendersExactlyTheExpectedObjects) {
   for (const auto& o : rendered_.objects) {
     got.push_back(Str(o["kind"]) + "/" + Str(o["metadata"]["name"]));
   }
-  EXPECT_THAT(got,
-              UnorderedElementsAre(
-                  "Namespace/ashiato", "ResourceQuota/ashiato-critical-pods",
-                  "ServiceAccount/ashiato-agent", "ClusterRole/ashiato-agent",
-                  "ClusterRoleBinding/ashiato-agent", "DaemonSet/ashiato-agent",
-                  "ServiceAccount/ashiato-aggregator", "Role/ashiato-aggregator",
-                  "RoleBinding/ashiato-aggregator", "ClusterRole/ashiato-aggregator-tokenreview",
-                  "ClusterRoleBinding/ashiato-aggregator-tokenreview", "ClusterRole/ashiato-reader",
-                  "ClusterRole/ashiato-metrics-reader", "StatefulSet/ashiato-aggregator",
-                  "Service/ashiato-aggregator", "NetworkPolicy/ashiato-aggregator"));
+  EXPECT_THAT(
+      got, UnorderedElementsAre("Namespace/ashiato", "ResourceQuota/ashiato-critical-pods",
+                                "ServiceAccount/ashiato-agent", "ClusterRole/ashiato-agent",
+                                "ClusterRoleBinding/ashiato-agent", "DaemonSet/ashiato-agent",
+                                "ServiceAccount/ashiato-aggregator", "Role/ashiato-aggregator",
+                                "RoleBinding/ashiato-aggregator",
+                                "ClusterRole/ashiato-aggregator-tokenreview",
+                                "ClusterRoleBinding/ashiato-aggregator-tokenreview",
+                                "ClusterRole/ashiato-reader", "ClusterRole/ashiato-metrics-reader",
+                                "StatefulSet/ashiato-aggregator", "Service/ashiato-aggregator",
+                                "NetworkPolicy/ashiato-aggregator", "ConfigMap/ashiato-config",
+                                "Role/ashiato-agent-config", "RoleBinding/ashiato-agent-config"));
 }
 
 TEST_F(ManifestTest, NamespacedObjectsLiveInAshiatoAndCarryCommonLabels) {
@@ -194,7 +196,8 @@ TEST_F(ManifestTest, NamespacedObjectsLiveInAshiatoAndCarryCommonLabels) {
   }
 }
 
-// Rules of a Role/ClusterRole as "group|resource|verb,verb" strings, verbs sorted.
+// Rules of a Role/ClusterRole as "group|resource|verb,verb" strings, verbs sorted,
+// and "|name,name" after them when the rule names its objects (resourceNames).
 std::vector<std::string> Rules(const YAML::Node& role) {
   std::vector<std::string> out;
   for (const auto& rule : role["rules"]) {
@@ -202,8 +205,12 @@ std::vector<std::string> Rules(const YAML::Node& role) {
     for (const auto& v : Strings(rule["verbs"])) verbs.insert(v);
     std::string joined;
     for (const auto& v : verbs) joined += (joined.empty() ? "" : ",") + v;
+    std::string names;
+    for (const auto& n : Strings(rule["resourceNames"])) names += (names.empty() ? "|" : ",") + n;
     for (const auto& g : Strings(rule["apiGroups"])) {
-      for (const auto& r : Strings(rule["resources"])) out.push_back(g + "|" + r + "|" + joined);
+      for (const auto& r : Strings(rule["resources"])) {
+        out.push_back(g + "|" + r + "|" + joined + names);
+      }
     }
     EXPECT_FALSE(rule["resourceNames"] && rule["nonResourceURLs"]);
   }
@@ -222,7 +229,9 @@ TEST_F(ManifestTest, AggregatorRbacIsConfigMapsAndAgentPodsInItsNamespaceAndRevi
   EXPECT_EQ(Str(role["metadata"]["namespace"]), kNamespace);
   // get pods (not list or watch): the pod a pod-bound push token names, in the
   // agents' namespace, binds the push to its node on Kubernetes < 1.30.
-  EXPECT_THAT(Rules(role), ElementsAre("|configmaps|create,delete,get,list,update", "|pods|get"));
+  // watch only on the live configuration (get/list it has for the hourly ConfigMaps).
+  EXPECT_THAT(Rules(role), ElementsAre("|configmaps|create,delete,get,list,update",
+                                       "|configmaps|watch|ashiato-config", "|pods|get"));
   YAML::Node tr = rendered_.Find("ClusterRole", "ashiato-aggregator-tokenreview");
   ASSERT_TRUE(tr);
   // What system:auth-delegator grants: TokenReview for every token, SubjectAccessReview
@@ -290,11 +299,29 @@ TEST_F(ManifestTest, EachServiceAccountIsBoundToExactlyItsRoles) {
       }
     }
   }
-  EXPECT_THAT(bound["ashiato/ashiato-agent"], UnorderedElementsAre("ClusterRole/ashiato-agent"));
+  EXPECT_THAT(bound["ashiato/ashiato-agent"],
+              UnorderedElementsAre("ClusterRole/ashiato-agent", "Role/ashiato-agent-config"));
   EXPECT_THAT(bound["ashiato/ashiato-aggregator"],
               UnorderedElementsAre("Role/ashiato-aggregator",
                                    "ClusterRole/ashiato-aggregator-tokenreview"));
   EXPECT_EQ(bound.size(), 2u);
+}
+
+TEST_F(ManifestTest, LiveConfigurationIsOneConfigMapReadByNameOnly) {
+  YAML::Node cm = rendered_.Find("ConfigMap", "ashiato-config");
+  ASSERT_TRUE(cm);
+  // Shipped empty: the flags' values, and `kubectl apply` of a new release keeps
+  // the keys an operator added with `kubectl edit` (they are not in last-applied).
+  EXPECT_EQ(cm["data"].size(), 0u);
+  YAML::Node role = rendered_.Find("Role", "ashiato-agent-config");
+  ASSERT_TRUE(role);
+  EXPECT_THAT(Rules(role), ElementsAre("|configmaps|get,list,watch|ashiato-config"));
+  YAML::Node ds = rendered_.Find("DaemonSet", "ashiato-agent");
+  YAML::Node sts = rendered_.Find("StatefulSet", "ashiato-aggregator");
+  ASSERT_TRUE(ds && sts);
+  EXPECT_EQ(Arg(ds["spec"]["template"]["spec"]["containers"][0], "--config-map"),
+            "$(POD_NAMESPACE)/ashiato-config");
+  EXPECT_EQ(Arg(AggregatorContainer(sts), "--config-map"), "$(POD_NAMESPACE)/ashiato-config");
 }
 
 TEST_F(ManifestTest, AgentDaemonSetWiring) {
