@@ -213,7 +213,9 @@ int ShardedHour::ChooseHashed(const std::string& key, size_t bytes, int first, i
     int s = first + (start + i) % count;
     if (shards_[s].bytes + bytes <= cap) return s;
   }
-  return static_cast<int>(shards_.size());
+  // All full (a batch that outgrew its plan): the hard limit pass in Place()
+  // moves keys out if this shard ends up over max_bytes.
+  return first + start;
 }
 
 int ShardedHour::ChooseAppend(size_t bytes, int avoid) const {

@@ -86,13 +86,13 @@ struct ShardLimits {
   // Keys placed after the hour's first batch go to the last shard while its
   // data stays at or below this; then a new shard opens. A flush that adds
   // keys rewrites at most about this much (plus the new data).
-  size_t append_max_bytes = 32 * 1024;
+  size_t append_max_bytes = 16 * 1024;
   // Size of the first placement's shards for keys whose value may change
   // (see KeyHasGeneratedName): a pod that moves node rewrites one of these.
   size_t small_max_bytes = 2 * 1024;
   // Bounds the small shards of one hour (and so the number of objects): with
   // more such keys the small shards grow instead.
-  int max_small_shards = 128;
+  int max_small_shards = 256;
 };
 
 class ShardedHour {
@@ -184,7 +184,7 @@ class ShardedHour {
   void Put(int shard, const std::string& key, std::string value);
   void Erase(int shard, const std::string& key);
   // A shard of [first, first + count) by FNV-1a(key), or the next one there
-  // with room below `cap`; a new shard when none has room.
+  // with room below `cap`; the hashed one when none has room.
   int ChooseHashed(const std::string& key, size_t bytes, int first, int count, size_t cap) const;
   // The last shard if it is not `avoid` and stays within AppendCap() with
   // `bytes` more; else a new shard.

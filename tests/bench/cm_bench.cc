@@ -218,8 +218,11 @@ int Main(int argc, char** argv) {
     int per_flush = static_cast<int>(hour_rate * flush_seconds);
     int next_new = 0, next_gone = 1;
     auto t0 = std::chrono::steady_clock::now();
+    const SystemTime hour_start = clock.now;
     for (int f = 0; f < flushes; ++f) {
-      clock.now += std::chrono::seconds(flush_seconds);
+      // 05:00:05, 05:00:15, ... 05:59:55: every flush inside the hour (the
+      // next rollover is not part of this hour's cost).
+      clock.now = hour_start + std::chrono::seconds(f * flush_seconds + flush_seconds / 2);
       for (int c = 0; c < per_flush; ++c) {
         int kind = (f * per_flush + c) % 20;  // 0..1: move, 2..10: create, 11..19: delete.
         if (kind < 2) {
