@@ -50,6 +50,16 @@ bool IsValidConfigMapKey(std::string_view key) {
   return true;
 }
 
+bool KeyHasGeneratedName(std::string_view key) {
+  // k8s.io/apimachinery/pkg/util/rand: no vowels, no 0, 1 or 3.
+  static constexpr std::string_view kAlphabet = "bcdfghjklmnpqrstvwxz2456789";
+  constexpr size_t kSuffix = 5;
+  if (key.size() <= kSuffix + 1 || key[key.size() - kSuffix - 1] != '-') return false;
+  std::string_view suffix = key.substr(key.size() - kSuffix);
+  return std::all_of(suffix.begin(), suffix.end(),
+                     [](char c) { return kAlphabet.find(c) != std::string_view::npos; });
+}
+
 PodKey MakePodKey(std::string_view ns, std::string_view name) {
   PodKey out;
   if (IsPlainPart(ns) && IsPlainPart(name)) {

@@ -49,6 +49,14 @@ std::string FormatValue(const NodeList& list);
 std::string AddNodeToValue(std::string_view value, std::string_view node,
                            std::string_view full_name);
 
+// Returns true iff the pod name in `key` ends in the 5-character random
+// suffix the API server's generateName appends ("-" + 5 of
+// "bcdfghjklmnpqrstvwxz2456789"): Deployment/ReplicaSet, DaemonSet and Job
+// pods. Such a name is never reused and a pod never changes node, so its
+// value is final once written in an hour. StatefulSet pods ("db-0") and other
+// fixed names may come back on another node. A placement hint only.
+bool KeyHasGeneratedName(std::string_view key);
+
 // Union of two values of the same key: the nodes of `ours` in order, then
 // those only in `theirs`. Never drops a node.
 std::string MergeValues(std::string_view ours, std::string_view theirs);

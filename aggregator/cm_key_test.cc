@@ -19,6 +19,18 @@ TEST(ConfigMapKeyTest, ValidKeys) {
   EXPECT_FALSE(IsValidConfigMapKey("caf\xc3\xa9"));
 }
 
+TEST(ConfigMapKeyTest, GeneratedNamesAreRecognised) {
+  EXPECT_TRUE(KeyHasGeneratedName("default_web-7d4b9c8f6d-6x9qd"));  // ReplicaSet pod.
+  EXPECT_TRUE(KeyHasGeneratedName("kube-system_kube-proxy-z2v8k"));  // DaemonSet pod.
+  EXPECT_FALSE(KeyHasGeneratedName("team-a_db-0"));                  // StatefulSet pod.
+  EXPECT_FALSE(KeyHasGeneratedName("team-a_db-12345"));    // 1 and 3 are not in the alphabet.
+  EXPECT_FALSE(KeyHasGeneratedName("default_web-abcde"));  // Nor are vowels.
+  EXPECT_FALSE(KeyHasGeneratedName("default_web-6x9q"));   // Four characters.
+  EXPECT_FALSE(KeyHasGeneratedName("default_6x9qd"));      // No '-' before the suffix.
+  EXPECT_FALSE(KeyHasGeneratedName("-6x9qd"));
+  EXPECT_FALSE(KeyHasGeneratedName(MakePodKey("ns", std::string(300, 'p') + "-6x9qd").key));
+}
+
 TEST(ConfigMapKeyTest, PlainKeyWhenValid) {
   PodKey k = MakePodKey("default", "web-0");
   EXPECT_EQ(k.key, "default_web-0");

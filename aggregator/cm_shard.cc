@@ -136,11 +136,16 @@ size_t ShardedHour::EstimatedBytes(size_t extra_data_bytes) const {
   size_t data = extra_data_bytes;
   for (const Shard& s : shards_) data += s.bytes;
   for (const auto& [k, v] : pending_) data += EntryBytes(k.size(), v.size());
+  size_t shards = shards_.size();
+  if (PendingIsABatch()) {
+    BatchPlan plan = PlanBatch();
+    shards += static_cast<size_t>(plan.small + plan.large);
+  }
   double per_shard = limits_.initial_fill * static_cast<double>(limits_.max_bytes) -
                      static_cast<double>(kShardMetadataBytes);
   size_t needed =
       per_shard > 0 ? static_cast<size_t>(std::ceil(static_cast<double>(data) / per_shard)) : 1;
-  size_t shards = std::max(shards_.size(), needed);
+  shards = std::max(shards, needed);
   return data + shards * kShardMetadataEstimateBytes;
 }
 
@@ -195,36 +200,92 @@ void ShardedHour::MarkMissing(int shard) {
   s.written = 0;
 }
 
-int ShardedHour::Choose(const std::string& key, size_t bytes, int avoid, bool hashed) const {
-  int n = static_cast<int>(shards_.size());
-  const size_t cap =
-      static_cast<size_t>(limits_.place_fill * static_cast<double>(limits_.max_bytes));
-  if (n > 0) {
-    // Hashed: spread an hour's first batch evenly. Otherwise first fit, so
-    // the pods new in one flush land together and dirty one shard, not all.
-    int first = hashed ? static_cast<int>(Fnv1a64(key) % static_cast<uint64_t>(n)) : 0;
-    for (int i = 0; i < n; ++i) {
-      int s = (first + i) % n;
-      if (s == avoid) continue;
-      if (shards_[s].bytes + bytes + kShardMetadataBytes <= cap) return s;
-    }
+size_t ShardedHour::AppendCap() const {
+  double large = limits_.place_fill * static_cast<double>(limits_.max_bytes) -
+                 static_cast<double>(kShardMetadataBytes);
+  return std::min(limits_.append_max_bytes, static_cast<size_t>(std::max(0.0, large)));
+}
+
+int ShardedHour::ChooseHashed(const std::string& key, size_t bytes, int first, int count,
+                              size_t cap) const {
+  int start = static_cast<int>(Fnv1a64(key) % static_cast<uint64_t>(count));
+  for (int i = 0; i < count; ++i) {
+    int s = first + (start + i) % count;
+    if (shards_[s].bytes + bytes <= cap) return s;
   }
+  // All full (a batch that outgrew its plan): the hard limit pass in Place()
+  // moves keys out if this shard ends up over max_bytes.
+  return first + start;
+}
+
+int ShardedHour::ChooseAppend(size_t bytes, int avoid) const {
+  int last = static_cast<int>(shards_.size()) - 1;
+  if (last >= 0 && last != avoid && shards_[last].bytes + bytes <= AppendCap()) return last;
   // A lone entry larger than the cap still gets a shard of its own.
-  return n;
+  return static_cast<int>(shards_.size());
+}
+
+ShardedHour::BatchPlan ShardedHour::PlanBatch() const {
+  size_t total = 0, may_change = 0;
+  for (const auto& [k, v] : pending_) {
+    size_t bytes = EntryBytes(k.size(), v.size());
+    total += bytes;
+    if (!KeyHasGeneratedName(k)) may_change += bytes;
+  }
+  auto count = [](size_t bytes, double per_shard) {
+    return std::max(1, static_cast<int>(std::ceil(static_cast<double>(bytes) / per_shard)));
+  };
+  const double large_fill = limits_.initial_fill * static_cast<double>(limits_.max_bytes) -
+                            static_cast<double>(kShardMetadataBytes);
+  BatchPlan plan;
+  plan.large_cap =
+      static_cast<size_t>(limits_.place_fill * static_cast<double>(limits_.max_bytes)) -
+      kShardMetadataBytes;
+  // A batch that fits one large shard stays one ConfigMap: splitting it
+  // would save less than it costs in objects (small clusters keep one
+  // ConfigMap an hour).
+  if (total <= static_cast<size_t>(std::max(0.0, large_fill))) {
+    plan.large = 1;
+    return plan;
+  }
+  if (may_change > 0) {
+    const double small_fill =
+        limits_.initial_fill * static_cast<double>(std::max<size_t>(limits_.small_max_bytes, 1));
+    plan.small = std::min(count(may_change, small_fill), std::max(1, limits_.max_small_shards));
+    // Room for the hashing's unevenness; bigger shards when the count is capped.
+    size_t even = may_change / static_cast<size_t>(plan.small);
+    plan.small_cap = std::max(limits_.small_max_bytes, even + even / 2);
+  }
+  if (total > may_change) plan.large = count(total - may_change, large_fill);
+  return plan;
+}
+
+bool ShardedHour::PendingIsABatch() const {
+  if (pending_.empty()) return false;
+  if (shards_.empty()) return true;
+  size_t total = 0;
+  for (const auto& [k, v] : pending_) total += EntryBytes(k.size(), v.size());
+  return total > AppendCap();
+}
+
+void ShardedHour::PlaceBatch() {
+  BatchPlan plan = PlanBatch();
+  const int first = shard_count();
+  shards_.resize(first + plan.small + plan.large);
+  for (auto& [k, v] : pending_) {
+    size_t bytes = EntryBytes(k.size(), v.size());
+    int s = plan.small > 0 && !KeyHasGeneratedName(k)
+                ? ChooseHashed(k, bytes, first, plan.small, plan.small_cap)
+                : ChooseHashed(k, bytes, first + plan.small, plan.large, plan.large_cap);
+    Put(s, k, std::move(v));
+  }
+  pending_.clear();
 }
 
 void ShardedHour::Place() {
-  const bool first_batch = shards_.empty();
-  if (!pending_.empty() && first_batch) {
-    size_t total = 0;
-    for (const auto& [k, v] : pending_) total += EntryBytes(k.size(), v.size());
-    double target = limits_.initial_fill * static_cast<double>(limits_.max_bytes) -
-                    static_cast<double>(kShardMetadataBytes);
-    int n = std::max(1, static_cast<int>(std::ceil(static_cast<double>(total) / target)));
-    shards_.resize(n);
-  }
+  if (PendingIsABatch()) PlaceBatch();
   for (auto& [k, v] : pending_) {
-    int s = Choose(k, EntryBytes(k.size(), v.size()), -1, first_batch);
+    int s = ChooseAppend(EntryBytes(k.size(), v.size()), -1);
     Put(s, k, std::move(v));
   }
   pending_.clear();
@@ -236,7 +297,7 @@ void ShardedHour::Place() {
       std::string key = last->first;
       std::string value = last->second;
       Erase(s, key);
-      int t = Choose(key, EntryBytes(key.size(), value.size()), s, false);
+      int t = ChooseAppend(EntryBytes(key.size(), value.size()), s);
       Put(t, key, std::move(value));
     }
   }

@@ -3,12 +3,22 @@
 //
 // Shard 0 is "pod-ashiato-YYYYMMDDHH", shard i > 0 "pod-ashiato-YYYYMMDDHH-i".
 // A key is placed once and then stays in its shard, so a flush rewrites only
-// the shards whose keys changed. The hour's first batch (usually the pods
-// carried over from the previous hour) creates N shards sized from its total
-// with headroom and spreads keys by FNV-1a(key) mod N (next shard with room if
-// that one is full). Later keys go to the first shard with room, so the pods
-// that appear during one debounce interval dirty one shard, not all; a new
-// shard is added when none has room. Not thread-safe.
+// the shards whose keys changed, and the cost of a change is the size of the
+// shard that holds it. The layout keeps the shards that change small:
+// - The hour's first batch (usually the pods carried over from the previous
+//   hour), when larger than one large shard: keys whose value can still
+//   change (names that may be reused, e.g. StatefulSet pods, which can come
+//   back on another node) go to small shards first; keys with generated names
+//   (final once written) to large shards after them, filled to about 70 %.
+//   Within each group by FNV-1a(key) mod count: deterministic and even.
+// - Keys new later in the hour go to the last shard while it stays below
+//   append_max_bytes; then it is sealed (no new keys) and a new shard opens.
+//   So the new pods of one flush rewrite one small shard. The rule depends
+//   only on the shards' sizes, so it holds unchanged after a restart. More
+//   new keys at once than one such shard holds (agents' snapshots after a
+//   cold start) are laid out like a first batch, in new shards.
+// - A shard whose values grew past max_bytes moves keys to the open shard.
+// Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -70,9 +80,19 @@ struct ShardLimits {
   // The first placement of an hour creates enough shards to fill each to
   // about this fraction of max_bytes, so the hour can grow without new shards.
   double initial_fill = 0.7;
-  // New keys go only to shards below this fraction of max_bytes, leaving room
-  // for existing values to grow (a pod moving to another node).
+  // The first placement's large shards take keys only below this fraction
+  // of max_bytes, leaving room for values to grow.
   double place_fill = 0.9;
+  // Keys placed after the hour's first batch go to the last shard while its
+  // data stays at or below this; then a new shard opens. A flush that adds
+  // keys rewrites at most about this much (plus the new data).
+  size_t append_max_bytes = 16 * 1024;
+  // Size of the first placement's shards for keys whose value may change
+  // (see KeyHasGeneratedName): a pod that moves node rewrites one of these.
+  size_t small_max_bytes = 2 * 1024;
+  // Bounds the small shards of one hour (and so the number of objects): with
+  // more such keys the small shards grow instead.
+  int max_small_shards = 256;
 };
 
 class ShardedHour {
@@ -143,11 +163,32 @@ class ShardedHour {
     nlohmann::json server_annotations;
   };
 
+  // How a batch of keys is laid out in new shards after the existing ones:
+  // `small` shards for keys whose value may change, then `large` ones. With
+  // small == 0, every key goes to the large group.
+  struct BatchPlan {
+    int small = 0;
+    size_t small_cap = 0;  // Data bytes a small shard takes before probing on.
+    int large = 0;
+    size_t large_cap = 0;
+  };
+  BatchPlan PlanBatch() const;
+  // The keys not yet placed are a batch (the hour's first, or more than one
+  // append shard holds): laid out by PlanBatch rather than appended.
+  bool PendingIsABatch() const;
+  void PlaceBatch();
+  // Data bytes up to which the last shard takes keys placed after the first batch.
+  size_t AppendCap() const;
+
   Shard& EnsureShard(int shard);
   void Put(int shard, const std::string& key, std::string value);
   void Erase(int shard, const std::string& key);
-  // Places one key (not currently in any shard), never into `avoid`.
-  int Choose(const std::string& key, size_t bytes, int avoid, bool hashed) const;
+  // A shard of [first, first + count) by FNV-1a(key), or the next one there
+  // with room below `cap`; the hashed one when none has room.
+  int ChooseHashed(const std::string& key, size_t bytes, int first, int count, size_t cap) const;
+  // The last shard if it is not `avoid` and stays within AppendCap() with
+  // `bytes` more; else a new shard.
+  int ChooseAppend(size_t bytes, int avoid) const;
 
   HourIndex hour_;
   ShardLimits limits_;

@@ -47,19 +47,48 @@ size_t DataBytes(const nlohmann::json& cm) {
   return n;
 }
 
+// A cluster as pods are named: 1 in 20 a StatefulSet pod ("db-7-2"), the
+// rest ReplicaSet pods with generateName's 5-character suffix.
+std::string GeneratedSuffix(int i) {
+  static const char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+  std::string out;
+  for (int d = 0; d < 5; ++d, i /= 27) out += kAlphabet[i % 27];
+  return out;
+}
+std::string RealisticName(int i) {
+  if (i % 20 == 0) return "db-" + std::to_string(i / 60) + "-" + std::to_string(i / 20 % 3);
+  return "web-" + std::to_string(i / 30) + "-7d9f8c6b5-" + GeneratedSuffix(i);
+}
+
+// A ReplicaSet pod created during the hour.
+std::string NewPodName(int i) { return "api-7c9d8b6f5-" + GeneratedSuffix(i); }
+
+// Writes every dirty shard; returns the bytes sent.
+size_t WriteAll(ShardedHour& hour, std::vector<int>* written = nullptr) {
+  size_t bytes = 0;
+  for (int s : hour.DirtyShards()) {
+    auto req = hour.BuildWrite(s, "ns");
+    bytes += req.config_map.dump().size();
+    hour.Written(s, req.generation, "rv");
+    if (written) written->push_back(s);
+  }
+  return bytes;
+}
+
 TEST(ShardedHourTest, ScaleStaysUnderLimitAndUnionIsThePodSet) {
   ShardLimits limits;
   ShardedHour hour(kHour, limits);
   const int kPods = 150000;
   std::set<std::string> want;
   for (int i = 0; i < kPods; ++i) {
-    PodKey k = MakePodKey(Ns(i), PodName(i));
+    PodKey k = MakePodKey(Ns(i), RealisticName(i));
     hour.Record(k.key, Node(i), k.full_name);
     want.insert(k.key);
   }
   hour.Place();
+  // ~9.4 MB: ~14 large shards, and the StatefulSet pods in small ones.
   EXPECT_GT(hour.shard_count(), 10);
-  EXPECT_LT(hour.shard_count(), 40);
+  EXPECT_LE(hour.shard_count(), 40 + limits.max_small_shards);
   std::set<std::string> got;
   size_t entries = 0;
   for (int s : hour.DirtyShards()) {
@@ -126,6 +155,121 @@ TEST(ShardedHourTest, GrowingValuesMoveKeysOutOfAFullShard) {
   EXPECT_EQ(keys, 800u);
   EXPECT_EQ(ParseValue(*hour.Lookup("ns_pod-5")).nodes.size(), 21u);
   EXPECT_EQ(ParseValue(*hour.Lookup("ns_pod-5")).nodes.front(), "node-20");
+}
+
+TEST(ShardedHourTest, KeysThatMayChangeGetSmallShardsFinalOnesLargeShards) {
+  ShardLimits limits;
+  ShardedHour hour(kHour, limits);
+  for (int i = 0; i < 150000; ++i)
+    hour.Record(MakePodKey(Ns(i), RealisticName(i)).key, Node(i), "");
+  hour.Place();
+  int small = 0;
+  for (int s = 0; s < hour.shard_count(); ++s) {
+    const auto& data = hour.shard_data(s);
+    ASSERT_FALSE(data.empty()) << s;
+    bool generated = KeyHasGeneratedName(data.begin()->first);
+    for (const auto& [k, v] : data) EXPECT_EQ(KeyHasGeneratedName(k), generated) << k;
+    if (!generated) {
+      ++small;
+      EXPECT_LE(hour.shard_bytes(s), 8 * 1024u) << s;  // 128 shards for ~375 KB.
+    }
+  }
+  EXPECT_GT(small, 20);
+  EXPECT_LE(small, limits.max_small_shards);
+}
+
+// The issue-15 case: in a 150,000-pod hour, a flush with 90 new pods and 20
+// StatefulSet pods moved rewrites one small open shard and the small shards
+// of the moved pods, never a large one (the old layout: ~12 shards, 7.5 MB).
+TEST(ShardedHourTest, AFlushOfNewAndMovedPodsRewritesOnlySmallShards) {
+  ShardLimits limits;
+  ShardedHour hour(kHour, limits);
+  const int kPods = 150000;
+  for (int i = 0; i < kPods; ++i) hour.Record(MakePodKey(Ns(i), RealisticName(i)).key, Node(i), "");
+  hour.Place();
+  size_t initial = WriteAll(hour);
+  EXPECT_GT(initial, 9000000u);
+  const int initial_shards = hour.shard_count();
+  int next = kPods;
+  std::set<int> sealed;
+  for (int flush = 0; flush < 40; ++flush) {
+    for (int c = 0; c < 90; ++c, ++next) {
+      hour.Record(MakePodKey(Ns(next), NewPodName(next)).key, Node(next), "");
+    }
+    for (int m = 0; m < 20; ++m) {
+      int i = (flush * 20 + m) * 20 * 7 % kPods / 20 * 20;  // A StatefulSet pod.
+      hour.Record(MakePodKey(Ns(i), RealisticName(i)).key, "moved-" + std::to_string(flush), "");
+    }
+    hour.Place();
+    std::vector<int> written;
+    size_t bytes = WriteAll(hour, &written);
+    // At most 20 small shards and the open one: ~100 KB, not megabytes.
+    EXPECT_LE(bytes, 20 * (8 * 1024 + 1024) + limits.append_max_bytes + 1024) << "flush " << flush;
+    int opened = 0;
+    for (int s : written) {
+      EXPECT_FALSE(sealed.count(s)) << "sealed shard " << s << " took new keys";
+      EXPECT_LE(hour.shard_bytes(s), limits.append_max_bytes) << s;
+      if (s >= initial_shards) ++opened;
+    }
+    EXPECT_LE(opened, 2);  // The open shard, and the next one when it fills.
+    for (int s = initial_shards; s + 1 < hour.shard_count(); ++s) sealed.insert(s);
+  }
+  EXPECT_GT(sealed.size(), 3u);  // 40 x 90 new pods filled several append shards.
+}
+
+TEST(ShardedHourTest, AppendingContinuesInTheLastShardAfterARestart) {
+  ShardLimits limits;
+  ShardedHour before(kHour, limits);
+  for (int i = 0; i < 20000; ++i)
+    before.Record(MakePodKey(Ns(i), RealisticName(i)).key, Node(i), "");
+  before.Place();
+  WriteAll(before);
+  for (int i = 20000; i < 20100; ++i) {
+    before.Record(MakePodKey(Ns(i), RealisticName(i)).key, Node(i), "");
+  }
+  before.Place();
+  WriteAll(before);
+  // A new process reads the shards back: same layout, new keys go where they
+  // would have gone without the restart.
+  ShardedHour after(kHour, limits);
+  for (int s = 0; s < before.shard_count(); ++s) {
+    after.MergeFromServer(s,
+                          {{"metadata", {{"name", ShardName(kHour, s)}, {"resourceVersion", "1"}}},
+                           {"data", before.shard_data(s)}});
+  }
+  after.Place();
+  EXPECT_TRUE(after.DirtyShards().empty());
+  PodKey k = MakePodKey("late", "web-1-7d9f8c6b5-bcdfg");
+  before.Record(k.key, "n", "");
+  after.Record(k.key, "n", "");
+  before.Place();
+  after.Place();
+  EXPECT_EQ(after.DirtyShards(), before.DirtyShards());
+  EXPECT_EQ(after.DirtyShards(), std::vector<int>{after.shard_count() - 1});
+}
+
+TEST(ShardedHourTest, AGrowingShardMovesKeysOnlyToTheOpenShard) {
+  ShardLimits limits;
+  limits.max_bytes = 64 * 1024;
+  limits.append_max_bytes = 8 * 1024;
+  ShardedHour hour(kHour, limits);
+  for (int i = 0; i < 4000; ++i) hour.Record(MakePodKey(Ns(i), NewPodName(i)).key, Node(i), "");
+  hour.Place();
+  WriteAll(hour);
+  const int before = hour.shard_count();
+  ASSERT_GT(before, 3);
+  // The keys of shard 1 visit many nodes: it outgrows max_bytes.
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : hour.shard_data(1)) keys.push_back(k);
+  for (int n = 0; n < 12; ++n) {
+    for (const std::string& k : keys) hour.Record(k, "node-extra-" + std::to_string(n), "");
+  }
+  hour.Place();
+  for (int s : hour.DirtyShards()) EXPECT_TRUE(s == 1 || s >= before) << s;
+  EXPECT_LE(hour.shard_bytes(1) + kShardMetadataBytes, limits.max_bytes);
+  size_t placed = 0;
+  for (int s = 0; s < hour.shard_count(); ++s) placed += hour.shard_data(s).size();
+  EXPECT_EQ(placed, 4000u);
 }
 
 nlohmann::json ServerCm(int shard, const std::string& rv, nlohmann::json data) {
