@@ -21,7 +21,8 @@ ASHIATO_WERROR ?= OFF
 
 DEB_PACKAGES := g++ cmake make pkg-config libcurl4-openssl-dev nlohmann-json3-dev libspdlog-dev \
   libfmt-dev libgtest-dev libgmock-dev libmicrohttpd-dev libyaml-cpp-dev libcli11-dev \
-  prometheus-cpp-dev zlib1g-dev libsqlite3-dev sqlite3 libssl-dev libbenchmark-dev openssl curl jq
+  prometheus-cpp-dev zlib1g-dev libsqlite3-dev sqlite3 libssl-dev libbenchmark-dev libsimdjson-dev \
+  openssl curl jq
 
 # clang's libFuzzer and sanitizer runtimes, for `make fuzz` only.
 FUZZ_PACKAGES := clang libclang-rt-dev

@@ -299,5 +299,169 @@ TEST(ReportTest, UnknownRecordKeysAreIgnored) {
   EXPECT_EQ(r->records[0].pod.annotations.at("k"), "v");
 }
 
+// Where the decoder's parser (simdjson) is stricter than the JSON grammar the
+// protocol was written against (nlohmann's), the text is still read as that
+// grammar reads it.
+TEST(ReportTest, ReadsWhatAWholeDocumentReaderReads) {
+  auto envelope = [](const std::string& extra) {
+    return R"({"v":1,"node":"n","epoch":"e",)" + extra + R"(,"r":[]})";
+  };
+  // "-0" is a negative integer, and seq must not be negative.
+  EXPECT_FALSE(DecodeReport(envelope(R"("seq":-0)")).ok());
+  EXPECT_TRUE(DecodeReport(envelope(R"("seq":0)")).ok());
+  EXPECT_TRUE(DecodeReport(envelope(R"("seq":18446744073709551615)")).ok());
+  // Integers beyond 64 bits are floats: ignored under an unknown key,
+  // refused where an integer is expected.
+  EXPECT_TRUE(DecodeReport(envelope(R"("seq":1,"zz":18446744073709551616)")).ok());
+  EXPECT_TRUE(DecodeReport(envelope(R"("seq":1,"zz":[-9223372036854775809])")).ok());
+  auto wide = DecodeReport(envelope(R"("seq":18446744073709551616)"));
+  ASSERT_FALSE(wide.ok());
+  EXPECT_NE(wide.status().message().find("report.seq"), std::string::npos)
+      << wide.status().ToString();
+  EXPECT_EQ(DecodeReport(envelope(R"("seq":1,"zz":1e999)")).status().code(),
+            StatusCode::kInvalidArgument);
+  // A byte order mark, and nesting of any depth under an unknown key.
+  EXPECT_TRUE(DecodeReport("\xEF\xBB\xBF" + envelope(R"("seq":1)")).ok());
+  EXPECT_TRUE(
+      DecodeReport(envelope(R"("seq":1,"zz":)" + std::string(5000, '[') + std::string(5000, ']')))
+          .ok());
+  EXPECT_FALSE(
+      DecodeReport(envelope(R"("seq":1,"zz":)" + std::string(5000, '[') + std::string(4999, ']')))
+          .ok());
+  // Lone surrogates and invalid UTF-8 are malformed, anywhere.
+  EXPECT_FALSE(DecodeReport(envelope(R"("seq":1,"zz":"\udc00")")).ok());
+  EXPECT_FALSE(DecodeReport(envelope("\"seq\":1,\"zz\":\"\xC0\xAF\"")).ok());
+  // A repeated key keeps its last value: records without "nd" are on the
+  // envelope's (last) node.
+  auto twice = DecodeReport(
+      R"({"v":1,"node":"a","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"d","n":"p"}],"node":"b"})");
+  ASSERT_TRUE(twice.ok()) << twice.status().ToString();
+  EXPECT_EQ(twice->node, "b");
+  EXPECT_EQ(twice->records[0].pod.node_name, "b");
+  auto fixed = DecodeReport(
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"d","n":"p","c":5,"c":[["Ready","True","t"]]}]})");
+  ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
+  EXPECT_EQ(fixed->records[0].pod.conditions.size(), 1u);
+  auto broken = DecodeReport(
+      R"({"v":1,"node":"n","epoch":"e","seq":1,"r":[{"op":"U","u":"u","ns":"d","n":"p","c":[],"c":5}]})");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_EQ(broken.status().message(), "report.r[0].c: expected an array");
+}
+
+TEST(ReportTest, LargeAndSmallReportsInTurn) {
+  // Over the size whose parser buffers a thread keeps: they are freed, and
+  // the next report decodes as before.
+  std::string large = EncodeReport(TypicalReport(1000));
+  ASSERT_GT(large.size(), 512u * 1024);
+  std::string small = EncodeReport(TypicalReport(2));
+  for (int i = 0; i < 3; ++i) {
+    auto a = DecodeReport(large);
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    EXPECT_EQ(a->records.size(), 1000u);
+    auto b = DecodeReport(small);
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    EXPECT_TRUE(b->records[1] == TypicalReport(2).records[1]);
+  }
+}
+
+// A string of random bytes, biased towards what is hard to escape: control
+// characters, quotes, backslashes, valid multi-byte UTF-8 and every kind of
+// invalid UTF-8 (stray continuation bytes, truncated and overlong
+// sequences, surrogates, bytes that never occur).
+std::string HostileString(std::mt19937& rng) {
+  static const std::vector<std::string> kPieces = {"a",
+                                                   "Z",
+                                                   "0",
+                                                   " ",
+                                                   "\"",
+                                                   "\\",
+                                                   "/",
+                                                   "\x7f",
+                                                   "\n",
+                                                   "\t",
+                                                   "\r",
+                                                   "\b",
+                                                   "\f",
+                                                   std::string(1, '\0'),
+                                                   "\x01",
+                                                   "\x1f",
+                                                   "\xc3\xa9",
+                                                   "\xe6\x97\xa5",
+                                                   "\xf0\x9f\x98\x80",
+                                                   "\xef\xbf\xbd",
+                                                   "\x80",
+                                                   "\xbf",
+                                                   "\xc0\xaf",
+                                                   "\xc1",
+                                                   "\xc2",
+                                                   "\xe0\x80\x80",
+                                                   "\xe6\x97",
+                                                   "\xed\xa0\x80",
+                                                   "\xf0\x9f",
+                                                   "\xf4\x90\x80\x80",
+                                                   "\xf5",
+                                                   "\xff",
+                                                   "\xfe",
+                                                   "\xe6",
+                                                   "\xf0\x9f\x98"};
+  std::string s;
+  int n = static_cast<int>(rng() % 12);
+  for (int i = 0; i < n; ++i) {
+    if (rng() % 4 == 0) {
+      s.push_back(static_cast<char>(rng() % 256));
+    } else {
+      s += kPieces[rng() % kPieces.size()];
+    }
+  }
+  return s;
+}
+
+// One definition of the unified log line: the string builder writes exactly
+// what nlohmann writes for PodRecordToLogJson (with invalid UTF-8 replaced,
+// as the aggregator dumps it).
+TEST(ReportTest, FastLogLineEqualsPodRecordToLogJsonOnRandomRecords) {
+  std::mt19937 rng(20261203);
+  auto str = [&] { return HostileString(rng); };
+  for (int i = 0; i < 3000; ++i) {
+    PodRecord p;
+    p.uid = str();
+    p.namespace_ = str();
+    p.name = str();
+    p.node_name = str();
+    p.pod_ip = str();
+    for (unsigned k = rng() % 3; k > 0; --k) p.pod_ips.push_back(str());
+    p.host_ip = str();
+    p.phase = str();
+    for (unsigned k = rng() % 3; k > 0; --k) p.conditions.push_back({str(), str(), str()});
+    for (unsigned k = rng() % 3; k > 0; --k) p.containers.push_back({str(), str(), str()});
+    if (rng() % 3 != 0) {
+      p.owner_kind = str();
+      p.owner_name = str();
+      p.owner_inferred = rng() % 2 == 0;
+    }
+    for (unsigned k = rng() % 4; k > 0; --k) p.labels[str()] = str();
+    for (unsigned k = rng() % 2; k > 0; --k) p.annotations[str()] = str();
+    p.creation_timestamp = str();
+    if (rng() % 2 == 0) p.deletion_timestamp = str();
+    p.resource_version = str();
+
+    std::string cluster = str(), event = str();
+    std::string line;
+    AppendPodLogJson(p, {{"cluster", cluster}, {"event", event}, {"replayed", "true", true}},
+                     &line);
+    nlohmann::json want = PodRecordToLogJson(p);
+    want["cluster"] = cluster;
+    want["event"] = event;
+    want["replayed"] = true;
+    ASSERT_EQ(line, want.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)) << i;
+
+    std::string quoted;
+    AppendJsonString(p.uid, &quoted);
+    ASSERT_EQ(quoted,
+              nlohmann::json(p.uid).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+        << i;
+  }
+}
+
 }  // namespace
 }  // namespace ashiato

@@ -1,9 +1,9 @@
-// POST /v1/reports bodies: DecodeReportBody (gzip and identity), the SAX
+// POST /v1/reports bodies: DecodeReportBody (gzip and identity), the simdjson
 // report decoder, EncodeReport and AppendPodLogJson.
 //
 // Invariants:
-// - the SAX decoder agrees with a straightforward DOM decoder (the one it
-//   replaced, below): whatever it accepts, the DOM reader accepts with the
+// - the decoder agrees with a straightforward DOM decoder (the first one,
+//   below): whatever it accepts, the DOM reader accepts with the
 //   same value; whatever the DOM reader accepts, it accepts too unless the
 //   text repeats a key inside one object (then it may be stricter);
 // - decode(encode(r)) == r and encode is a fixpoint;
@@ -22,7 +22,7 @@ namespace {
 using nlohmann::json;
 
 // The DOM decoder of the first protocol version (before the SAX one), with
-// "rp" (replay) added: the reference the SAX decoder must agree with.
+// "rp" (replay) added: the reference the decoder must agree with.
 class DomReader {
  public:
   explicit DomReader(const ReportLimits& limits) : limits_(limits) {}
@@ -216,12 +216,12 @@ void CheckDecoded(std::string_view text, const ReportLimits& limits) {
   Report dom;
   bool dom_ok = DomDecode(text, limits, &dom);
   if (sax.ok()) {
-    FUZZ_CHECK(dom_ok, "the SAX decoder accepted what the DOM decoder rejects");
-    FUZZ_CHECK(SameReport(*sax, dom), "SAX and DOM decoders disagree on the value");
+    FUZZ_CHECK(dom_ok, "the decoder accepted what the DOM decoder rejects");
+    FUZZ_CHECK(SameReport(*sax, dom), "the decoder and the DOM decoder disagree on the value");
   } else {
     FUZZ_CHECK(sax.status().code() == StatusCode::kInvalidArgument, sax.status().ToString());
     FUZZ_CHECK(!dom_ok || HasDuplicateKeys(text),
-               "the SAX decoder rejected what the DOM decoder accepts: " + sax.status().ToString());
+               "the decoder rejected what the DOM decoder accepts: " + sax.status().ToString());
     return;
   }
   // Round trip: encode, decode, encode again.
