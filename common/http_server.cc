@@ -1,14 +1,22 @@
 #include "common/http_server.h"
 
 #include <arpa/inet.h>
-#include <gnutls/abstract.h>
-#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+// ASHIATO_HTTPS_SERVER=0 (the static agent, ASHIATO_STATIC_AGENT) builds a
+// plain-HTTP server with no GnuTLS: the agent's health endpoint needs no TLS.
+#ifndef ASHIATO_HTTPS_SERVER
+#define ASHIATO_HTTPS_SERVER 1
+#endif
+#if ASHIATO_HTTPS_SERVER
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#endif
 
 #include <algorithm>
 #include <cctype>
@@ -153,6 +161,7 @@ struct StreamContext {
   std::shared_ptr<ResponseStream> stream;
 };
 
+#if ASHIATO_HTTPS_SERVER
 // A certificate chain and its key in the form GnuTLS hands out in a
 // handshake. Immutable once loaded.
 struct TlsCredentials {
@@ -232,6 +241,7 @@ Result<std::string> ReadWholeFile(const std::string& path) {
   ss << f.rdbuf();
   return ss.str();
 }
+#endif  // ASHIATO_HTTPS_SERVER
 
 }  // namespace
 
@@ -252,9 +262,11 @@ struct HttpServer::Impl {
   // TLS: the credentials new handshakes get, and those replaced lately
   // (a handshake in progress may still use them).
   mutable std::mutex tls_mu;
+#if ASHIATO_HTTPS_SERVER
   std::shared_ptr<TlsCredentials> tls;
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::shared_ptr<TlsCredentials>>>
       tls_retired;
+#endif
   std::string tls_signature;  // Files' signature of the last load attempt.
   std::atomic<uint64_t> tls_reloads{0};
   std::atomic<uint64_t> tls_reload_failures{0};
@@ -268,28 +280,34 @@ struct HttpServer::Impl {
                            size_t* upload_data_size, void** con_cls);
   static void Completed(void* cls, MHD_Connection* connection, void** con_cls,
                         MHD_RequestTerminationCode toe);
+#if ASHIATO_HTTPS_SERVER
   static void Connection(void* cls, MHD_Connection* connection, void** socket_context,
                          MHD_ConnectionNotificationCode toe);
   static int Certificate(gnutls_session_t session, const gnutls_datum_t* req_ca_rdn, int nreqs,
                          const gnutls_pk_algorithm_t* pk_algos, int pk_algos_length,
                          gnutls_pcert_st** pcert, unsigned int* pcert_length,
                          gnutls_privkey_t* privkey);
+#endif
   static ssize_t ReadStream(void* cls, uint64_t pos, char* buf, size_t max);
   static void FreeStream(void* cls);
   MHD_Result Queue(MHD_Connection* connection, RequestContext* ctx, HttpResponse response);
+#if ASHIATO_HTTPS_SERVER
   // Loads the files if they changed since the last attempt; true if the
   // serving credentials were replaced.
   Result<bool> ReloadTlsFiles();
   void ReloadLoop();
+#endif
 };
 
 namespace {
 
+#if ASHIATO_HTTPS_SERVER
 // The server whose event thread this is. Each MHD event thread belongs to
 // one daemon and accepts its own connections, so the connection-start
 // notification (on that thread, before the TLS handshake) sets it for the
 // certificate callback, which has no closure argument.
 thread_local HttpServer::Impl* tls_server_of_thread = nullptr;
+#endif
 
 // The answer to a request that arrives while the server stops.
 HttpResponse ShuttingDown() {
@@ -485,6 +503,7 @@ void HttpServer::Impl::Completed(void* cls, MHD_Connection*, void** con_cls,
   self->active_cv.notify_all();
 }
 
+#if ASHIATO_HTTPS_SERVER
 void HttpServer::Impl::Connection(void* cls, MHD_Connection*, void**,
                                   MHD_ConnectionNotificationCode toe) {
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) tls_server_of_thread = static_cast<Impl*>(cls);
@@ -552,6 +571,7 @@ void HttpServer::Impl::ReloadLoop() {
     lock.lock();
   }
 }
+#endif  // ASHIATO_HTTPS_SERVER
 
 Result<std::pair<std::string, uint16_t>> ParseListenAddress(const std::string& listen) {
   std::string host;
@@ -597,6 +617,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
 
   bool tls_files = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
   bool tls = tls_files || (!options.tls_cert_pem.empty() && !options.tls_key_pem.empty());
+#if !ASHIATO_HTTPS_SERVER
+  if (tls_files || !options.tls_cert_pem.empty() || !options.tls_key_pem.empty()) {
+    return FailedPrecondition("this build serves plain HTTP only (no TLS): drop the certificate");
+  }
+#else
   if (tls_files) {
     if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
       return InvalidArgument("TLS needs both a certificate file and a key file");
@@ -611,6 +636,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
   if (tls && MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK) != MHD_YES) {
     return FailedPrecondition("this libmicrohttpd cannot serve HTTPS with a certificate callback");
   }
+#endif
 
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
   if (tls) flags |= MHD_USE_TLS;
@@ -630,6 +656,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
   if (options.threads > 1) {
     opts.push_back({MHD_OPTION_THREAD_POOL_SIZE, static_cast<intptr_t>(options.threads), nullptr});
   }
+#if ASHIATO_HTTPS_SERVER
   if (tls) {
     // The certificate comes from a callback (not MHD_OPTION_HTTPS_MEM_*) so
     // that a reload reaches new handshakes without restarting the daemon.
@@ -639,6 +666,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
                     reinterpret_cast<void*>(
                         static_cast<gnutls_certificate_retrieve_function2*>(&Impl::Certificate))});
   }
+#endif
   opts.push_back({MHD_OPTION_END, 0, nullptr});
 
   impl->daemon = MHD_start_daemon(flags, 0, nullptr, nullptr, &Impl::Access, impl, MHD_OPTION_ARRAY,
@@ -649,9 +677,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
   }
   const MHD_DaemonInfo* info = MHD_get_daemon_info(impl->daemon, MHD_DAEMON_INFO_BIND_PORT);
   server->port_ = info ? info->port : addr->second;
+#if ASHIATO_HTTPS_SERVER
   if (tls_files && options.tls_reload_interval.count() > 0) {
     impl->tls_reloader = std::thread([impl] { impl->ReloadLoop(); });
   }
+#endif
   return server;
 }
 

@@ -8,7 +8,9 @@
 //
 // HTTPS (GnuTLS) from PEM text or from files; files are re-read when they
 // change (cert-manager and the kubelet rotate them), and new handshakes use
-// the new certificate while open connections keep theirs.
+// the new certificate while open connections keep theirs. The static agent's
+// build (ASHIATO_HTTPS_SERVER=0) has no GnuTLS: Start() then refuses TLS
+// options with FailedPrecondition.
 #pragma once
 
 #include <atomic>

@@ -34,6 +34,15 @@ trap cleanup EXIT INT TERM
 run agent "$BIN/agent_bench" --kubesim "$BIN/kubesim" --agent "$BIN/ashiato-agent" \
   --pods 110 --changes "$(scaled 2000 100)" --rate 100 --idle-seconds 10 --workdir "$TMP" --tls
 
+# 1b. The same for the static agent the image ships (`make agent-static`), when built;
+# its figures are named agent_static.*.
+STATIC_AGENT="${STATIC_AGENT:-build-static/bin/ashiato-agent}"
+if [ -x "$STATIC_AGENT" ]; then
+  run agent_static bash -o pipefail -c '"$@" | sed "s/^agent\./agent_static./"' _ \
+    "$BIN/agent_bench" --kubesim "$BIN/kubesim" --agent "$STATIC_AGENT" \
+    --pods 110 --changes "$(scaled 2000 100)" --rate 100 --idle-seconds 10 --workdir "$TMP" --tls
+fi
+
 # 2. Aggregator ingest (load generator speaking the agent protocol).
 if [ -x "$BIN/ingest_bench" ]; then
   run ingest "$BIN/ingest_bench" --aggregator "$BIN/ashiato-aggregator" \

@@ -5,8 +5,8 @@
 #   OUT/ashiato-{agent,aggregator}.packages.txt  runtime package list (dpkg-query in
 #                                                 the image): package, version, arch
 #   OUT/images.txt                                size and layer count of each image
-# The build stage of both Dockerfiles is the same, so the second build reuses the
-# first one's layers (only its `strip` step and runtime stage run).
+# The agent's build stage builds the static agent (`make agent-static`), the
+# aggregator's `make build`: they share only their first layers.
 #
 #   bash tests/images/build_images.sh [OUT_DIR]       (default build/images)
 # Environment: PODMAN (default "podman --storage-driver vfs"), VERSION (0.1.0).

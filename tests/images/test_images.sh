@@ -104,7 +104,14 @@ for name in agent aggregator; do
   MOUNTED+=("$ref")
 
   # Shared libraries, resolved by the image's own loader (ldd without its bash script).
-  if libs=$(chroot "$root" /lib64/ld-linux-x86-64.so.2 --list "$bin" 2>&1); then
+  # The agent is static (make agent-static): it has no dynamic section at all.
+  if [[ "$name" == agent ]]; then
+    if readelf -d "$root$bin" 2>&1 | grep -q "no dynamic section"; then
+      ok "static executable: loads no shared library"
+    else
+      bad "$bin is not a static executable"
+    fi
+  elif libs=$(chroot "$root" /lib64/ld-linux-x86-64.so.2 --list "$bin" 2>&1); then
     if grep -q "not found" <<<"$libs"; then
       bad "missing libraries: $(grep 'not found' <<<"$libs" | tr '\n' ' ')"
     else

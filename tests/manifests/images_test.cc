@@ -23,19 +23,28 @@ namespace {
 using ::testing::Contains;
 
 struct Component {
-  std::string name;        // Binary, CMake target and image basename.
-  std::string dockerfile;  // Relative to the repository root.
-  std::string workload;    // "DaemonSet/ashiato-agent", "StatefulSet/ashiato-aggregator".
-  std::string binary;      // Built binary to inspect with ldd; "" if none.
+  std::string name;           // Binary, CMake target and image basename.
+  std::string dockerfile;     // Relative to the repository root.
+  std::string workload;       // "DaemonSet/ashiato-agent", "StatefulSet/ashiato-aggregator".
+  std::string binary;         // Built binary to inspect with ldd; "" if none.
+  std::string deps_command;   // The build stage's dependency step.
+  std::string build_command;  // The build stage's Makefile build.
+  std::string built_path;     // Where that build leaves the binary in the build stage.
+  // The image ships a static executable (`make agent-static`): `binary` is then
+  // that build's output, checked only when it exists.
+  bool is_static = false;
 };
 
 // For readable test failure messages.
 void PrintTo(const Component& c, std::ostream* os) { *os << c.name; }
 
 std::vector<Component> Components() {
-  return {{"ashiato-agent", "Dockerfile.agent", "DaemonSet/ashiato-agent", AGENT_BIN},
+  return {{"ashiato-agent", "Dockerfile.agent", "DaemonSet/ashiato-agent", STATIC_AGENT_BIN,
+           "make deps agent-static-deps", "make agent-static",
+           "/src/build-static/bin/ashiato-agent", true},
           {"ashiato-aggregator", "Dockerfile.aggregator", "StatefulSet/ashiato-aggregator",
-           AGGREGATOR_BIN}};
+           AGGREGATOR_BIN, "make deps", "make build BUILD_TYPE=Release",
+           "/src/build/bin/ashiato-aggregator"}};
 }
 
 std::string Root() { return ASHIATO_SOURCE_DIR; }
@@ -61,7 +70,7 @@ TEST_P(ImageTest, StagesUserAndEntrypoint) {
   EXPECT_THAT(run.All("ENTRYPOINT"), ::testing::ElementsAre("[\"/usr/local/bin/" + c.name + "\"]"));
   // The entrypoint is the binary the build stage produced.
   EXPECT_THAT(run.All("COPY"),
-              Contains("--from=build /src/build/bin/" + c.name + " /usr/local/bin/" + c.name));
+              Contains("--from=build " + c.built_path + " /usr/local/bin/" + c.name));
   EXPECT_THAT(build.All("WORKDIR"), ::testing::ElementsAre("/src"));
 }
 
@@ -90,6 +99,8 @@ TEST_P(ImageTest, BuildStageRunsTheMakefileBuild) {
   // The targets the Dockerfile calls exist, and build/ is where `make build` puts binaries.
   EXPECT_THAT(makefile, ::testing::HasSubstr("\ndeps:"));
   EXPECT_THAT(makefile, ::testing::HasSubstr("\nbuild: configure"));
+  EXPECT_THAT(makefile, ::testing::HasSubstr("\nagent-static-deps:"));
+  EXPECT_THAT(makefile, ::testing::HasSubstr("\nagent-static:"));
   EXPECT_THAT(makefile, ::testing::HasSubstr("-DCMAKE_BUILD_TYPE=$(BUILD_TYPE)"));
   EXPECT_EQ(MakeDefault(makefile, "BUILD_DIR"), "build");
   EXPECT_FALSE(MakeDefault(makefile, "BUILD_TYPE").empty());
@@ -97,8 +108,8 @@ TEST_P(ImageTest, BuildStageRunsTheMakefileBuild) {
   std::vector<std::string> cmds = Load(c).stages[0].RunCommands();
   // Dependencies come from the Makefile's own list (no second list to drift), then the
   // README's build command with a Release build type.
-  auto deps = std::find(cmds.begin(), cmds.end(), "make deps");
-  auto build = std::find(cmds.begin(), cmds.end(), "make build BUILD_TYPE=Release");
+  auto deps = std::find(cmds.begin(), cmds.end(), c.deps_command);
+  auto build = std::find(cmds.begin(), cmds.end(), c.build_command);
   ASSERT_NE(deps, cmds.end());
   ASSERT_NE(build, cmds.end());
   EXPECT_LT(deps, build);
@@ -106,8 +117,7 @@ TEST_P(ImageTest, BuildStageRunsTheMakefileBuild) {
     EXPECT_EQ(cmd.find("cmake "), std::string::npos) << "bypasses the Makefile: " << cmd;
   }
   // The README documents the same build command.
-  EXPECT_THAT(ReadFile(Root() + "/README.md"),
-              ::testing::HasSubstr("make build BUILD_TYPE=Release"));
+  EXPECT_THAT(ReadFile(Root() + "/README.md"), ::testing::HasSubstr(c.build_command));
 }
 
 TEST_P(ImageTest, NameVersionAndUserMatchTheManifests) {
@@ -302,8 +312,23 @@ TEST_P(RuntimeLibsTest, RuntimePackagesAreRealAndNotBuildTools) {
   }
 }
 
+// The static agent (`make agent-static`, when it has been run): no dynamic section,
+// so the image's one runtime package (ca-certificates) is all it needs.
+TEST_P(RuntimeLibsTest, StaticBinaryLoadsNoSharedLibrary) {
+  const Component& c = GetParam();
+  if (!c.is_static) GTEST_SKIP() << c.name << " is dynamically linked";
+  if (RunCommand("test -x " + ShellQuote(c.binary)).exit_code != 0) {
+    GTEST_SKIP() << c.binary << " not built (make agent-static)";
+  }
+  CommandResult r = RunCommand("readelf -d -l " + ShellQuote(c.binary) + " 2>&1");
+  EXPECT_THAT(r.out, ::testing::HasSubstr("There is no dynamic section"));
+  EXPECT_THAT(r.out, ::testing::Not(::testing::HasSubstr("INTERP")));
+  EXPECT_THAT(Load(c).stages.back().AptPackages(), ::testing::ElementsAre("ca-certificates"));
+}
+
 TEST_P(RuntimeLibsTest, RuntimePackagesCoverEverySharedLibrary) {
   const Component& c = GetParam();
+  if (c.is_static) GTEST_SKIP() << c.name << " is static: see StaticBinaryLoadsNoSharedLibrary";
   if (c.binary.empty()) GTEST_SKIP() << "no binary built for " << c.name;
   std::vector<std::string> listed = Load(c).stages.back().AptPackages();
   std::set<std::string> explicit_pkgs(listed.begin(), listed.end());
