@@ -20,7 +20,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <mutex>
@@ -230,6 +232,11 @@ int main(int argc, char** argv) {
   if (two_cores) Pin(0, 1);
 
   std::string dir = ashiato::testing::MakeTempDir(workdir + "/ingest-bench");
+  if (dir.empty()) {
+    std::fprintf(stderr, "cannot create a directory under --workdir %s: %s\n", workdir.c_str(),
+                 std::strerror(errno));
+    return 1;
+  }
   int port = FreePort();
   std::string url = "http://127.0.0.1:" + std::to_string(port);
   // The unified log goes to a pipe so each line is timed when it appears.
