@@ -93,6 +93,8 @@ AggregatorMetrics::AggregatorMetrics(std::shared_ptr<prometheus::Registry> reg)
   nodes_known = Gauge(r, "ashiato_aggregator_nodes", "Nodes whose agent has reported");
   nodes_stale = Gauge(r, "ashiato_aggregator_nodes_stale",
                       "Nodes whose agent has been silent longer than --stale-after");
+  reports_waiting = Gauge(r, "ashiato_aggregator_reports_waiting",
+                          "Reports queued for the next commit of the history store");
 }
 
 }  // namespace ashiato

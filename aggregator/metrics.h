@@ -62,6 +62,7 @@ struct AggregatorMetrics {
   prometheus::Gauge* pods_tracked;
   prometheus::Gauge* nodes_known;
   prometheus::Gauge* nodes_stale;
+  prometheus::Gauge* reports_waiting;  // Queued for the next group commit.
 };
 
 }  // namespace ashiato

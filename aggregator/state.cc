@@ -269,100 +269,55 @@ ApplyResult ClusterState::Apply(const Report& report) {
 }
 
 ApplyResult ClusterState::Apply(Report&& report) {
+  // Reports that arrive while a commit runs queue up; the first in line
+  // applies and commits every report queued behind it in one transaction
+  // (group commit, as leveldb's DBImpl::Write), then hands each its result.
+  PendingReport self;
+  self.report = &report;
+  std::unique_lock<std::mutex> queue(queue_mu_);
+  queue_.push_back(&self);
+  self.cv.wait(queue, [&] { return self.done || queue_.front() == &self; });
+  if (self.done) return std::move(self.result);
+  std::vector<PendingReport*> group;
+  size_t records = 0;
+  for (PendingReport* p : queue_) {
+    if (!group.empty() && records + p->report->records.size() > kMaxGroupRecords) break;
+    records += p->report->records.size();
+    group.push_back(p);
+  }
+  queue.unlock();
+  ApplyGroup(group);
+  queue.lock();
+  for (PendingReport* p : group) {
+    queue_.pop_front();
+    if (p != &self) {
+      p->done = true;
+      p->cv.notify_one();
+    }
+  }
+  if (!queue_.empty()) queue_.front()->cv.notify_one();
+  return std::move(self.result);
+}
+
+void ClusterState::ApplyGroup(const std::vector<PendingReport*>& group) {
   std::lock_guard<std::mutex> ingest(ingest_mu_);
-  ApplyResult result;
   if (needs_reload_ || !store_->healthy()) {
-    result.outcome = ApplyOutcome::kUnavailable;
-    result.error = Unavailable("history store unavailable: " + store_->last_error());
-    return result;
+    for (PendingReport* p : group) {
+      p->result.outcome = ApplyOutcome::kUnavailable;
+      p->result.error = Unavailable("history store unavailable: " + store_->last_error());
+    }
+    return;
   }
   batch_ = ChangeBatch();
   touched_.clear();
   touched_set_.clear();
   notices_.clear();
-  SystemTime now = clock_->Now();
-  now_text_ = FormatRfc3339Micros(now);
-  replay_batch_ = report.replay;
-  bool gap = false;
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
-    NodeEntry& node = nodes_[report.node];
-    if (report.epoch != node.epoch) {
-      if (std::find(node.retired_epochs.begin(), node.retired_epochs.end(), report.epoch) !=
-          node.retired_epochs.end()) {
-        result.outcome = ApplyOutcome::kStaleEpoch;
-        return result;
-      }
-      if (!node.epoch.empty()) {
-        node.retired_epochs.push_back(node.epoch);
-        if (node.retired_epochs.size() > 16) node.retired_epochs.erase(node.retired_epochs.begin());
-      }
-      node.epoch = report.epoch;
-      node.last_seq = report.seq;
-    } else if (report.seq <= node.last_seq) {
-      node.last_report = now;  // A retry still proves the agent is alive.
-      result.outcome = ApplyOutcome::kReplayed;
-      result.committed_seq = node.last_seq;
-      return result;
-    } else {
-      // A gap: batches this store never committed (an older copy of the
-      // store was restored, or batches were refused as invalid). Answering
-      // a committed_seq below what the agent had acknowledged makes it
-      // replay what it retains; dedup makes that safe.
-      gap = report.seq > node.last_seq + 1;
-      if (gap) result.committed_seq = node.last_seq;
-      node.last_seq = report.seq;
-    }
-    node.last_report = now;
-    ++node.reports;
-
-    // Records are moved into the cache below; a snapshot needs its UIDs after.
-    std::unordered_set<std::string> present;
-    if (report.snapshot) {
-      present.reserve(report.records.size());
-      for (const auto& r : report.records) present.insert(r.pod.uid);
-    }
-    for (ReportRecord& r : report.records) {
-      int rc = ApplyRecord(report, node, r, now);
-      if (rc > 0) {
-        ++result.applied;
-      } else if (rc == 0) {
-        ++result.duplicate;
-      } else {
-        ++result.stale;
-      }
-    }
-    if (report.snapshot) {
-      std::vector<std::string> gone;
-      for (const auto& uid : node.live_uids) {
-        if (!present.count(uid)) gone.push_back(uid);
-      }
-      std::sort(gone.begin(), gone.end());
-      for (const auto& uid : gone) {
-        PodEntry& e = pods_.at(uid);
-        PodPtr before = e.pod;
-        e.deleted = true;
-        e.deleted_by_snapshot = true;
-        e.last_change = now;
-        node.live_uids.erase(uid);
-        --live_;
-        AddTombstone(uid);
-        Touch(uid);
-        Emit("DELETED", now, now, report.node, e.pod->Unpack(), before.get(), false);
-      }
-      node.last_snapshot = now;
-    }
-    {
-      // Heartbeats too: a persisted seq without holes is what makes a gap
-      // after a restart mean lost batches.
-      NodeRow row;
-      row.node = report.node;
-      row.epoch = node.epoch;
-      row.last_seq = node.last_seq;
-      row.retired_epochs = node.retired_epochs;
-      row.last_snapshot = Micros(node.last_snapshot);
-      row.reports = node.reports;
-      batch_.nodes.push_back(std::move(row));
+    for (PendingReport* p : group) {
+      size_t events_before = batch_.events.size();
+      p->result = ApplyReportLocked(*p->report);
+      p->result.events = batch_.events.size() - events_before;
     }
     for (const std::string& uid : touched_) {
       const PodEntry& e = pods_.at(uid);
@@ -382,23 +337,26 @@ ApplyResult ClusterState::Apply(Report&& report) {
       AppendPodLogJson(rec, {}, &row.record);
       batch_.pods.push_back(std::move(row));
     }
-    if (!gap) result.committed_seq = node.last_seq;
   }
-  result.events = batch_.events.size();
   Status st = store_->Commit(batch_);
   if (!st.ok()) {
     // The cache is ahead of the store: rebuild it from the store (reads
     // usually still work on a full or read-only disk), else before
-    // accepting anything else.
+    // accepting anything else. Every report of the group is refused, those
+    // answered as replays too: their seq was applied by a report of this
+    // group, which is not committed.
     needs_reload_ = true;
     {
       std::unique_lock<std::shared_mutex> lock(mu_);
       if (LoadLocked().ok()) needs_reload_ = false;
     }
-    result.outcome = ApplyOutcome::kUnavailable;
-    result.error = st;
-    result.events = 0;
-    return result;
+    for (PendingReport* p : group) {
+      ApplyResult refused;
+      refused.outcome = ApplyOutcome::kUnavailable;
+      refused.error = st;
+      p->result = std::move(refused);
+    }
+    return;
   }
   for (const Notice& n : notices_) {
     for (PodObserver* o : observers_) {
@@ -420,6 +378,93 @@ ApplyResult ClusterState::Apply(Report&& report) {
     }
   }
   if (!batch_.events.empty() && on_commit_) on_commit_();
+}
+
+ApplyResult ClusterState::ApplyReportLocked(Report& report) {
+  ApplyResult result;
+  SystemTime now = clock_->Now();
+  now_text_ = FormatRfc3339Micros(now);
+  replay_batch_ = report.replay;
+  NodeEntry& node = nodes_[report.node];
+  bool gap = false;
+  if (report.epoch != node.epoch) {
+    if (std::find(node.retired_epochs.begin(), node.retired_epochs.end(), report.epoch) !=
+        node.retired_epochs.end()) {
+      result.outcome = ApplyOutcome::kStaleEpoch;
+      return result;
+    }
+    if (!node.epoch.empty()) {
+      node.retired_epochs.push_back(node.epoch);
+      if (node.retired_epochs.size() > 16) node.retired_epochs.erase(node.retired_epochs.begin());
+    }
+    node.epoch = report.epoch;
+    node.last_seq = report.seq;
+  } else if (report.seq <= node.last_seq) {
+    node.last_report = now;  // A retry still proves the agent is alive.
+    result.outcome = ApplyOutcome::kReplayed;
+    result.committed_seq = node.last_seq;
+    return result;
+  } else {
+    // A gap: batches this store never committed (an older copy of the
+    // store was restored, or batches were refused as invalid). Answering
+    // a committed_seq below what the agent had acknowledged makes it
+    // replay what it retains; dedup makes that safe.
+    gap = report.seq > node.last_seq + 1;
+    if (gap) result.committed_seq = node.last_seq;
+    node.last_seq = report.seq;
+  }
+  node.last_report = now;
+  ++node.reports;
+
+  // Records are moved into the cache below; a snapshot needs its UIDs after.
+  std::unordered_set<std::string> present;
+  if (report.snapshot) {
+    present.reserve(report.records.size());
+    for (const auto& r : report.records) present.insert(r.pod.uid);
+  }
+  for (ReportRecord& r : report.records) {
+    int rc = ApplyRecord(report, node, r, now);
+    if (rc > 0) {
+      ++result.applied;
+    } else if (rc == 0) {
+      ++result.duplicate;
+    } else {
+      ++result.stale;
+    }
+  }
+  if (report.snapshot) {
+    std::vector<std::string> gone;
+    for (const auto& uid : node.live_uids) {
+      if (!present.count(uid)) gone.push_back(uid);
+    }
+    std::sort(gone.begin(), gone.end());
+    for (const auto& uid : gone) {
+      PodEntry& e = pods_.at(uid);
+      PodPtr before = e.pod;
+      e.deleted = true;
+      e.deleted_by_snapshot = true;
+      e.last_change = now;
+      node.live_uids.erase(uid);
+      --live_;
+      AddTombstone(uid);
+      Touch(uid);
+      Emit("DELETED", now, now, report.node, e.pod->Unpack(), before.get(), false);
+    }
+    node.last_snapshot = now;
+  }
+  {
+    // Heartbeats too: a persisted seq without holes is what makes a gap
+    // after a restart mean lost batches.
+    NodeRow row;
+    row.node = report.node;
+    row.epoch = node.epoch;
+    row.last_seq = node.last_seq;
+    row.retired_epochs = node.retired_epochs;
+    row.last_snapshot = Micros(node.last_snapshot);
+    row.reports = node.reports;
+    batch_.nodes.push_back(std::move(row));
+  }
+  if (!gap) result.committed_seq = node.last_seq;
   return result;
 }
 
@@ -826,6 +871,12 @@ void ClusterState::UpdateGauges() const {
   metrics_->pods_tracked->Set(static_cast<double>(live_));
   metrics_->nodes_known->Set(static_cast<double>(nodes_.size()));
   metrics_->nodes_stale->Set(static_cast<double>(stale));
+  metrics_->reports_waiting->Set(static_cast<double>(reports_waiting()));
+}
+
+size_t ClusterState::reports_waiting() const {
+  std::lock_guard<std::mutex> queue(queue_mu_);
+  return queue_.size();
 }
 
 }  // namespace ashiato

@@ -13,11 +13,13 @@
 // The cache is a function of the store: it is loaded from it at Open and
 // reloaded after a failed commit, so an acknowledged report is never lost
 // and a refused one never half-applied. Thread-safe: reports are applied one
-// at a time (the commit runs without the cache lock, so queries of the cache
-// never wait on the disk); queries take a shared lock.
+// at a time, and those that arrive during a commit are committed together
+// by the next one (the commit runs without the cache lock, so queries of the
+// cache never wait on the disk); queries take a shared lock.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
@@ -118,7 +120,9 @@ class ClusterState {
   // ConfigMaps' backfill from history).
   bool InScope(const std::string& uid, const std::string& namespace_) const;
 
-  // Applies one decoded, authorized report and commits it.
+  // Applies one decoded, authorized report and commits it. Reports applied
+  // concurrently are committed together (one transaction) and each waits
+  // for that commit; a failed commit refuses every report of it.
   ApplyResult Apply(const Report& report);
   // As above, moving the records' PodRecords into the cache.
   ApplyResult Apply(Report&& report);
@@ -138,6 +142,8 @@ class ClusterState {
   nlohmann::json Images(const std::vector<std::string>* namespaces = nullptr) const;
 
   size_t live_pods() const;
+  // Reports queued for a commit, the one being committed included.
+  size_t reports_waiting() const;
   // Updates the gauges in `metrics` (called at scrape time).
   void UpdateGauges() const;
   Store& store() { return *store_; }
@@ -168,6 +174,22 @@ class ClusterState {
     SystemTime when;
   };
 
+  // A report waiting in queue_ for its group's commit.
+  struct PendingReport {
+    Report* report = nullptr;
+    ApplyResult result;
+    bool done = false;  // Committed (or refused) by another report's thread.
+    std::condition_variable cv;
+  };
+  // Bounds one transaction: the first report is always taken.
+  static constexpr size_t kMaxGroupRecords = 20000;
+
+  // Applies `group` (the head of queue_) to the cache and commits it as one
+  // batch, setting each report's result.
+  void ApplyGroup(const std::vector<PendingReport*>& group);
+  // Dedup + apply one report to the cache (mu_ held), adding to batch_
+  // everything but the rows of touched pods.
+  ApplyResult ApplyReportLocked(Report& report);
   // Dedup + apply one record to the cache, adding to batch_. Returns +1
   // applied, 0 duplicate, -1 stale. `record.pod` is moved from.
   int ApplyRecord(const Report& report, NodeEntry& node, ReportRecord& record, SystemTime now);
@@ -197,6 +219,10 @@ class ClusterState {
   std::function<void()> on_commit_;
   const NodeDirectory* node_directory_ = nullptr;
 
+  // Reports waiting to be committed, in arrival order; the front one's
+  // thread commits the group.
+  mutable std::mutex queue_mu_;
+  std::deque<PendingReport*> queue_;
   // Serializes Apply and reloads; held across the commit.
   mutable std::mutex ingest_mu_;
   bool needs_reload_ = false;  // Guarded by ingest_mu_.

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <functional>
+#include <thread>
+
 #include "aggregator/query.h"
 #include "aggregator/test_util.h"
 
@@ -406,6 +409,126 @@ TEST(StateStoreFaultTest, FullDiskRefusesThenRecoversWithoutLoss) {
   EXPECT_EQ(r.applied, 300u);
   EXPECT_EQ(s.live_pods(), 301u);
   EXPECT_EQ(log.Events().size(), 300u);
+}
+
+// Holds the first commit's thread in the observer until `waiting` reports
+// are queued behind it, so the test knows which reports share a commit.
+class GateObserver : public PodObserver {
+ public:
+  explicit GateObserver(ClusterState* state, size_t waiting) : state_(state), waiting_(waiting) {}
+  void OnPodPresent(const PodRecord&, SystemTime) override { Hold(); }
+  void OnPodGone(const PodRecord&, SystemTime) override { Hold(); }
+  std::function<void()> while_held;  // Runs once, with the queue full.
+
+ private:
+  void Hold() {
+    if (held_) return;
+    held_ = true;
+    EXPECT_TRUE(testutil::WaitUntil([&] { return state_->reports_waiting() == waiting_ + 1; }))
+        << "reports queued: " << state_->reports_waiting();
+    if (while_held) while_held();
+  }
+  ClusterState* state_;
+  size_t waiting_;
+  bool held_ = false;
+};
+
+// Reports that arrive during a commit are committed together, in arrival
+// order, and each gets its own answer.
+TEST(StateGroupCommitTest, ReportsQueuedDuringACommitShareTheNext) {
+  FakeClock clock;
+  TempStore store;
+  ClusterState s(StateOptions{}, store.get(), nullptr, &clock);
+  GateObserver gate(&s, 3);
+  s.AddObserver(&gate);
+  int commits = 0;
+  s.SetCommitListener([&] { ++commits; });
+  ASSERT_TRUE(s.Open().ok());
+  StoreLog log(store.get());
+  ApplyResult first;
+  std::thread leader(
+      [&] { first = s.Apply(MakeReport("n1", "e1", 1, {Up(Pod("a", "n1", "1"))})); });
+  ASSERT_TRUE(testutil::WaitUntil([&] { return s.reports_waiting() == 1; }));
+  std::vector<ApplyResult> results(3);
+  std::vector<std::thread> followers;
+  followers.emplace_back(
+      [&] { results[0] = s.Apply(MakeReport("n2", "e2", 1, {Up(Pod("b", "n2", "1"))})); });
+  ASSERT_TRUE(testutil::WaitUntil([&] { return s.reports_waiting() == 2; }));
+  followers.emplace_back([&] {
+    results[1] = s.Apply(
+        MakeReport("n2", "e2", 2, {Up(Pod("b", "n2", "2", "10.0.0.2")), Up(Pod("c", "n2", "1"))}));
+  });
+  ASSERT_TRUE(testutil::WaitUntil([&] { return s.reports_waiting() == 3; }));
+  followers.emplace_back(
+      [&] { results[2] = s.Apply(MakeReport("n2", "e2", 2, {Up(Pod("b", "n2", "2"))})); });
+  leader.join();
+  for (auto& t : followers) t.join();
+  EXPECT_EQ(commits, 2) << "one commit for the leader, one for the three queued behind it";
+  EXPECT_EQ(first.outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(first.events, 1u);
+  EXPECT_EQ(results[0].outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(results[0].events, 1u);
+  EXPECT_EQ(results[0].committed_seq, 1u);
+  EXPECT_EQ(results[1].outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(results[1].applied, 2u);
+  EXPECT_EQ(results[1].events, 2u);
+  EXPECT_EQ(results[1].committed_seq, 2u);
+  EXPECT_EQ(results[2].outcome, ApplyOutcome::kReplayed) << "a retry of seq 2, in the same group";
+  EXPECT_EQ(results[2].committed_seq, 2u);
+  EXPECT_EQ(log.Events(), (Events{"CREATED default/a", "CREATED default/b", "UPDATED default/b",
+                                  "CREATED default/c"}));
+  // The group's rows are in the store: a restart has the same state.
+  ClusterState again(StateOptions{}, store.get(), nullptr, &clock);
+  ASSERT_TRUE(again.Open().ok());
+  EXPECT_EQ(again.live_pods(), 3u);
+  EXPECT_EQ(again.Apply(MakeReport("n2", "e2", 2, {})).outcome, ApplyOutcome::kReplayed);
+}
+
+// A group whose commit fails refuses every report in it, the one answered
+// as a replay of a report of the same group too (that report is not
+// committed), and the agents' retries are then applied.
+TEST(StateGroupCommitTest, AFailedGroupCommitRefusesEveryReportOfTheGroup) {
+  FakeClock clock;
+  TempStore store;
+  ClusterState s(StateOptions{}, store.get(), nullptr, &clock);
+  GateObserver gate(&s, 2);
+  s.AddObserver(&gate);
+  ASSERT_TRUE(s.Open().ok());
+  std::vector<ReportRecord> many;
+  for (int i = 0; i < 300; ++i) {
+    PodRecord p = Pod("big-" + std::to_string(i), "n2", "1");
+    p.labels["filler"] = std::string(200, 'x');
+    many.push_back(Up(p));
+  }
+  // While the first commit's thread is held, the disk fills up.
+  gate.while_held = [&] {
+    auto size = store->Size();
+    ASSERT_TRUE(size.ok());
+    store->SetMaxPageCountForTest(static_cast<int64_t>(size->bytes / 4096) + 1);
+  };
+  ApplyResult first;
+  std::thread leader(
+      [&] { first = s.Apply(MakeReport("n1", "e1", 1, {Up(Pod("a", "n1", "1"))})); });
+  ASSERT_TRUE(testutil::WaitUntil([&] { return s.reports_waiting() == 1; }));
+  ApplyResult big, retry;
+  std::thread t1([&] { big = s.Apply(MakeReport("n2", "e2", 1, many)); });
+  ASSERT_TRUE(testutil::WaitUntil([&] { return s.reports_waiting() == 2; }));
+  std::thread t2([&] { retry = s.Apply(MakeReport("n2", "e2", 1, many)); });
+  leader.join();
+  t1.join();
+  t2.join();
+  EXPECT_EQ(first.outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(big.outcome, ApplyOutcome::kUnavailable);
+  EXPECT_EQ(retry.outcome, ApplyOutcome::kUnavailable)
+      << "not kReplayed: the report it repeats was not committed";
+  EXPECT_EQ(s.live_pods(), 1u) << "the refused group must not stay in the cache";
+  store->SetMaxPageCountForTest(0);
+  s.CheckStore();
+  ASSERT_TRUE(s.accepting());
+  ApplyResult again = s.Apply(MakeReport("n2", "e2", 1, many));
+  EXPECT_EQ(again.outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(again.applied, 300u);
+  EXPECT_EQ(s.live_pods(), 301u);
 }
 
 }  // namespace

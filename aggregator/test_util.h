@@ -1,13 +1,16 @@
 // Helpers shared by the aggregator's unit tests.
 #pragma once
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "aggregator/store/store.h"
@@ -175,6 +178,16 @@ inline Report MakeReport(const std::string& node, const std::string& epoch, uint
   r.snapshot = snapshot;
   r.records = std::move(records);
   return r;
+}
+
+// Polls `predicate` every millisecond for up to 10 s; whether it held.
+inline bool WaitUntil(const std::function<bool()>& predicate) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!predicate()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
 }
 
 inline ReportRecord Up(PodRecord p, int64_t t = 0) { return {RecordOp::kUpsert, std::move(p), t}; }

@@ -86,13 +86,14 @@ struct Store::Metrics {
                    .Add({})),
         commits(prometheus::BuildCounter()
                     .Name("ashiato_store_commits_total")
-                    .Help("Transactions committed (one per applied report).")
+                    .Help("Transactions committed (reports that arrive during a commit share the "
+                          "next one).")
                     .Register(r)
                     .Add({})),
         commit_seconds(
             prometheus::BuildHistogram()
                 .Name("ashiato_store_commit_seconds")
-                .Help("Time to commit one report's transaction.")
+                .Help("Time to commit one transaction (a group of reports).")
                 .Register(r)
                 .Add({}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01,
                                                                  0.025, 0.05, 0.1, 0.25, 1})),
@@ -127,7 +128,23 @@ Store::~Store() {
   std::lock_guard<std::mutex> w(write_mu_);
   std::lock_guard<std::mutex> r(read_mu_);
   for (sqlite3* db : readers_) sqlite3_close_v2(db);
+  CloseWriterLocked();
+}
+
+Stmt& Store::WriterStatement(const char* sql) {
+  auto& slot = writer_statements_[sql];
+  if (!slot || !slot->ok()) {
+    slot = std::make_unique<Stmt>(writer_, sql);
+  } else {
+    slot->Reset();
+  }
+  return *slot;
+}
+
+void Store::CloseWriterLocked() {
+  writer_statements_.clear();
   if (writer_) sqlite3_close_v2(writer_);
+  writer_ = nullptr;
 }
 
 Result<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
@@ -144,10 +161,7 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
 }
 
 Status Store::OpenLocked() {
-  if (writer_) {
-    sqlite3_close_v2(writer_);
-    writer_ = nullptr;
-  }
+  CloseWriterLocked();
   {
     // Readers of an earlier file (moved away by an operator) must not linger.
     std::lock_guard<std::mutex> r(read_mu_);
@@ -291,13 +305,13 @@ Status Store::Commit(const ChangeBatch& batch) {
   sqlite3* db = writer_;
   Status st = Exec(db, "BEGIN IMMEDIATE");
   if (st.ok() && !batch.events.empty()) {
-    Stmt s(db,
-           "INSERT INTO events(ts_us, aggregated_us, event, uid, namespace, name, node, "
-           "observed_by, line, replayed, out_of_scope) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+    Stmt& s = WriterStatement(
+        "INSERT INTO events(ts_us, aggregated_us, event, uid, namespace, name, node, "
+        "observed_by, line, replayed, out_of_scope) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
     st = s.status("store: prepare events");
     for (size_t i = 0; st.ok() && i < batch.events.size(); ++i) {
       const EventRow& e = batch.events[i];
-      s.Reset();
+      if (i > 0) s.Reset();
       st = s.Bind(1, e.ts)
                .Bind(2, e.aggregated)
                .Bind(3, e.event)
@@ -312,18 +326,6 @@ Status Store::Commit(const ChangeBatch& batch) {
                .Run("store: insert event");
     }
   }
-  // Preparing costs more than running these small statements: once per
-  // batch, not once per interval.
-  std::map<const char*, std::unique_ptr<Stmt>> statements;
-  auto prepared = [&](const char* sql) -> Stmt& {
-    auto& slot = statements[sql];
-    if (!slot) {
-      slot = std::make_unique<Stmt>(db, sql);
-    } else {
-      slot->Reset();
-    }
-    return *slot;
-  };
   for (size_t i = 0; st.ok() && i < batch.intervals.size(); ++i) {
     const IntervalOp& op = batch.intervals[i];
     using K = IntervalOp::Kind;
@@ -338,7 +340,7 @@ Status Store::Commit(const ChangeBatch& batch) {
                 "VALUES(?,?,?,?,?,?,?)"
               : "INSERT INTO image_usage(uid, namespace, name, node, from_us, to_us, container, "
                 "image, digest) VALUES(?,?,?,?,?,?,?,?,?)";
-      Stmt& s = prepared(sql);
+      Stmt& s = WriterStatement(sql);
       s.Bind(1, op.uid).Bind(2, op.namespace_).Bind(3, op.name).Bind(4, op.node).Bind(5, op.from);
       if (op.to) {
         s.Bind(6, std::max(op.to, op.from));
@@ -357,13 +359,13 @@ Status Store::Commit(const ChangeBatch& batch) {
                 "AND ip = ?3"
               : "UPDATE image_usage SET to_us = max(?1, from_us) WHERE uid = ?2 AND to_us IS "
                 "NULL AND container = ?3 AND image = ?4";
-      Stmt& s = prepared(sql);
+      Stmt& s = WriterStatement(sql);
       s.Bind(1, op.to).Bind(2, op.uid);
       if (op.kind == K::kIpLease) s.Bind(3, op.ip);
       if (op.kind == K::kImage) s.Bind(3, op.container).Bind(4, op.image);
       st = s.Run("store: close interval");
     } else {
-      Stmt& s = prepared(
+      Stmt& s = WriterStatement(
           "UPDATE image_usage SET digest = ?1 WHERE uid = ?2 AND to_us IS NULL AND "
           "container = ?3 AND image = ?4");
       st = s.Bind(1, op.digest)
@@ -374,14 +376,14 @@ Status Store::Commit(const ChangeBatch& batch) {
     }
   }
   if (st.ok() && !batch.pods.empty()) {
-    Stmt s(db,
-           "INSERT OR REPLACE INTO pods(uid, namespace, name, node, observed_by, epoch, seq, "
-           "resource_version, deleted, deleted_by_snapshot, last_change_us, record) "
-           "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+    Stmt& s = WriterStatement(
+        "INSERT OR REPLACE INTO pods(uid, namespace, name, node, observed_by, epoch, seq, "
+        "resource_version, deleted, deleted_by_snapshot, last_change_us, record) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
     st = s.status("store: prepare pods");
     for (size_t i = 0; st.ok() && i < batch.pods.size(); ++i) {
       const PodRow& p = batch.pods[i];
-      s.Reset();
+      if (i > 0) s.Reset();
       st = s.Bind(1, p.uid)
                .Bind(2, p.namespace_)
                .Bind(3, p.name)
@@ -398,13 +400,13 @@ Status Store::Commit(const ChangeBatch& batch) {
     }
   }
   if (st.ok() && !batch.nodes.empty()) {
-    Stmt s(db,
-           "INSERT OR REPLACE INTO nodes(node, epoch, last_seq, retired_epochs, "
-           "last_snapshot_us, reports) VALUES(?,?,?,?,?,?)");
+    Stmt& s = WriterStatement(
+        "INSERT OR REPLACE INTO nodes(node, epoch, last_seq, retired_epochs, "
+        "last_snapshot_us, reports) VALUES(?,?,?,?,?,?)");
     st = s.status("store: prepare nodes");
     for (size_t i = 0; st.ok() && i < batch.nodes.size(); ++i) {
       const NodeRow& n = batch.nodes[i];
-      s.Reset();
+      if (i > 0) s.Reset();
       st = s.Bind(1, n.node)
                .Bind(2, n.epoch)
                .Bind(3, static_cast<int64_t>(n.last_seq))
@@ -673,7 +675,8 @@ Result<int64_t> Store::LogCursor() {
 Status Store::SetLogCursor(int64_t id) {
   std::lock_guard<std::mutex> w(write_mu_);
   if (!writer_) return Unavailable("store unavailable: " + last_error_);
-  Stmt s(writer_, "INSERT OR REPLACE INTO meta(key, value) VALUES('log_cursor', ?)");
+  Stmt& s = WriterStatement("INSERT OR REPLACE INTO meta(key, value) VALUES('log_cursor', ?)");
+  if (!s.ok()) return s.status("store: prepare log cursor");
   return s.Bind(1, std::to_string(id)).Run("store: write log cursor");
 }
 

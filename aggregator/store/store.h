@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "aggregator/store/change_batch.h"
+#include "aggregator/store/sqlite_stmt.h"
 #include "common/status.h"
 
 struct sqlite3;
@@ -244,8 +246,16 @@ class Store {
   std::unique_ptr<Metrics> metrics_;
   std::atomic<bool> healthy_{false};
 
+  // The writer's statement for `sql` (a string literal), prepared once per
+  // connection and reset for reuse: preparing costs more than running the
+  // small statements of a commit. write_mu_ held.
+  Stmt& WriterStatement(const char* sql);
+  // Finalizes the cached statements, then closes the writer. write_mu_ held.
+  void CloseWriterLocked();
+
   mutable std::mutex write_mu_;  // The writer connection and the fields below.
   sqlite3* writer_ = nullptr;
+  std::map<const char*, std::unique_ptr<Stmt>> writer_statements_;
   std::string instance_;
   std::string last_error_;
 
