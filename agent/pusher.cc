@@ -93,11 +93,7 @@ size_t RetainedChanges::Add(const ReportRecord& record) {
     encoded_bytes_ -= old->second.encoded.capacity();
     by_time_.erase(old);
   }
-  Report one;
-  one.node = node_;
-  one.epoch = "r";
-  one.records.push_back(record);
-  Entry e{&it->first, EncodeReport(one)};
+  Entry e{&it->first, EncodeRecord(record, node_)};
   e.encoded.shrink_to_fit();
   encoded_bytes_ += e.encoded.capacity();
   Key key{record.observed_unix_ms, next_++};
@@ -131,23 +127,12 @@ bool RetainedChanges::Has(const Key& after, const Key& last) const {
   return it != by_time_.end() && it->first <= last;
 }
 
-std::vector<ReportRecord> RetainedChanges::Take(Key* after, const Key& last, size_t max) const {
-  std::vector<ReportRecord> out;
-  // Default limits (they also bound lists such as a record's IPs), but any
-  // string length: the record was accepted when it was first sent.
-  ReportLimits limits;
-  limits.max_string_bytes = std::numeric_limits<size_t>::max();
+std::vector<std::string> RetainedChanges::Take(Key* after, const Key& last, size_t max) const {
+  std::vector<std::string> out;
   for (auto it = by_time_.upper_bound(*after);
        it != by_time_.end() && it->first <= last && out.size() < max; ++it) {
     *after = it->first;
-    auto one = DecodeReport(it->second.encoded, limits);
-    if (!one.ok() || one->records.size() != 1) {
-      // Cannot happen (we encoded it); skip rather than stall the replay.
-      spdlog::error("retained change of pod {} does not decode: {}", *it->second.uid,
-                    one.status().ToString());
-      continue;
-    }
-    out.push_back(std::move(one->records.front()));
+    out.push_back(it->second.encoded);
   }
   return out;
 }
@@ -375,6 +360,7 @@ void Pusher::Run() {
   }
   while (true) {
     Report report;
+    std::vector<std::string> replayed;  // A replay's records, encoded (RetainedChanges).
     BatchKind kind = BatchKind::kHeartbeat;
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -400,9 +386,9 @@ void Pusher::Run() {
         // What an aggregator lost goes first, in observed order (original
         // `t`); changes queued since and the snapshot follow.
         kind = BatchKind::kReplay;
-        report.records = retained_.Take(&replay_after_, replay_last_, options_.batch_max);
+        replayed = retained_.Take(&replay_after_, replay_last_, options_.batch_max);
         report.replay = true;  // Acknowledged before: stored again, not logged again.
-        stats_.replayed_records += report.records.size();
+        stats_.replayed_records += replayed.size();
         if (!retained_.Has(replay_after_, replay_last_)) replaying_ = false;
       } else if (!pending_.empty()) {
         // Changes first, in order; a pending snapshot follows them.
@@ -428,14 +414,14 @@ void Pusher::Run() {
       in_flight_ = true;
     }
     std::string answer;
-    bool accepted = SendWithRetry(client, report, &answer);
+    bool accepted = SendWithRetry(client, report, replayed, &answer);
     {
       std::lock_guard<std::mutex> lock(mu_);
       in_flight_ = false;
       ScheduleHeartbeatLocked(std::chrono::steady_clock::now());
       if (accepted) {
         ++stats_.batches_sent;
-        stats_.records_sent += report.records.size();
+        stats_.records_sent += report.records.size() + replayed.size();
         if (kind == BatchKind::kSnapshot) {
           ++stats_.snapshots_sent;
           view_has_undelivered_ = false;
@@ -464,9 +450,11 @@ void Pusher::Run() {
   client_ = nullptr;
 }
 
-bool Pusher::SendWithRetry(HttpClient& client, Report& report, std::string* answer) {
+bool Pusher::SendWithRetry(HttpClient& client, Report& report,
+                           const std::vector<std::string>& replayed, std::string* answer) {
   report.sent_unix_ms = NowMs();
-  std::string body = EncodeReport(report);
+  // Replayed records are sent as they were encoded when first delivered.
+  std::string body = replayed.empty() ? EncodeReport(report) : EncodeReport(report, replayed);
   std::vector<std::pair<std::string, std::string>> headers = {{"Content-Type", "application/json"}};
   if (body.size() >= options_.gzip_min_bytes) {
     auto gz = GzipCompress(body, 6);
@@ -500,7 +488,7 @@ bool Pusher::SendWithRetry(HttpClient& client, Report& report, std::string* answ
         // Retrying cannot help: the aggregator refuses this batch for good
         // (a bug, or a newer agent process for this node exists).
         spdlog::error("aggregator rejected report seq {} ({} records): HTTP {}: {}", report.seq,
-                      report.records.size(), code, r->body);
+                      report.records.size() + replayed.size(), code, r->body);
         if (metrics_ != nullptr) metrics_->PushRequest("rejected");
         std::lock_guard<std::mutex> lock(mu_);
         ++stats_.dropped_batches;

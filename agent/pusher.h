@@ -108,9 +108,10 @@ class RetainedChanges {
   size_t Add(const ReportRecord& record);
   // Drops records observed before `cutoff_unix_ms`. Returns how many.
   size_t Prune(int64_t cutoff_unix_ms);
-  // Up to `max` records with a key in (*after, last], oldest first; moves
-  // *after to the key of the last one returned.
-  std::vector<ReportRecord> Take(Key* after, const Key& last, size_t max) const;
+  // Up to `max` records with a key in (*after, last], oldest first, as
+  // EncodeRecord wrote them (common/report.h); moves *after to the key of
+  // the last one returned.
+  std::vector<std::string> Take(Key* after, const Key& last, size_t max) const;
   // True iff a record has a key in (after, last].
   bool Has(const Key& after, const Key& last) const;
   // The newest key; {INT64_MIN, 0} when empty.
@@ -124,7 +125,7 @@ class RetainedChanges {
  private:
   struct Entry {
     const std::string* uid;  // The key in by_uid_ (node-based: stable).
-    std::string encoded;     // A one-record Report (EncodeReport).
+    std::string encoded;     // EncodeRecord(record, node_).
   };
   std::string node_;
   size_t max_pods_;
@@ -189,9 +190,11 @@ class Pusher : public EventSink {
   enum class BatchKind { kChanges, kReplay, kSnapshot, kHeartbeat };
   void Run();
   void CoalesceLocked();
-  // Sends until accepted, rejected, or stopping. Returns true iff accepted;
-  // then *answer is the response body.
-  bool SendWithRetry(HttpClient& client, Report& report, std::string* answer);
+  // Sends `report` (with `replayed`, a replay's records as retained, when
+  // not empty) until accepted, rejected, or stopping. Returns true iff
+  // accepted; then *answer is the response body.
+  bool SendWithRetry(HttpClient& client, Report& report, const std::vector<std::string>& replayed,
+                     std::string* answer);
   // Looks at an accepted batch's answer; starts a replay if the aggregator
   // lost state.
   void CheckAnswerLocked(BatchKind kind, uint64_t seq, const std::string& answer);

@@ -687,6 +687,16 @@ TEST(PusherTest, RetentionWindowAndMaxAreCounted) {
   EXPECT_TRUE(Contains(text, "ashiato_agent_push_replay_retained 3")) << text;
 }
 
+// What a replay of `encoded` (RetainedChanges::Take) sends, decoded.
+std::vector<ReportRecord> Decoded(const std::vector<std::string>& encoded) {
+  Report envelope;
+  envelope.node = "node-1";
+  envelope.epoch = "e";
+  auto report = DecodeReport(EncodeReport(envelope, encoded));
+  EXPECT_TRUE(report.ok()) << report.status().ToString();
+  return report.ok() ? report->records : std::vector<ReportRecord>{};
+}
+
 TEST(PusherTest, RetainedRecordWithSeveralIpsIsReplayed) {
   // Found by the chaos soak: a retained pod with a dual-stack IP list was
   // refused by the decoder's list limit, and silently left out of replays.
@@ -696,7 +706,7 @@ TEST(PusherTest, RetainedRecordWithSeveralIpsIsReplayed) {
   p.pod_ips = {"10.0.0.1", "fd00::1"};
   r.Add({RecordOp::kUpsert, p, 5});
   auto after = RetainedChanges::First();
-  auto got = r.Take(&after, r.LastKey(), 10);
+  auto got = Decoded(r.Take(&after, r.LastKey(), 10));
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].pod.pod_ips, p.pod_ips);
 }
@@ -715,7 +725,7 @@ TEST(PusherTest, RetainedChangesKeepLatestPerPodInObservedOrder) {
   EXPECT_EQ(r.size(), 3u);
   auto after = RetainedChanges::First();
   auto last = r.LastKey();
-  auto page = r.Take(&after, last, 2);
+  auto page = Decoded(r.Take(&after, last, 2));
   ASSERT_EQ(page.size(), 2u);
   EXPECT_EQ(page[0].pod.uid, "uid-b");
   EXPECT_EQ(page[1].pod.uid, "uid-c");
@@ -723,7 +733,7 @@ TEST(PusherTest, RetainedChangesKeepLatestPerPodInObservedOrder) {
   EXPECT_EQ(page[1].observed_unix_ms, 200);
   EXPECT_TRUE(page[1].pod.SameObservableState(Pod("c", "4")));
   EXPECT_TRUE(r.Has(after, last));
-  page = r.Take(&after, last, 2);
+  page = Decoded(r.Take(&after, last, 2));
   ASSERT_EQ(page.size(), 1u);
   EXPECT_EQ(page[0].pod.resource_version, "3");
   EXPECT_EQ(page[0].observed_unix_ms, 500);

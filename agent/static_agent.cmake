@@ -5,7 +5,8 @@
 # its find_package/pkg_check_modules calls for these libraries.
 #   libcurl, libmicrohttpd (no HTTPS), prometheus-cpp core: ASHIATO_STATIC_DEPS,
 #     built from Debian's sources by tests/images/static_agent_deps.sh;
-#   simdjson: the same prefix, from the same script;
+#   simdjson: the same prefix, from the same script (the agent does not link
+#     it; the aggregator's decoder target, configured here too, names it);
 #   OpenSSL, zlib, yaml-cpp: the .a files of Debian's -dev packages;
 #   spdlog and fmt: header-only (Debian ships them as shared libraries only).
 if(NOT ASHIATO_STATIC_DEPS OR NOT EXISTS ${ASHIATO_STATIC_DEPS}/lib/libcurl.a)

@@ -76,7 +76,10 @@ json RecordToWire(const ReportRecord& r, const std::string& envelope_node) {
 
 const char* RecordOpName(RecordOp op) { return op == RecordOp::kDelete ? "D" : "U"; }
 
-std::string EncodeReport(const Report& report) {
+namespace {
+
+// The report without its records ("r" is an empty array).
+json Envelope(const Report& report) {
   json j = json::object();
   j["v"] = kReportVersion;
   j["node"] = report.node;
@@ -85,12 +88,40 @@ std::string EncodeReport(const Report& report) {
   if (report.snapshot) j["snap"] = true;
   if (report.replay) j["rp"] = true;
   if (report.sent_unix_ms != 0) j["sent"] = report.sent_unix_ms;
-  json records = json::array();
+  j["r"] = json::array();
+  return j;
+}
+
+// Replace invalid UTF-8 rather than throw: a pod name can't hold it, but
+// a label value from a broken client must not take the agent down.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace
+
+std::string EncodeReport(const Report& report) {
+  json j = Envelope(report);
+  json& records = j["r"];
   for (const auto& r : report.records) records.push_back(RecordToWire(r, report.node));
-  j["r"] = std::move(records);
-  // Replace invalid UTF-8 rather than throw: a pod name can't hold it, but
-  // a label value from a broken client must not take the agent down.
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return Dump(j);
+}
+
+std::string EncodeRecord(const ReportRecord& record, const std::string& node) {
+  return Dump(RecordToWire(record, node));
+}
+
+std::string EncodeReport(const Report& envelope, const std::vector<std::string>& encoded_records) {
+  std::string out = Dump(Envelope(envelope));
+  // Inside a string value every quote is escaped, so `"r":[]` occurs once:
+  // as the key Envelope wrote.
+  size_t at = out.find("\"r\":[]");
+  if (at == std::string::npos) return out;  // Cannot happen.
+  std::string joined;
+  for (const std::string& r : encoded_records) {
+    if (!joined.empty()) joined += ',';
+    joined += r;
+  }
+  out.insert(at + 5, joined);
+  return out;
 }
 
 namespace {

@@ -76,6 +76,12 @@ struct ReportLimits {
 
 // Serializes `report` as compact JSON (no whitespace).
 std::string EncodeReport(const Report& report);
+// One record as EncodeReport writes it in a report whose envelope names `node`.
+std::string EncodeRecord(const ReportRecord& record, const std::string& node);
+// The report `envelope` (its records ignored) holding `encoded_records`, each
+// from EncodeRecord with envelope.node: the bytes EncodeReport would write
+// for those records, without decoding them (the agent's replays).
+std::string EncodeReport(const Report& envelope, const std::vector<std::string>& encoded_records);
 
 // Parses and validates a report. InvalidArgument with a message naming the
 // offending field on any error.

@@ -92,6 +92,26 @@ TEST(ReportTest, RoundTrip) {
   EXPECT_EQ(out->records[4].pod.node_name, "node-9");
 }
 
+// The agent replays records as it encoded them when first delivered: the
+// spliced report is the bytes EncodeReport writes for the same records,
+// whatever the envelope's strings hold (a node name with `"r":[]` in it).
+TEST(ReportTest, ReportOfEncodedRecordsEqualsEncodeReport) {
+  for (const std::string& node :
+       {std::string("node-1"), std::string("x\"r\":[]y"), std::string("bad\xff\xfe utf-8")}) {
+    Report in = TypicalReport(7);
+    in.node = node;
+    in.replay = true;
+    in.records[2].pod.node_name = node;
+    in.records[3].pod.labels["q"] = "\"r\":[] \x01 \xc3";
+    std::vector<std::string> encoded;
+    for (const auto& r : in.records) encoded.push_back(EncodeRecord(r, in.node));
+    Report envelope = in;
+    envelope.records.clear();
+    EXPECT_EQ(EncodeReport(envelope, encoded), EncodeReport(in)) << node;
+    EXPECT_EQ(EncodeReport(envelope, {}), EncodeReport(envelope)) << node;
+  }
+}
+
 TEST(ReportTest, SnapshotFlagAndEmptyRecords) {
   Report in;
   in.node = "n";

@@ -8,8 +8,9 @@
 #   libmicrohttpd  without HTTPS: the agent's health endpoint is plain HTTP, so
 #                  no second TLS stack (gnutls, nettle, gmp, p11-kit, ...).
 #   prometheus-cpp core only (Debian ships it as a shared library only).
-#   simdjson       the report decoder the pusher replays retained changes with
-#                  (Debian ships it as a shared library only).
+#   simdjson       not linked into the agent, but the build tree configures the
+#                  aggregator's report decoder too (Debian ships simdjson as a
+#                  shared library only).
 # OpenSSL, zlib and yaml-cpp come from the -dev packages' own .a files, spdlog
 # and fmt are used header-only (see ASHIATO_STATIC_AGENT in CMakeLists.txt).
 #
