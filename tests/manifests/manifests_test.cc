@@ -782,6 +782,36 @@ TEST_F(ManifestTest, RenamedNamespaceLeavesNoAshiatoNamespace) {
   }
 }
 
+TEST_F(ManifestTest, RenamedNamespaceWithTlsNamesItsServiceInTheCertificate) {
+  // The TLS overlay's Certificate names the Service's DNS name, which has the
+  // namespace in it: the example's replacements must follow the rename.
+  const std::string dir = "daemonset/examples/renamed-namespace-tls";
+  const std::string ns = "observability";
+  CommandResult raw =
+      RunCommand("kubectl kustomize " + ShellQuote(std::string(ASHIATO_SOURCE_DIR) + "/" + dir));
+  ASSERT_EQ(raw.exit_code, 0) << raw.out;
+  for (const char* left : {"namespace: ashiato\n", ".ashiato.svc", "ashiato-aggregator.ashiato",
+                           ".ashiato:", ":ashiato:", "[ashiato]"}) {
+    EXPECT_EQ(raw.out.find(left), std::string::npos) << "still in the render: " << left;
+  }
+  Rendered renamed = Render(dir);
+  EXPECT_EQ(renamed.objects.size(), Render("daemonset/overlays/tls").objects.size());
+  YAML::Node cert = renamed.Find("Certificate", "ashiato-aggregator");
+  ASSERT_TRUE(cert);
+  EXPECT_EQ(Str(cert["metadata"]["namespace"]), ns);
+  EXPECT_EQ(Str(cert["spec"]["commonName"]), "ashiato-aggregator." + ns + ".svc");
+  std::vector<std::string> names;
+  for (const auto& n : cert["spec"]["dnsNames"]) names.push_back(Str(n));
+  EXPECT_EQ(names, (std::vector<std::string>{"ashiato-aggregator", "ashiato-aggregator." + ns,
+                                             "ashiato-aggregator." + ns + ".svc",
+                                             "ashiato-aggregator." + ns + ".svc.cluster.local"}));
+  // The agents verify the name they dial: the Service in their own namespace.
+  YAML::Node ds = renamed.Find("DaemonSet", "ashiato-agent");
+  ASSERT_TRUE(ds);
+  EXPECT_EQ(Arg(ds["spec"]["template"]["spec"]["containers"][0], "--aggregator"),
+            "https://ashiato-aggregator.$(POD_NAMESPACE).svc:8080");
+}
+
 TEST_F(ManifestTest, TlsOverlayServesHttpsWithCertManagerAndAgentsVerifyIt) {
   Rendered overlay = Render("daemonset/overlays/tls");
   // The base's objects plus the cert-manager ones.
