@@ -34,6 +34,7 @@
 #include <unordered_map>
 
 #include "common/report.h"
+#include "tests/bench/bench_pods.h"
 #include "tests/bench/bench_util.h"
 #include "tests/testing/subprocess.h"
 
@@ -54,32 +55,6 @@ int FreePort() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
   close(fd);
   return ntohs(sin.sin_port);
-}
-
-ashiato::PodRecord MakePod(int agent, int i, uint64_t rv) {
-  ashiato::PodRecord p;
-  p.namespace_ = (i % 3 == 0) ? "default" : (i % 3 == 1 ? "kube-system" : "team-a");
-  p.name = "web-7d4b9c8f6d-" + std::to_string(agent) + "x" + std::to_string(i);
-  p.uid = "uid-" + std::to_string(agent) + "-" + std::to_string(i);
-  p.node_name = "node-" + std::to_string(agent + 1);
-  p.pod_ip = "10." + std::to_string((agent >> 8) & 255) + "." + std::to_string(agent & 255) + "." +
-             std::to_string(i + 2);
-  p.pod_ips = {p.pod_ip};
-  p.host_ip = "192.168." + std::to_string((agent >> 8) & 255) + "." + std::to_string(agent & 255);
-  p.phase = "Running";
-  for (const char* t : {"PodScheduled", "Initialized", "ContainersReady", "Ready"}) {
-    p.conditions.push_back({t, "True", "2026-11-24T03:00:00Z"});
-  }
-  p.containers.push_back({"web", "nginx:1.27",
-                          "docker.io/library/nginx@sha256:"
-                          "0f0a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708"});
-  p.owner_kind = "Deployment";
-  p.owner_name = "web";
-  p.owner_inferred = true;
-  p.labels = {{"app", "web"}, {"pod-template-hash", "7d4b9c8f6d"}};
-  p.creation_timestamp = "2026-11-24T03:00:00Z";
-  p.resource_version = std::to_string(rv);
-  return p;
 }
 
 struct Post {
@@ -330,7 +305,8 @@ int main(int argc, char** argv) {
   for (int a = 0; a < agents; ++a) {
     ashiato::Report r = report_for(a);
     r.snapshot = true;
-    for (int i = 0; i < pods_per_agent; ++i) r.records.push_back({.pod = MakePod(a, i, ++rv)});
+    for (int i = 0; i < pods_per_agent; ++i)
+      r.records.push_back({.pod = ashiato::bench::IngestBenchPod(a, i, ++rv)});
     bodies.push_back({ashiato::EncodeReport(r), r.records.size()});
     snapshot_bytes += bodies.back().json.size();
   }
@@ -376,8 +352,8 @@ int main(int argc, char** argv) {
       next_agent = (next_agent + 1) % agents;
       ashiato::Report r = report_for(a);
       for (size_t k = 0; k < kBatch; ++k) {
-        auto pod =
-            MakePod(a, static_cast<int>(rng() % static_cast<unsigned>(pods_per_agent)), ++rv);
+        auto pod = ashiato::bench::IngestBenchPod(
+            a, static_cast<int>(rng() % static_cast<unsigned>(pods_per_agent)), ++rv);
         pod.labels["gen"] = std::to_string(rv);
         r.records.push_back({.pod = std::move(pod)});
       }
@@ -457,8 +433,8 @@ int main(int argc, char** argv) {
         int a = static_cast<int>(rng() % static_cast<unsigned>(agents));
         if (!used.emplace(a, true).second) continue;
         ashiato::Report r = report_for(a);
-        auto pod =
-            MakePod(a, static_cast<int>(rng() % static_cast<unsigned>(pods_per_agent)), ++rv);
+        auto pod = ashiato::bench::IngestBenchPod(
+            a, static_cast<int>(rng() % static_cast<unsigned>(pods_per_agent)), ++rv);
         pod.labels["gen"] = std::to_string(rv);
         keys.push_back(pod.uid + "@" + pod.resource_version);
         r.records.push_back({.pod = std::move(pod)});
