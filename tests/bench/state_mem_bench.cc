@@ -41,11 +41,14 @@ int main(int argc, char** argv) {
   CLI::App app{"aggregator memory per tracked pod"};
   int nodes = 5000, pods_per_node = 30;
   std::string shape = "bench", workdir = "/tmp";
+  bool image_census = true;
   app.add_option("--nodes", nodes, "Nodes, one snapshot report each")->capture_default_str();
   app.add_option("--pods-per-node", pods_per_node, "Pods in each snapshot")->capture_default_str();
   app.add_option("--shape", shape,
                  "bench: ingest_bench's pods; realistic: production-like UIDs, names, labels")
       ->check(CLI::IsMember({"bench", "realistic"}))
+      ->capture_default_str();
+  app.add_option("--image-census", image_census, "Attach the image census, as the aggregator does")
       ->capture_default_str();
   app.add_option("--workdir", workdir, "Where the store is created")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -62,7 +65,7 @@ int main(int argc, char** argv) {
   }
   ImageCensus images;  // As the aggregator attaches it.
   ClusterState state(StateOptions{}, store->get());
-  state.AddCensus(&images);
+  if (image_census) state.AddCensus(&images);
   if (!state.Open().ok()) return 1;
 
   malloc_trim(0);
