@@ -187,7 +187,7 @@ void Pin(pid_t pid, int cpu) {
 int main(int argc, char** argv) {
   std::string aggregator_bin, workdir = "/tmp";
   int agents = 5000, pods_per_agent = 30, churn_seconds = 10, saturate_seconds = 10;
-  int connections = 0, threads = 0;
+  int connections = 0, threads = 0, settle_seconds = 0;
   std::vector<int> rates = {20, 200, 2000};
   CLI::App app{"ashiato-aggregator ingest benchmark"};
   app.add_option("--aggregator", aggregator_bin)->required();
@@ -200,6 +200,9 @@ int main(int argc, char** argv) {
   app.add_option("--connections", connections,
                  "keep-alive connections (default: one per simulated agent)");
   app.add_option("--threads", threads, "aggregator --threads (default: its own)");
+  app.add_option("--settle-seconds", settle_seconds,
+                 "after the snapshots, wait this long and measure the RSS again (the "
+                 "aggregator returns freed heap pages at most every 30 s)");
   CLI11_PARSE(app, argc, argv);
   if (connections <= 0) connections = agents;
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -334,6 +337,13 @@ int main(int argc, char** argv) {
   Print("ingest.memory_per_tracked_pod_above_idle",
         static_cast<double>(rss_kb - base_rss_kb) * 1024.0 / static_cast<double>(total_pods),
         "bytes");
+  if (settle_seconds > 0) {
+    std::this_thread::sleep_for(std::chrono::seconds(settle_seconds));
+    long settled_kb = ProcStatusKb(agg, "VmRSS");
+    Print("ingest.aggregator_rss_after_snapshots_settled", settled_kb / 1024.0, "MiB");
+    Print("ingest.memory_per_tracked_pod_settled",
+          settled_kb * 1024.0 / static_cast<double>(total_pods), "bytes");
+  }
 
   // Phase 2: saturation. A producer thread encodes batches of 500 changed
   // records (agents in turn, so no two batches of one agent are in flight and
