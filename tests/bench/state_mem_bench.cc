@@ -21,6 +21,7 @@
 #include "aggregator/store/store.h"
 #include "aggregator/stored_pod.h"
 #include "tests/bench/bench_pods.h"
+#include "tests/bench/bench_store.h"
 #include "tests/bench/bench_util.h"
 #include "tests/testing/subprocess.h"
 
@@ -57,16 +58,10 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
 
   std::string dir = ashiato::testing::MakeTempDir(workdir + "/state-mem-bench");
-  StoreOptions so;
-  so.dir = dir;
-  so.retention = std::chrono::milliseconds(0);
-  auto store = Store::Open(so);
-  if (!store.ok()) {
-    std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
-    return 1;
-  }
+  std::unique_ptr<Store> store = bench::OpenBenchStore(dir);
+  if (!store) return 1;
   ImageCensus images;  // As the aggregator attaches it.
-  ClusterState state(StateOptions{}, store->get());
+  ClusterState state(StateOptions{}, store.get());
   if (image_census) state.AddCensus(&images);
   if (!state.Open().ok()) return 1;
 
