@@ -109,7 +109,7 @@ demo: build
 	bash tests/demo/run_demo.sh $(BUILD_DIR)
 
 BENCH_TARGETS := kubesim ashiato-agent ashiato-aggregator agent_bench ingest_bench api_cost_bench \
-  cm_bench codec_bench store_bench
+  cm_bench codec_bench store_bench state_mem_bench
 
 bench: deps
 	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DASHIATO_WERROR=$(ASHIATO_WERROR)

@@ -222,6 +222,8 @@ void Aggregator::Maintain() {
     if (stopping_) break;
     l.unlock();
     state_->CheckStore();  // Cheap when healthy.
+    // After a round of snapshots or a burst, the freed bodies and batches.
+    heap_trimmer_.Tick(std::chrono::steady_clock::now());
     if (std::chrono::steady_clock::now() >= next_retention && store_->healthy()) {
       next_retention = std::chrono::steady_clock::now() + options_.retention_interval;
       auto now =

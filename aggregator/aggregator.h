@@ -15,6 +15,7 @@
 #include "aggregator/authz.h"
 #include "aggregator/deploy/census.h"
 #include "aggregator/deploy/sender.h"
+#include "aggregator/heap_trim.h"
 #include "aggregator/image_census.h"
 #include "aggregator/log_writer.h"
 #include "aggregator/metrics.h"
@@ -107,6 +108,7 @@ class Aggregator {
   std::condition_variable maintain_cv_;
   bool stopping_ = false;
   std::thread maintainer_;
+  HeapTrimmer heap_trimmer_;  // Used by the maintainer thread only.
 };
 
 }  // namespace ashiato

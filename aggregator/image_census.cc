@@ -23,27 +23,20 @@ std::set<ImageCensus::Key> ImageCensus::RunningImagesOf(const PodRecord& pod) {
 void ImageCensus::Clear() { usage_.clear(); }
 
 void ImageCensus::Restore(const PodRecord& pod) {
-  for (const Key& k : RunningImagesOf(pod)) Add(k, pod.node_name);
+  for (const Key& k : RunningImagesOf(pod)) Add(k);
 }
 
 size_t ImageCensus::pods(const Key& key) const {
   auto it = usage_.find(key);
-  return it == usage_.end() ? 0 : it->second.pods;
+  return it == usage_.end() ? 0 : it->second;
 }
 
-void ImageCensus::Add(const Key& key, const std::string& node) {
-  Usage& u = usage_[key];
-  ++u.pods;
-  ++u.nodes[node];
-}
+void ImageCensus::Add(const Key& key) { ++usage_[key]; }
 
-bool ImageCensus::Remove(const Key& key, const std::string& node) {
+bool ImageCensus::Remove(const Key& key) {
   auto it = usage_.find(key);
   if (it == usage_.end()) return false;  // Not counted: nothing to undo.
-  Usage& u = it->second;
-  auto n = u.nodes.find(node);
-  if (n != u.nodes.end() && --n->second == 0) u.nodes.erase(n);
-  if (--u.pods > 0) return false;
+  if (--it->second > 0) return false;
   usage_.erase(it);
   return true;
 }
@@ -57,21 +50,20 @@ void ImageCensus::Apply(const PodRecord* before, const PodRecord* after, const C
   bool moved = before && after && node_was != node_now;
   for (const Key& k : was) {
     if (now.count(k) && !moved) continue;
-    if (Remove(k, node_was)) EmitLine("IMAGE_REMOVED", k, *before, ctx, batch);
+    if (Remove(k)) EmitLine("IMAGE_REMOVED", k, *before, ctx, batch);
   }
   for (const Key& k : now) {
     if (was.count(k) && !moved) continue;
     bool first = pods(k) == 0;
-    Add(k, node_now);
+    Add(k);
     if (first) EmitLine("IMAGE_ADDED", k, *after, ctx, batch);
   }
 }
 
 void ImageCensus::EmitLine(const char* event, const Key& key, const PodRecord& pod,
                            const CensusContext& ctx, ChangeBatch* batch) const {
-  auto it = usage_.find(key);
-  size_t pods = it == usage_.end() ? 0 : it->second.pods;
-  size_t nodes = it == usage_.end() ? 0 : it->second.nodes.size();
+  size_t pods = this->pods(key);
+  size_t nodes = pods > 0 ? 1 : 0;  // The first pod's node, or none after the last.
   nlohmann::json j = {{"aggregated_at", ctx.now_text},
                       {"event", event},
                       {"timestamp", ctx.when_text},

@@ -93,7 +93,7 @@ Status ClusterState::Open() {
     std::shared_lock<std::shared_mutex> lock(mu_);
     for (const auto& [uid, e] : pods_) {
       if (e.deleted) continue;
-      PodRecord rec = e.pod->Unpack();
+      PodRecord rec = e.pod.Unpack();
       if (!scope_.Contains(rec.namespace_, rec.labels)) continue;
       for (PodObserver* o : observers_) o->OnPodPresent(rec, now);
     }
@@ -125,7 +125,7 @@ bool ClusterState::InScope(const std::string& uid, const std::string& namespace_
   std::shared_lock<std::shared_mutex> lock(mu_);
   auto it = pods_.find(uid);
   if (it == pods_.end()) return scope_.ContainsNamespace(namespace_);
-  PodRecord rec = it->second.pod->Unpack();
+  PodRecord rec = it->second.pod.Unpack();
   return scope_.Contains(rec.namespace_, rec.labels);
 }
 
@@ -144,10 +144,10 @@ Status ClusterState::ApplyWantedScopeLocked() {
     std::shared_lock<std::shared_mutex> lock(mu_);
     for (const auto& [uid, e] : pods_) {
       if (e.deleted) continue;
-      PodRecord rec = e.pod->Unpack();
+      PodRecord rec = e.pod.Unpack();
       bool was = scope_.Contains(rec.namespace_, rec.labels);
       bool will = wanted_scope_.Contains(rec.namespace_, rec.labels);
-      if (was != will) crossings.push_back({std::move(rec), e.observed_by, will});
+      if (was != will) crossings.push_back({std::move(rec), e.observed_by(), will});
     }
   }
   std::sort(crossings.begin(), crossings.end(), [](const Crossing& a, const Crossing& b) {
@@ -194,7 +194,7 @@ Status ClusterState::LoadLocked() {
   SystemTime now = clock_->Now();
   Status parse_error;
   Status st = store_->LoadNodes([&](NodeRow&& n) {
-    NodeEntry& e = nodes_[n.node];
+    NodeEntry& e = NodeNamed(n.node);
     e.epoch = std::move(n.epoch);
     e.last_seq = n.last_seq;
     e.retired_epochs = std::move(n.retired_epochs);
@@ -212,9 +212,9 @@ Status ClusterState::LoadLocked() {
     PodRecord rec = PodRecordFromLogJson(j);
     rec.resource_version = row.resource_version;
     PodEntry& e = pods_[row.uid];
-    e.pod = StoredPod::Pack(rec);
-    e.observed_by = std::move(row.observed_by);
-    e.epoch = std::move(row.epoch);
+    e.pod = Pack(rec);
+    e.observer = &NodeNamed(row.observed_by);
+    e.epoch = InternedString(&strings_, row.epoch);
     e.seq = row.seq;
     e.deleted = row.deleted;
     e.deleted_by_snapshot = row.deleted_by_snapshot;
@@ -222,7 +222,7 @@ Status ClusterState::LoadLocked() {
     if (e.deleted) {
       tombstones_.push_back(row.uid);
     } else {
-      nodes_[e.observed_by].live_uids.insert(row.uid);
+      LinkLive(e, *e.observer);
       ++live_;
       for (PodCensus* c : censuses_) c->Restore(rec);
     }
@@ -322,13 +322,13 @@ void ClusterState::ApplyGroup(const std::vector<PendingReport*>& group) {
     for (const std::string& uid : touched_) {
       const PodEntry& e = pods_.at(uid);
       PodRow row;
-      PodRecord rec = e.pod->Unpack();
+      PodRecord rec = e.pod.Unpack();
       row.uid = uid;
       row.namespace_ = rec.namespace_;
       row.name = rec.name;
       row.node = rec.node_name;
-      row.observed_by = e.observed_by;
-      row.epoch = e.epoch;
+      row.observed_by = e.observed_by();
+      row.epoch = std::string(e.epoch.view());
       row.seq = e.seq;
       row.resource_version = rec.resource_version;
       row.deleted = e.deleted;
@@ -385,7 +385,7 @@ ApplyResult ClusterState::ApplyReportLocked(Report& report) {
   SystemTime now = clock_->Now();
   now_text_ = FormatRfc3339Micros(now);
   replay_batch_ = report.replay;
-  NodeEntry& node = nodes_[report.node];
+  NodeEntry& node = NodeNamed(report.node);
   bool gap = false;
   if (report.epoch != node.epoch) {
     if (std::find(node.retired_epochs.begin(), node.retired_epochs.end(), report.epoch) !=
@@ -434,21 +434,21 @@ ApplyResult ClusterState::ApplyReportLocked(Report& report) {
   }
   if (report.snapshot) {
     std::vector<std::string> gone;
-    for (const auto& uid : node.live_uids) {
-      if (!present.count(uid)) gone.push_back(uid);
+    for (const PodEntry* p = node.live_head; p; p = p->next_live) {
+      std::string uid(p->pod.uid());
+      if (!present.count(uid)) gone.push_back(std::move(uid));
     }
     std::sort(gone.begin(), gone.end());
     for (const auto& uid : gone) {
       PodEntry& e = pods_.at(uid);
-      PodPtr before = e.pod;
       e.deleted = true;
       e.deleted_by_snapshot = true;
       e.last_change = now;
-      node.live_uids.erase(uid);
+      UnlinkLive(e);
       --live_;
       AddTombstone(uid);
       Touch(uid);
-      Emit("DELETED", now, now, report.node, e.pod->Unpack(), before.get(), false);
+      Emit("DELETED", now, now, report.node, e.pod.Unpack(), &e.pod, false);
     }
     node.last_snapshot = now;
   }
@@ -468,6 +468,29 @@ ApplyResult ClusterState::ApplyReportLocked(Report& report) {
   return result;
 }
 
+ClusterState::NodeEntry& ClusterState::NodeNamed(const std::string& name) {
+  auto [it, inserted] = nodes_.try_emplace(name);
+  if (inserted) it->second.name = &it->first;
+  return it->second;
+}
+
+void ClusterState::LinkLive(PodEntry& e, NodeEntry& node) {
+  e.observer = &node;
+  e.prev_live = nullptr;
+  e.next_live = node.live_head;
+  if (node.live_head) node.live_head->prev_live = &e;
+  node.live_head = &e;
+  ++node.live_count;
+}
+
+void ClusterState::UnlinkLive(PodEntry& e) {
+  NodeEntry& node = *e.observer;
+  (e.prev_live ? e.prev_live->next_live : node.live_head) = e.next_live;
+  if (e.next_live) e.next_live->prev_live = e.prev_live;
+  e.prev_live = e.next_live = nullptr;
+  --node.live_count;
+}
+
 void ClusterState::Touch(const std::string& uid) {
   if (touched_set_.insert(uid).second) touched_.push_back(uid);
 }
@@ -480,9 +503,9 @@ int ClusterState::ApplyRecord(const Report& report, NodeEntry& node, ReportRecor
   const std::string& uid = it->first;
   if (inserted) {
     PodEntry& e = it->second;
-    e.pod = StoredPod::Pack(p);
-    e.observed_by = report.node;
-    e.epoch = report.epoch;
+    e.pod = Pack(p);
+    e.observer = &node;
+    e.epoch = InternedString(&strings_, report.epoch);
     e.seq = report.seq;
     e.last_change = when;
     Touch(uid);
@@ -494,7 +517,7 @@ int ClusterState::ApplyRecord(const Report& report, NodeEntry& node, ReportRecor
       Emit("DELETED", when, now, report.node, p, nullptr, true);
       return 1;
     }
-    node.live_uids.insert(uid);
+    LinkLive(e, node);
     ++live_;
     Emit(report.snapshot ? "SYNC" : "CREATED", when, now, report.node, p, nullptr, true);
     return 1;
@@ -504,10 +527,10 @@ int ClusterState::ApplyRecord(const Report& report, NodeEntry& node, ReportRecor
   // Order this record against the state we hold: >0 newer, 0 same, <0 older.
   int order;
   const std::string& rv_new = p.resource_version;
-  const std::string& rv_old = e.pod->resource_version();
+  const std::string rv_old(e.pod.resource_version());
   if (!rv_new.empty() && !rv_old.empty()) {
     order = CompareResourceVersions(rv_new, rv_old);
-  } else if (report.epoch == e.epoch) {
+  } else if (e.epoch == report.epoch) {
     order = report.seq > e.seq ? 1 : (report.seq == e.seq ? 0 : -1);
   } else {
     order = 1;  // Another agent process: its report is the later one.
@@ -519,12 +542,11 @@ int ClusterState::ApplyRecord(const Report& report, NodeEntry& node, ReportRecor
     if (rec.op == RecordOp::kUpsert && e.deleted_by_snapshot && order > 0) {
       e.deleted = false;
       e.deleted_by_snapshot = false;
-      e.pod = StoredPod::Pack(p);
-      e.observed_by = report.node;
-      e.epoch = report.epoch;
+      e.pod = Pack(p);
+      e.epoch = InternedString(&strings_, report.epoch);
       e.seq = report.seq;
       e.last_change = when;
-      node.live_uids.insert(uid);
+      LinkLive(e, node);
       ++live_;
       Touch(uid);
       Emit(report.snapshot ? "SYNC" : "CREATED", when, now, report.node, p, nullptr, false);
@@ -537,43 +559,42 @@ int ClusterState::ApplyRecord(const Report& report, NodeEntry& node, ReportRecor
   if (rec.op == RecordOp::kDelete) {
     // The same version as we hold is fine: a deletion found by a relist
     // carries the last state seen.
-    PodPtr before = e.pod;
+    StoredPod before = std::move(e.pod);
     e.deleted = true;
-    e.pod = StoredPod::Pack(p);
-    e.epoch = report.epoch;
+    e.pod = Pack(p);
+    e.epoch = InternedString(&strings_, report.epoch);
     e.seq = report.seq;
     e.last_change = when;
-    (e.observed_by == report.node ? node : nodes_[e.observed_by]).live_uids.erase(uid);
+    UnlinkLive(e);
     --live_;
     AddTombstone(uid);
     Touch(uid);
-    Emit("DELETED", when, now, report.node, p, before.get(), false);
+    Emit("DELETED", when, now, report.node, p, &before, false);
     return 1;
   }
   // The same version is a duplicate, unless the agent sent it as a change:
   // it extracts differently now (the live configuration's captureAnnotations
   // changed and it relisted). Snapshots re-send every pod: not compared.
   if (order == 0 && report.snapshot) return 0;
-  PodPtr packed = StoredPod::Pack(p);
-  if (order == 0 && packed->SameObservableState(*e.pod)) return 0;
-  bool changed = !packed->SameObservableState(*e.pod);
-  if (e.observed_by != report.node) {
-    nodes_[e.observed_by].live_uids.erase(uid);
-    node.live_uids.insert(uid);
-    e.observed_by = report.node;
+  StoredPod packed = Pack(p);
+  if (order == 0 && packed.SameObservableState(e.pod)) return 0;
+  bool changed = !packed.SameObservableState(e.pod);
+  if (e.observer != &node) {
+    UnlinkLive(e);
+    LinkLive(e, node);
   }
-  e.epoch = report.epoch;
+  e.epoch = InternedString(&strings_, report.epoch);
   e.seq = report.seq;
   Touch(uid);
   if (!changed) {
     // Only the resourceVersion moved: remember it for dedup.
-    if (e.pod->resource_version() != p.resource_version) e.pod = std::move(packed);
+    if (e.pod.resource_version() != p.resource_version) e.pod = std::move(packed);
     return 0;
   }
-  PodPtr before = std::move(e.pod);
+  StoredPod before = std::move(e.pod);
   e.pod = std::move(packed);
   e.last_change = when;
-  Emit("UPDATED", when, now, report.node, p, before.get(), false);
+  Emit("UPDATED", when, now, report.node, p, &before, false);
   return 1;
 }
 
@@ -742,14 +763,13 @@ bool ClusterState::IsStale(const NodeEntry& n, SystemTime now) const {
 }
 
 json ClusterState::PodJson(const PodEntry& e, SystemTime now) const {
-  PodRecord rec = e.pod->Unpack();
+  PodRecord rec = e.pod.Unpack();
   json j = PodRecordToLogJson(rec);
   if (node_directory_) node_directory_->AddTo(rec.node_name, &j);
-  j["observed_by"] = e.observed_by;
+  j["observed_by"] = e.observed_by();
   j["last_change"] = FormatRfc3339Micros(e.last_change);
   j["deleted"] = e.deleted;
-  auto nit = nodes_.find(e.observed_by);
-  j["stale"] = !e.deleted && nit != nodes_.end() && IsStale(nit->second, now);
+  j["stale"] = !e.deleted && IsStale(*e.observer, now);
   return j;
 }
 
@@ -766,7 +786,7 @@ json ClusterState::Nodes() const {
                                          ? json(nullptr)
                                          : json(FormatRfc3339Micros(n.last_snapshot))},
                    {"reports", n.reports},
-                   {"pods", n.live_uids.size()},
+                   {"pods", n.live_count},
                    {"stale", IsStale(n, now)}});
   }
   return {{"nodes", std::move(out)}, {"count", nodes_.size()}};
@@ -778,8 +798,8 @@ json ClusterState::Pods(const PodQuery& q) const {
   std::vector<std::pair<std::string, const PodEntry*>> hits;
   for (const auto& [uid, e] : pods_) {
     if (e.deleted) continue;
-    const StoredPod& s = *e.pod;
-    if (!q.node.empty() && s.Get(StoredPod::kNode) != q.node && e.observed_by != q.node) continue;
+    const StoredPod& s = e.pod;
+    if (!q.node.empty() && s.Get(StoredPod::kNode) != q.node && e.observed_by() != q.node) continue;
     if (!q.namespace_.empty() && s.namespace_() != q.namespace_) continue;
     if (q.namespaces &&
         !std::binary_search(q.namespaces->begin(), q.namespaces->end(), s.namespace_())) {
@@ -830,16 +850,16 @@ json ClusterState::Images(const std::vector<std::string>* namespaces) const {
   for (const auto& [uid, e] : pods_) {
     if (e.deleted) continue;
     if (namespaces &&
-        !std::binary_search(namespaces->begin(), namespaces->end(), e.pod->namespace_())) {
+        !std::binary_search(namespaces->begin(), namespaces->end(), e.pod.namespace_())) {
       continue;
     }
     std::set<std::string> seen;
-    PodRecord p = e.pod->Unpack();
+    PodRecord p = e.pod.Unpack();
     for (const auto& c : p.containers) {
       Usage& u = images[c.image];
       if (seen.insert(c.image).second) {
         ++u.pods;
-        u.nodes.insert(e.observed_by);
+        u.nodes.insert(e.observed_by());
       }
       if (!c.image_id.empty()) ++u.digests[c.image_id];
     }

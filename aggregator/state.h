@@ -33,6 +33,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "aggregator/intern_table.h"
 #include "aggregator/metrics.h"
 #include "aggregator/node_directory.h"
 #include "aggregator/pod_census.h"
@@ -149,23 +150,33 @@ class ClusterState {
   Store& store() { return *store_; }
 
  private:
-  struct PodEntry {
-    PodPtr pod;
-    std::string observed_by;
-    std::string epoch;  // Of the batch that last applied a record.
-    uint64_t seq = 0;
-    bool deleted = false;
-    bool deleted_by_snapshot = false;
-    SystemTime last_change{};
-  };
+  struct PodEntry;
   struct NodeEntry {
+    const std::string* name = nullptr;  // Its key in nodes_.
     std::string epoch;
     uint64_t last_seq = 0;
     std::vector<std::string> retired_epochs;
     SystemTime last_report{};
     SystemTime last_snapshot{};
     uint64_t reports = 0;
-    std::unordered_set<std::string> live_uids;
+    // The live pods it observes, linked through their entries (a snapshot
+    // deletes those it no longer has).
+    PodEntry* live_head = nullptr;
+    size_t live_count = 0;
+  };
+  // ~100 bytes beside the packed pod: the node and the epoch are pointers
+  // and ids, not strings of their own.
+  struct PodEntry {
+    StoredPod pod;
+    NodeEntry* observer = nullptr;  // The node that last reported it.
+    InternedString epoch;           // Of the batch that last applied a record.
+    uint64_t seq = 0;
+    SystemTime last_change{};
+    PodEntry* prev_live = nullptr;  // In observer->live_head's list while live.
+    PodEntry* next_live = nullptr;
+    bool deleted = false;
+    bool deleted_by_snapshot = false;
+    const std::string& observed_by() const { return *observer->name; }
   };
   // An observer call, made after the commit.
   struct Notice {
@@ -198,6 +209,13 @@ class ClusterState {
   // when the UID is new to us.
   void Emit(const std::string& event, SystemTime when, SystemTime now, const std::string& node,
             const PodRecord& record, const StoredPod* before, bool first_seen);
+  // The entry of node `name`, made on first use.
+  NodeEntry& NodeNamed(const std::string& name);
+  // Adds a live pod to `node`'s list (and makes it the pod's observer);
+  // removes it from its observer's list.
+  static void LinkLive(PodEntry& e, NodeEntry& node);
+  static void UnlinkLive(PodEntry& e);
+  StoredPod Pack(const PodRecord& p) { return StoredPod::Pack(p, &strings_); }
   void Touch(const std::string& uid);
   void AddTombstone(const std::string& uid);
   void TrimTombstones();
@@ -241,6 +259,7 @@ class ClusterState {
 
   // The cache; written under an exclusive lock by Apply only.
   mutable std::shared_mutex mu_;
+  InternTable strings_;  // Of the packed pods and entries below (declared first: freed last).
   std::unordered_map<std::string, PodEntry> pods_;  // By UID, live and tombstones.
   std::deque<std::string> tombstones_;              // Deletion order.
   std::map<std::string, NodeEntry> nodes_;

@@ -34,6 +34,7 @@
 #include <unordered_map>
 
 #include "common/report.h"
+#include "tests/bench/bench_pods.h"
 #include "tests/bench/bench_util.h"
 #include "tests/testing/subprocess.h"
 
@@ -54,32 +55,6 @@ int FreePort() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
   close(fd);
   return ntohs(sin.sin_port);
-}
-
-ashiato::PodRecord MakePod(int agent, int i, uint64_t rv) {
-  ashiato::PodRecord p;
-  p.namespace_ = (i % 3 == 0) ? "default" : (i % 3 == 1 ? "kube-system" : "team-a");
-  p.name = "web-7d4b9c8f6d-" + std::to_string(agent) + "x" + std::to_string(i);
-  p.uid = "uid-" + std::to_string(agent) + "-" + std::to_string(i);
-  p.node_name = "node-" + std::to_string(agent + 1);
-  p.pod_ip = "10." + std::to_string((agent >> 8) & 255) + "." + std::to_string(agent & 255) + "." +
-             std::to_string(i + 2);
-  p.pod_ips = {p.pod_ip};
-  p.host_ip = "192.168." + std::to_string((agent >> 8) & 255) + "." + std::to_string(agent & 255);
-  p.phase = "Running";
-  for (const char* t : {"PodScheduled", "Initialized", "ContainersReady", "Ready"}) {
-    p.conditions.push_back({t, "True", "2026-11-24T03:00:00Z"});
-  }
-  p.containers.push_back({"web", "nginx:1.27",
-                          "docker.io/library/nginx@sha256:"
-                          "0f0a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708"});
-  p.owner_kind = "Deployment";
-  p.owner_name = "web";
-  p.owner_inferred = true;
-  p.labels = {{"app", "web"}, {"pod-template-hash", "7d4b9c8f6d"}};
-  p.creation_timestamp = "2026-11-24T03:00:00Z";
-  p.resource_version = std::to_string(rv);
-  return p;
 }
 
 struct Post {
@@ -212,7 +187,7 @@ void Pin(pid_t pid, int cpu) {
 int main(int argc, char** argv) {
   std::string aggregator_bin, workdir = "/tmp";
   int agents = 5000, pods_per_agent = 30, churn_seconds = 10, saturate_seconds = 10;
-  int connections = 0, threads = 0;
+  int connections = 0, threads = 0, settle_seconds = 0;
   std::vector<int> rates = {20, 200, 2000};
   CLI::App app{"ashiato-aggregator ingest benchmark"};
   app.add_option("--aggregator", aggregator_bin)->required();
@@ -225,6 +200,9 @@ int main(int argc, char** argv) {
   app.add_option("--connections", connections,
                  "keep-alive connections (default: one per simulated agent)");
   app.add_option("--threads", threads, "aggregator --threads (default: its own)");
+  app.add_option("--settle-seconds", settle_seconds,
+                 "after the snapshots, wait this long and measure the RSS again (the "
+                 "aggregator returns freed heap pages at most every 30 s)");
   CLI11_PARSE(app, argc, argv);
   if (connections <= 0) connections = agents;
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -330,7 +308,8 @@ int main(int argc, char** argv) {
   for (int a = 0; a < agents; ++a) {
     ashiato::Report r = report_for(a);
     r.snapshot = true;
-    for (int i = 0; i < pods_per_agent; ++i) r.records.push_back({.pod = MakePod(a, i, ++rv)});
+    for (int i = 0; i < pods_per_agent; ++i)
+      r.records.push_back({.pod = ashiato::bench::IngestBenchPod(a, i, ++rv)});
     bodies.push_back({ashiato::EncodeReport(r), r.records.size()});
     snapshot_bytes += bodies.back().json.size();
   }
@@ -358,6 +337,13 @@ int main(int argc, char** argv) {
   Print("ingest.memory_per_tracked_pod_above_idle",
         static_cast<double>(rss_kb - base_rss_kb) * 1024.0 / static_cast<double>(total_pods),
         "bytes");
+  if (settle_seconds > 0) {
+    std::this_thread::sleep_for(std::chrono::seconds(settle_seconds));
+    long settled_kb = ProcStatusKb(agg, "VmRSS");
+    Print("ingest.aggregator_rss_after_snapshots_settled", settled_kb / 1024.0, "MiB");
+    Print("ingest.memory_per_tracked_pod_settled",
+          settled_kb * 1024.0 / static_cast<double>(total_pods), "bytes");
+  }
 
   // Phase 2: saturation. A producer thread encodes batches of 500 changed
   // records (agents in turn, so no two batches of one agent are in flight and
@@ -376,8 +362,8 @@ int main(int argc, char** argv) {
       next_agent = (next_agent + 1) % agents;
       ashiato::Report r = report_for(a);
       for (size_t k = 0; k < kBatch; ++k) {
-        auto pod =
-            MakePod(a, static_cast<int>(rng() % static_cast<unsigned>(pods_per_agent)), ++rv);
+        auto pod = ashiato::bench::IngestBenchPod(
+            a, static_cast<int>(rng() % static_cast<unsigned>(pods_per_agent)), ++rv);
         pod.labels["gen"] = std::to_string(rv);
         r.records.push_back({.pod = std::move(pod)});
       }
@@ -457,8 +443,8 @@ int main(int argc, char** argv) {
         int a = static_cast<int>(rng() % static_cast<unsigned>(agents));
         if (!used.emplace(a, true).second) continue;
         ashiato::Report r = report_for(a);
-        auto pod =
-            MakePod(a, static_cast<int>(rng() % static_cast<unsigned>(pods_per_agent)), ++rv);
+        auto pod = ashiato::bench::IngestBenchPod(
+            a, static_cast<int>(rng() % static_cast<unsigned>(pods_per_agent)), ++rv);
         pod.labels["gen"] = std::to_string(rv);
         keys.push_back(pod.uid + "@" + pod.resource_version);
         r.records.push_back({.pod = std::move(pod)});

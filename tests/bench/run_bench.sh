@@ -47,12 +47,18 @@ fi
 if [ -x "$BIN/ingest_bench" ]; then
   run ingest "$BIN/ingest_bench" --aggregator "$BIN/ashiato-aggregator" \
     --agents "$(scaled 5000 50)" --pods-per-agent 30 --workdir "$TMP" \
-    --saturate-seconds "$(scaled 10 5)" --churn-seconds "$(scaled 10 5)"
+    --saturate-seconds "$(scaled 10 5)" --churn-seconds "$(scaled 10 5)" --settle-seconds 35
 fi
 
 # 2b. History store: a simulated day of changes through dedup + SQLite commits.
 run store "$BIN/store_bench" --pods "$(scaled 10000 1000)" --changes-per-pod-day 6 \
   --batch 500 --workdir "$TMP"
+
+# 2c. The state's heap per tracked pod (in process, no connections), both pod shapes.
+for shape in bench realistic; do
+  run "state_mem_$shape" "$BIN/state_mem_bench" --nodes "$(scaled 5000 50)" --pods-per-node 30 \
+    --shape "$shape" --workdir "$TMP"
+done
 
 # 3. API server cost: kubesim with 5,000 nodes x 30 pods and 20 changes/s.
 NODES=$(scaled 5000 50)

@@ -16,6 +16,7 @@
 
 #include "aggregator/state.h"
 #include "aggregator/store/store.h"
+#include "tests/bench/bench_store.h"
 #include "tests/testing/subprocess.h"
 
 namespace {
@@ -75,15 +76,9 @@ int main(int argc, char** argv) {
 
   std::string dir = ashiato::testing::MakeTempDir(workdir + "/store-bench");
   SimClock clock;
-  StoreOptions so;
-  so.dir = dir;
-  so.retention = std::chrono::milliseconds(0);
-  auto store = Store::Open(so);
-  if (!store.ok()) {
-    std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
-    return 1;
-  }
-  ClusterState state(StateOptions{}, store->get(), nullptr, &clock);
+  std::unique_ptr<Store> store = bench::OpenBenchStore(dir);
+  if (!store) return 1;
+  ClusterState state(StateOptions{}, store.get(), nullptr, &clock);
   if (!state.Open().ok()) return 1;
 
   int nodes = std::max(1, pods / pods_per_node);
@@ -141,7 +136,7 @@ int main(int argc, char** argv) {
   }
   for (int n = 0; n < nodes; ++n) flush(n, false);
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-  auto size = (*store)->Size();
+  auto size = store->Size();
   std::sort(commit_ms.begin(), commit_ms.end());
   auto pct = [&](double p) {
     return commit_ms.empty() ? 0.0 : commit_ms[static_cast<size_t>(p * (commit_ms.size() - 1))];
