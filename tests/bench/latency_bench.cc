@@ -8,8 +8,15 @@
 // and aggregator: agents with the old fixed --batch-delay 500ms, then with
 // the default (batch only under load). Also prints the push requests the
 // aggregator accepted per second (the request-rate cost).
+// Each change is also timed at two points on its way, to show where the
+// latency goes: when kubesim answered the PATCH, and when the agent of the
+// pod's node printed the change (its stdout is a FIFO the bench reads). The
+// hops are "api" (PATCH sent -> answered), "agent" (answered -> agent line)
+// and "aggregator" (agent line -> unified log line).
 // Prints one "name value unit" line per figure.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <CLI/CLI.hpp>
@@ -19,6 +26,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -41,6 +49,15 @@ struct PodRef {
   std::string ns, name;
 };
 
+// The string value after `prefix` ("\"uid\":\"") in a JSON line, or "".
+std::string_view Field(std::string_view line, std::string_view prefix) {
+  size_t at = line.find(prefix);
+  if (at == std::string_view::npos) return {};
+  at += prefix.size();
+  size_t end = line.find('"', at);
+  return end == std::string_view::npos ? std::string_view() : line.substr(at, end - at);
+}
+
 // Times unified log lines by "uid@resource_version".
 class LogTimer {
  public:
@@ -50,9 +67,11 @@ class LogTimer {
     size_t cap = 0;
     while (getline(&buf, &cap, f) > 0) {
       auto now = Clock::now();
-      json line = json::parse(buf, nullptr, false);
-      if (!line.is_object()) continue;
-      std::string key = line.value("uid", "") + "@" + line.value("resource_version", "");
+      // The two string fields, found rather than parsed: the bench shares
+      // the cores with what it measures (the writers never escape either).
+      std::string_view line(buf);
+      std::string key = std::string(Field(line, "\"uid\":\"")) + "@" +
+                        std::string(Field(line, "\"resource_version\":\""));
       std::lock_guard<std::mutex> lock(mu_);
       logged_.emplace(std::move(key), now);
     }
@@ -94,9 +113,21 @@ double AcceptedReports(const std::string& aggregator_url) {
 }
 
 struct Sent {
-  Clock::time_point at;
+  Clock::time_point at, answered;
   std::string key;
 };
+
+// Percentiles of one hop, "name.p50" ... "name.max".
+void PrintHop(const std::string& name, const std::vector<double>& ms) {
+  Print(name + ".p50", ashiato::bench::Percentile(ms, 0.50), "ms");
+  Print(name + ".p90", ashiato::bench::Percentile(ms, 0.90), "ms");
+  Print(name + ".p99", ashiato::bench::Percentile(ms, 0.99), "ms");
+  Print(name + ".max", ashiato::bench::Percentile(ms, 1.0), "ms");
+}
+
+double Ms(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
 
 }  // namespace
 
@@ -105,6 +136,8 @@ int main(int argc, char** argv) {
   std::string aggregator_bin, agent_bin, workdir = "/tmp";
   int agents = 20, pods_per_node = 10, seconds = 15, senders = 4;
   std::vector<int> rates = {20, 200, 2000};
+  std::vector<std::string> modes = {"old", "new"};
+  std::vector<std::string> aggregator_args;
   app.add_option("--aggregator", aggregator_bin, "ashiato-aggregator binary")->required();
   app.add_option("--agent", agent_bin, "ashiato-agent binary")->required();
   app.add_option("--agents", agents, "Real agents (one per node)");
@@ -113,6 +146,11 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "Length of each window");
   app.add_option("--senders", senders, "Threads sending PATCHes");
   app.add_option("--workdir", workdir, "Where temporary files go");
+  app.add_option("--aggregator-arg", aggregator_args, "Extra aggregator flag (repeatable)")
+      ->allow_extra_args(false);
+  app.add_option("--modes", modes, "old (fixed 500ms batch delay), new (batch under load)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"old", "new"}));
   CLI11_PARSE(app, argc, argv);
 
   auto sim = ashiato::testing::KubesimProcess::Start(
@@ -125,10 +163,11 @@ int main(int argc, char** argv) {
   // The aggregator binds port 0 and says which port it got on stderr.
   int out_fd = -1;
   const std::string agg_err = dir + "/aggregator.err";
-  pid_t agg = ashiato::bench::SpawnWithStdoutPipe(
-      {aggregator_bin, "--listen", "127.0.0.1:0", "--auth", "none", "--read-auth", "none",
-       "--data-dir", dir + "/data"},
-      agg_err, &out_fd);
+  std::vector<std::string> agg_args = {aggregator_bin, "--listen",   "127.0.0.1:0",
+                                       "--auth",       "none",       "--read-auth",
+                                       "none",         "--data-dir", dir + "/data"};
+  agg_args.insert(agg_args.end(), aggregator_args.begin(), aggregator_args.end());
+  pid_t agg = ashiato::bench::SpawnWithStdoutPipe(agg_args, agg_err, &out_fd);
   if (agg < 0) return 1;
   uint16_t port = ashiato::testing::WaitForReportedPort(agg_err, 0, "serving on port ", 20000ms);
   std::string url = "http://127.0.0.1:" + std::to_string(port);
@@ -159,12 +198,26 @@ int main(int argc, char** argv) {
   }
   std::atomic<uint64_t> ip_counter{1};
   int status = 0;
+  // Every agent's stdout lines, timed as they are written.
+  LogTimer agent_timer;
 
-  for (bool old_delay : {true, false}) {
-    std::string mode = old_delay ? "old" : "new";
+  for (const std::string& mode : modes) {
+    bool old_delay = mode == "old";
     std::vector<std::unique_ptr<Subprocess>> procs;
+    std::vector<std::thread> agent_readers;
     for (int i = 1; i <= agents; ++i) {
       std::string node = "node-" + std::to_string(i);
+      // The agent opens its stdout for writing, the reader for reading: each
+      // open waits for the other, so the reader starts first.
+      std::string fifo = dir + "/agent-" + mode + "-" + node + ".fifo";
+      if (mkfifo(fifo.c_str(), 0600) != 0) {
+        std::perror("mkfifo");
+        return 1;
+      }
+      agent_readers.emplace_back([&agent_timer, fifo] {
+        int fd = open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) agent_timer.Run(fd);
+      });
       std::vector<std::string> args = {agent_bin,
                                        "--kubeconfig",
                                        (*sim)->kubeconfig_path(),
@@ -177,8 +230,7 @@ int main(int argc, char** argv) {
         args.push_back("--batch-delay");
         args.push_back("500ms");
       }
-      procs.push_back(Subprocess::Start(args, dir + "/agent-" + mode + "-" + node + ".out",
-                                        dir + "/agent-" + mode + "-" + node + ".err"));
+      procs.push_back(Subprocess::Start(args, fifo, dir + "/agent-" + mode + "-" + node + ".err"));
     }
     // Warm-up: one change per node must reach the log (every agent pushes).
     HttpClient warm((*sim)->client_options());
@@ -215,6 +267,7 @@ int main(int argc, char** argv) {
             Sent s;
             s.at = Clock::now();
             s.key = PatchIp(c, pods[static_cast<size_t>(k) % pods.size()], ip_counter++);
+            s.answered = Clock::now();
             if (!s.key.empty()) sent[t].push_back(std::move(s));
           }
         });
@@ -234,7 +287,7 @@ int main(int argc, char** argv) {
           },
           10000ms);
       double accepted = AcceptedReports(url) - accepted_before;
-      std::vector<double> ms;
+      std::vector<double> ms, api_ms, agent_ms, aggregator_ms;
       size_t missing = 0;
       for (const auto& s : all) {
         auto when = timer.When(s.key);
@@ -242,7 +295,13 @@ int main(int argc, char** argv) {
           ++missing;
           continue;
         }
-        ms.push_back(std::chrono::duration<double, std::milli>(*when - s.at).count());
+        ms.push_back(Ms(s.at, *when));
+        api_ms.push_back(Ms(s.at, s.answered));
+        // The agent's line can come before the PATCH's answer is read.
+        if (auto printed = agent_timer.When(s.key)) {
+          agent_ms.push_back(Ms(s.answered, std::max(*printed, s.answered)));
+          aggregator_ms.push_back(Ms(*printed, *when));
+        }
       }
       std::string p = "e2e_latency." + mode + ".rate" + std::to_string(rate) + ".";
       Print(p + "changes", static_cast<double>(all.size()), "changes");
@@ -254,10 +313,14 @@ int main(int argc, char** argv) {
       Print(p + "push_requests_per_s", accepted / window, "requests/s");
       Print(p + "changes_per_push", accepted > 0 ? static_cast<double>(all.size()) / accepted : 0,
             "changes");
+      PrintHop(p + "hop.api", api_ms);
+      PrintHop(p + "hop.agent", agent_ms);
+      PrintHop(p + "hop.aggregator", aggregator_ms);
     }
     for (auto& a : procs) {
       if (a) a->Stop(5000ms);
     }
+    for (auto& r : agent_readers) r.join();
   }
   kill(agg, SIGTERM);
   int st = 0;
