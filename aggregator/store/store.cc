@@ -107,7 +107,14 @@ struct Store::Metrics {
                   .Name("ashiato_store_bytes")
                   .Help("Bytes of the store in use (pages in use times page size).")
                   .Register(r)
-                  .Add({})) {}
+                  .Add({})),
+        checkpoints(prometheus::BuildCounter()
+                        .Name("ashiato_store_checkpoints_total")
+                        .Help("WAL checkpoints, by who ran them: the background thread, or a "
+                              "commit (the thread fell behind).")
+                        .Register(r)),
+        background_checkpoints(checkpoints.Add({{"by", "background"}})),
+        writer_checkpoints(checkpoints.Add({{"by", "writer"}})) {}
   prometheus::Gauge& healthy;
   prometheus::Counter& errors;
   prometheus::Counter& commits;
@@ -116,14 +123,29 @@ struct Store::Metrics {
   prometheus::Counter& by_age;
   prometheus::Counter& by_size;
   prometheus::Gauge& bytes;
+  prometheus::Family<prometheus::Counter>& checkpoints;
+  prometheus::Counter& background_checkpoints;
+  prometheus::Counter& writer_checkpoints;
 };
 
 Store::Store(StoreOptions options) : options_(std::move(options)) {
   path_ = (std::filesystem::path(options_.dir) / "ashiato.db").string();
   if (options_.registry) metrics_ = std::make_unique<Metrics>(*options_.registry);
+  WalCheckpointerOptions ckpt;
+  ckpt.path = path_;
+  ckpt.pages = options_.wal_checkpoint_pages;
+  ckpt.sync_full = options_.sync_full;
+  ckpt.background = options_.background_checkpoints;
+  if (metrics_) {
+    ckpt.on_checkpoint = [m = metrics_.get()](bool background) {
+      (background ? m->background_checkpoints : m->writer_checkpoints).Increment();
+    };
+  }
+  checkpointer_ = std::make_unique<WalCheckpointer>(std::move(ckpt));
 }
 
 Store::~Store() {
+  checkpointer_.reset();  // Its connection closes before the writer's.
   // The lock order everywhere is write_mu_, then read_mu_ (OpenLocked).
   std::lock_guard<std::mutex> w(write_mu_);
   std::lock_guard<std::mutex> r(read_mu_);
@@ -188,10 +210,11 @@ Status Store::OpenLocked() {
   }
   if (st.ok()) {
     // Index pages of random keys (uids, IPs) are touched by every report: a
-    // page cache that holds them saves a read per row, and a larger WAL
-    // between checkpoints saves a checkpoint (and its fsync) per commit.
+    // page cache that holds them saves a read per row. Checkpoints are the
+    // WalCheckpointer's (attached below), a large WAL between them saves
+    // their writes and fsyncs.
     st = Exec(db, ("PRAGMA cache_size=-" + std::to_string(options_.cache_kib) +
-                   "; PRAGMA wal_autocheckpoint=8192; PRAGMA temp_store=MEMORY")
+                   "; PRAGMA temp_store=MEMORY")
                       .c_str());
   }
   if (st.ok() && options_.max_page_count > 0) {
@@ -210,6 +233,8 @@ Status Store::OpenLocked() {
     sqlite3_close_v2(db);
     return st;
   }
+  checkpointer_->Reset();  // The file may be another one than before.
+  checkpointer_->Attach(db);
   writer_ = db;
   instance_ = instance;
   last_error_.clear();

@@ -26,6 +26,7 @@
 
 #include "aggregator/store/change_batch.h"
 #include "aggregator/store/sqlite_stmt.h"
+#include "aggregator/store/wal_checkpointer.h"
 #include "common/status.h"
 
 struct sqlite3;
@@ -54,6 +55,11 @@ struct StoreOptions {
   // The writer's page cache, KiB (SQLite's default is 2,000: far too small
   // for the indexes of a store of many pods).
   int64_t cache_kib = 128 * 1024;
+  // WAL pages that start a checkpoint, run beside commits on a thread of its
+  // own (store/wal_checkpointer.h); `background_checkpoints` false runs it
+  // in the commit that crosses the threshold, as SQLite does by itself.
+  int wal_checkpoint_pages = 8192;
+  bool background_checkpoints = true;
   // Test hook: a maximum database size in pages, to simulate a full disk.
   int64_t max_page_count = 0;
   // When set, ashiato_store_* metrics are registered here.
@@ -228,6 +234,9 @@ class Store {
   // (id > log cursor) are kept.
   Result<RetentionResult> EnforceRetention(UnixMicros now);
   Result<StoreSize> Size();
+  // Checkpoints run so far by the background thread and by the writer.
+  uint64_t background_checkpoints() const { return checkpointer_->background_checkpoints(); }
+  uint64_t writer_checkpoints() const { return checkpointer_->writer_checkpoints(); }
 
  private:
   class Conn;
@@ -245,6 +254,7 @@ class Store {
   std::string path_;
   std::unique_ptr<Metrics> metrics_;
   std::atomic<bool> healthy_{false};
+  std::unique_ptr<WalCheckpointer> checkpointer_;  // Hooked into each writer connection.
 
   // The writer's statement for `sql` (a string literal), prepared once per
   // connection and reset for reuse: preparing costs more than running the

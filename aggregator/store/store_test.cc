@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 #include "aggregator/test_util.h"
@@ -67,6 +69,71 @@ TEST(StoreTest, InstanceSurvivesReopenAndIdsGrowAcrossWipes) {
   EXPECT_NE(s->instance(), instance);
   ASSERT_TRUE(s->Commit(b).ok());
   EXPECT_GT(*s->LastEventId(), *last);
+}
+
+// Empties the WAL (the schema's creation wrote to it) through a connection
+// of the test's own, so that its size shows only the commits that follow.
+void TruncateWal(const std::string& path) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  // Read first: a connection learns the file is in WAL mode by reading it.
+  EXPECT_EQ(sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  EXPECT_EQ(sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+}
+
+// Commits `n` batches of one event; returns the largest WAL file seen.
+uintmax_t CommitWatchingTheWal(TempStore& s, int n) {
+  uintmax_t largest = 0;
+  std::string wal = s->path() + "-wal";
+  for (int i = 0; i < n; ++i) {
+    ChangeBatch b;
+    b.events = {Event("p" + std::to_string(i), 1000 + i)};
+    EXPECT_TRUE(s->Commit(b).ok());
+    std::error_code ec;
+    uintmax_t size = std::filesystem::file_size(wal, ec);
+    if (!ec) largest = std::max(largest, size);
+  }
+  return largest;
+}
+
+// A WAL of `pages` frames (SQLite's 32-byte header, 24 bytes per frame).
+uintmax_t WalBytes(int pages) { return 32 + static_cast<uintmax_t>(pages) * (4096 + 24); }
+
+TEST(StoreTest, CheckpointsRunOnTheirOwnThreadAndTheWalIsReused) {
+  StoreOptions o;
+  o.wal_checkpoint_pages = 16;
+  TempStore s(o);
+  ASSERT_TRUE(s->healthy());
+  TruncateWal(s->path());
+  uintmax_t largest = CommitWatchingTheWal(s, 300);
+  // Checkpoints that copied pages into the database file ran on the thread
+  // (the writer checkpoints only if the thread falls 4x behind)...
+  ASSERT_TRUE(testutil::WaitUntil([&] { return s->background_checkpoints() > 0; }));
+  // ...and the WAL was written from its start again and again: never longer
+  // than the writer's limit and one commit, though the 300 commits wrote
+  // 6 pages each.
+  EXPECT_LE(largest, WalBytes(4 * 16 + 16));
+  s.Reopen();
+  auto events = s->Events({}, "", 1000);
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(events->items.size(), 300u);
+}
+
+TEST(StoreTest, WithoutTheThreadTheCommitCheckpointsAtTheThreshold) {
+  StoreOptions o;
+  o.wal_checkpoint_pages = 16;
+  o.background_checkpoints = false;
+  TempStore s(o);
+  ASSERT_TRUE(s->healthy());
+  TruncateWal(s->path());
+  uintmax_t largest = CommitWatchingTheWal(s, 300);
+  EXPECT_EQ(s->background_checkpoints(), 0u);
+  EXPECT_GT(s->writer_checkpoints(), 0u);
+  // The threshold, and the commit that crossed it.
+  EXPECT_LE(largest, WalBytes(16 + 16));
 }
 
 TEST(StoreTest, NewerSchemaIsRefusedNeverMigratedDown) {
