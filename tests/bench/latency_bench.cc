@@ -13,7 +13,13 @@
 // pod's node printed the change (its stdout is a FIFO the bench reads). The
 // hops are "api" (PATCH sent -> answered), "agent" (answered -> agent line)
 // and "aggregator" (agent line -> unified log line).
+// With --simulated-agents N, N more agents speak the agent protocol
+// straight to the aggregator (tests/bench/report_generator.h), one change per
+// report as an agent that sees 0.4 changes/s sends them: they carry the rest
+// of each window's rate (1 - --real-share of it), so the aggregator's load is
+// that of N + --agents agents while the real agents' changes are timed.
 // Prints one "name value unit" line per figure.
+#include <curl/curl.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -25,6 +31,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <string_view>
 #include <thread>
@@ -32,7 +39,10 @@
 #include <vector>
 
 #include "common/http_client.h"
+#include "common/report.h"
+#include "tests/bench/bench_pods.h"
 #include "tests/bench/bench_util.h"
+#include "tests/bench/report_generator.h"
 #include "tests/kubesim/kubesim_process.h"
 #include "tests/testing/subprocess.h"
 
@@ -129,6 +139,75 @@ double Ms(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
+// Agents simulated by POSTs of reports (not timed): a snapshot each, then
+// changes of one pod each, at a rate, on keep-alive connections.
+class SimulatedAgents {
+ public:
+  // Nodes "node-100001"...: apart from kubesim's.
+  static constexpr int kFirst = 100000;
+
+  SimulatedAgents(const std::string& url, int agents, int pods_per_agent)
+      : gen_(url + "/v1/reports", agents),
+        agents_(agents),
+        pods_(pods_per_agent),
+        seqs_(static_cast<size_t>(agents), 0) {}
+
+  ashiato::bench::SendResult SendSnapshots() {
+    std::vector<ashiato::bench::Body> bodies;
+    for (int a = 0; a < agents_; ++a) {
+      ashiato::Report r = ReportOf(a);
+      r.snapshot = true;
+      for (int i = 0; i < pods_; ++i)
+        r.records.push_back({.pod = ashiato::bench::IngestBenchPod(kFirst + a, i, ++rv_)});
+      bodies.push_back({ashiato::EncodeReport(r), r.records.size()});
+    }
+    return gen_.SendAll(bodies, static_cast<size_t>(agents_));
+  }
+
+  // Sends `rate` changes/s until `stop`, each tick (100 ms) from distinct
+  // agents; returns how many the aggregator accepted.
+  size_t Churn(double rate, const std::atomic<bool>& stop) {
+    size_t accepted = 0;
+    double carry = 0;
+    auto tick = Clock::now();
+    while (!stop.load()) {
+      tick += 100ms;
+      carry += rate / 10;
+      int n = std::min(static_cast<int>(carry), agents_);
+      carry -= n;
+      std::vector<ashiato::bench::Body> bodies;
+      std::vector<bool> used(static_cast<size_t>(agents_), false);
+      while (static_cast<int>(bodies.size()) < n) {
+        int a = static_cast<int>(rng_() % static_cast<unsigned>(agents_));
+        if (used[static_cast<size_t>(a)]) continue;
+        used[static_cast<size_t>(a)] = true;
+        ashiato::Report r = ReportOf(a);
+        auto pod = ashiato::bench::IngestBenchPod(
+            kFirst + a, static_cast<int>(rng_() % static_cast<unsigned>(pods_)), ++rv_);
+        pod.labels["gen"] = std::to_string(rv_);
+        r.records.push_back({.pod = std::move(pod)});
+        bodies.push_back({ashiato::EncodeReport(r), 1});
+      }
+      accepted += gen_.SendAll(bodies, static_cast<size_t>(agents_)).ok_records;
+      std::this_thread::sleep_until(tick);
+    }
+    return accepted;
+  }
+
+ private:
+  ashiato::Report ReportOf(int a) {
+    return ashiato::Report{.node = "node-" + std::to_string(kFirst + a + 1),
+                           .epoch = "sim-" + std::to_string(a),
+                           .seq = ++seqs_[static_cast<size_t>(a)]};
+  }
+
+  ashiato::bench::Generator gen_;
+  int agents_, pods_;
+  std::vector<uint64_t> seqs_;
+  uint64_t rv_ = 1000;
+  std::mt19937 rng_{7};
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -138,6 +217,8 @@ int main(int argc, char** argv) {
   std::vector<int> rates = {20, 200, 2000};
   std::vector<std::string> modes = {"old", "new"};
   std::vector<std::string> aggregator_args;
+  int simulated_agents = 0;
+  double real_share = 0.1;
   app.add_option("--aggregator", aggregator_bin, "ashiato-aggregator binary")->required();
   app.add_option("--agent", agent_bin, "ashiato-agent binary")->required();
   app.add_option("--agents", agents, "Real agents (one per node)");
@@ -146,12 +227,20 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "Length of each window");
   app.add_option("--senders", senders, "Threads sending PATCHes");
   app.add_option("--workdir", workdir, "Where temporary files go");
+  app.add_option("--simulated-agents", simulated_agents,
+                 "Agents simulated by POSTs to the aggregator (load, not timed)");
+  app.add_option("--real-share", real_share,
+                 "With simulated agents: the share of each rate made through the API server "
+                 "and timed")
+      ->check(CLI::Range(0.01, 1.0));
   app.add_option("--aggregator-arg", aggregator_args, "Extra aggregator flag (repeatable)")
       ->allow_extra_args(false);
   app.add_option("--modes", modes, "old (fixed 500ms batch delay), new (batch under load)")
       ->delimiter(',')
       ->check(CLI::IsMember({"old", "new"}));
   CLI11_PARSE(app, argc, argv);
+  if (simulated_agents == 0) real_share = 1.0;
+  curl_global_init(CURL_GLOBAL_DEFAULT);
 
   auto sim = ashiato::testing::KubesimProcess::Start(
       {.nodes = agents, .pods_per_node = pods_per_node, .seed = 11});
@@ -159,6 +248,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kubesim: %s\n", sim.status().ToString().c_str());
     return 1;
   }
+  int status = 0;
   std::string dir = ashiato::testing::MakeTempDir(workdir + "/latency-bench");
   // The aggregator binds port 0 and says which port it got on stderr.
   int out_fd = -1;
@@ -186,6 +276,20 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  std::unique_ptr<SimulatedAgents> sim_agents;
+  if (simulated_agents > 0) {
+    sim_agents = std::make_unique<SimulatedAgents>(url, simulated_agents, pods_per_node);
+    auto t0 = Clock::now();
+    auto snap = sim_agents->SendSnapshots();
+    Print("e2e_latency.simulated_agents", simulated_agents, "agents");
+    Print("e2e_latency.simulated_snapshot_seconds",
+          std::chrono::duration<double>(Clock::now() - t0).count(), "s");
+    if (snap.failed > 0) {
+      std::fprintf(stderr, "%zu simulated snapshots refused\n", snap.failed);
+      status = 1;
+    }
+  }
+
   // Every pod of the agents' nodes, and one per node for the warm-up.
   std::vector<PodRef> pods;
   std::map<std::string, PodRef> one_per_node;
@@ -197,7 +301,6 @@ int main(int argc, char** argv) {
     one_per_node.emplace(p["spec"].value("nodeName", ""), r);
   }
   std::atomic<uint64_t> ip_counter{1};
-  int status = 0;
   // Every agent's stdout lines, timed as they are written.
   LogTimer agent_timer;
 
@@ -256,13 +359,24 @@ int main(int argc, char** argv) {
       std::vector<std::vector<Sent>> sent(senders);
       double accepted_before = AcceptedReports(url);
       auto start = Clock::now() + 100ms;
-      int total = rate * seconds;
+      // The real agents' share of the rate; the simulated ones send the rest.
+      double real_rate = rate * real_share;
+      int total = static_cast<int>(real_rate * seconds);
+      std::atomic<bool> sim_stop{false};
+      size_t sim_accepted = 0;
+      std::thread sim_thread;
+      if (sim_agents) {
+        sim_thread = std::thread([&] {
+          std::this_thread::sleep_until(start);
+          sim_accepted = sim_agents->Churn(rate - real_rate, sim_stop);
+        });
+      }
       std::vector<std::thread> threads;
       for (int t = 0; t < senders; ++t) {
         threads.emplace_back([&, t] {
           HttpClient c((*sim)->client_options());
           for (int k = t; k < total; k += senders) {
-            auto due = start + std::chrono::nanoseconds(static_cast<int64_t>(1e9 * k / rate));
+            auto due = start + std::chrono::nanoseconds(static_cast<int64_t>(1e9 * k / real_rate));
             std::this_thread::sleep_until(due);
             Sent s;
             s.at = Clock::now();
@@ -275,6 +389,8 @@ int main(int argc, char** argv) {
       for (auto& th : threads) th.join();
       auto sent_end = Clock::now();
       double window = std::chrono::duration<double>(sent_end - start).count();
+      sim_stop = true;
+      if (sim_thread.joinable()) sim_thread.join();
       // Let the tail arrive.
       std::vector<Sent> all;
       for (auto& v : sent) all.insert(all.end(), v.begin(), v.end());
@@ -306,13 +422,16 @@ int main(int argc, char** argv) {
       std::string p = "e2e_latency." + mode + ".rate" + std::to_string(rate) + ".";
       Print(p + "changes", static_cast<double>(all.size()), "changes");
       Print(p + "achieved_rate", static_cast<double>(all.size()) / window, "changes/s");
+      if (sim_agents) {
+        Print(p + "simulated_rate", static_cast<double>(sim_accepted) / window, "changes/s");
+      }
       Print(p + "p50", ashiato::bench::Percentile(ms, 0.50), "ms");
       Print(p + "p99", ashiato::bench::Percentile(ms, 0.99), "ms");
       Print(p + "max", ashiato::bench::Percentile(ms, 1.0), "ms");
       Print(p + "missing", static_cast<double>(missing), "changes");
       Print(p + "push_requests_per_s", accepted / window, "requests/s");
-      Print(p + "changes_per_push", accepted > 0 ? static_cast<double>(all.size()) / accepted : 0,
-            "changes");
+      double changes = static_cast<double>(all.size() + sim_accepted);
+      Print(p + "changes_per_push", accepted > 0 ? changes / accepted : 0, "changes");
       PrintHop(p + "hop.api", api_ms);
       PrintHop(p + "hop.agent", agent_ms);
       PrintHop(p + "hop.aggregator", aggregator_ms);
