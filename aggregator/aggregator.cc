@@ -46,6 +46,7 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& 
   StoreOptions store;
   store.dir = options.data_dir.empty() ? DefaultDataDir() : options.data_dir;
   store.sync_full = options.store_sync == "full";
+  store.cache_kib = static_cast<int64_t>(options.store_cache_bytes >> 10);
   store.retention = options.retention;
   store.retention_bytes = options.retention_bytes;
   store.max_page_count = options.store_max_pages;

@@ -97,6 +97,16 @@ void AddAggregatorFlags(CLI::App& app, AggregatorOptions& o) {
                  "normal: a commit survives a process crash; full: also a power loss")
       ->check(CLI::IsMember({"normal", "full"}))
       ->capture_default_str();
+  app.add_option_function<std::string>(
+         "--store-cache",
+         [&o](const std::string& v) {
+           auto b = ParseByteSize(v);
+           if (!b || *b < (1u << 20))
+             throw CLI::ValidationError("--store-cache", "expected bytes >= 1Mi, like 64Mi");
+           o.store_cache_bytes = *b;
+         },
+         "The history store's SQLite page cache (default 16Mi)")
+      ->type_name("BYTES");
   app.add_option("--store-max-pages", o.store_max_pages,
                  "Testing only: cap the store at this many pages to simulate a full disk")
       ->group("");

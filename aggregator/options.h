@@ -63,6 +63,8 @@ struct AggregatorOptions {
   uint64_t retention_bytes = 0;
   // --store-sync: "normal" survives a process crash; "full" also a power loss.
   std::string store_sync = "normal";
+  // --store-cache: the store writer's SQLite page cache (StoreOptions::cache_kib).
+  uint64_t store_cache_bytes = 16ull << 20;
   // How often retention runs.
   std::chrono::milliseconds retention_interval{std::chrono::minutes(1)};
   // Test hook (--store-max-pages): a maximum store size in pages, to simulate a full disk.

@@ -52,9 +52,11 @@ struct StoreOptions {
   uint64_t retention_bytes = 0;
   // Rows deleted per retention transaction (ingest interleaves between them).
   int retention_chunk = 5000;
-  // The writer's page cache, KiB (SQLite's default is 2,000: far too small
-  // for the indexes of a store of many pods).
-  int64_t cache_kib = 128 * 1024;
+  // The writer's page cache, KiB. 16 MiB: larger made ingest slower, not
+  // faster (every commit walks the whole cache's hash table in SQLite 3.40's
+  // pcache1TruncateUnsafe; misses are reads from the OS page cache), and
+  // cost ~920 B of RSS per pod at 150,000 pods (docs/benchmarks.md).
+  int64_t cache_kib = 16 * 1024;
   // WAL pages that start a checkpoint, run beside commits on a thread of its
   // own (store/wal_checkpointer.h); `background_checkpoints` false runs it
   // in the commit that crosses the threshold, as SQLite does by itself.

@@ -11,9 +11,11 @@ namespace ashiato::bench {
 
 // A store in `dir` that keeps all history; null (the reason printed) if it
 // cannot be opened.
-inline std::unique_ptr<Store> OpenBenchStore(const std::string& dir) {
+// `cache_kib` 0: the store's default page cache.
+inline std::unique_ptr<Store> OpenBenchStore(const std::string& dir, int64_t cache_kib = 0) {
   StoreOptions so;
   so.dir = dir;
+  if (cache_kib > 0) so.cache_kib = cache_kib;
   so.retention = std::chrono::milliseconds(0);
   auto store = Store::Open(so);
   if (!store.ok()) {

@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   int agents = 5000, pods_per_agent = 30, churn_seconds = 10, saturate_seconds = 10;
   int connections = 0, threads = 0, settle_seconds = 0;
   std::vector<int> rates = {20, 200, 2000};
+  std::vector<std::string> aggregator_args;
   CLI::App app{"ashiato-aggregator ingest benchmark"};
   app.add_option("--aggregator", aggregator_bin)->required();
   app.add_option("--workdir", workdir);
@@ -99,6 +100,8 @@ int main(int argc, char** argv) {
   app.add_option("--settle-seconds", settle_seconds,
                  "after the snapshots, wait this long and measure the RSS again (the "
                  "aggregator returns freed heap pages at most every 30 s)");
+  app.add_option("--aggregator-arg", aggregator_args, "Extra aggregator flag (repeatable)")
+      ->allow_extra_args(false);
   CLI11_PARSE(app, argc, argv);
   if (connections <= 0) connections = agents;
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -131,6 +134,7 @@ int main(int argc, char** argv) {
     args.push_back("--threads");
     args.push_back(std::to_string(threads));
   }
+  args.insert(args.end(), aggregator_args.begin(), aggregator_args.end());
   int out_fd = -1;
   pid_t agg = ashiato::bench::SpawnWithStdoutPipe(args, dir + "/aggregator.err", &out_fd);
   if (agg < 0) return 1;

@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   CLI::App app{"history store benchmark"};
   int pods = 10000, changes = 6, batch = 500, pods_per_node = 30;
   std::string workdir = "/tmp";
+  int64_t cache_mib = 0;
   app.add_option("--pods", pods, "Pods in the simulated cluster")->capture_default_str();
   app.add_option("--changes-per-pod-day", changes,
                  "Changes per pod per day (half updates, half replacements)")
@@ -71,12 +72,13 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch, "Records per report (one transaction each)")
       ->capture_default_str();
   app.add_option("--workdir", workdir, "Where the store is created")->capture_default_str();
+  app.add_option("--cache-mib", cache_mib, "The store's page cache (default: the store's)");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
 
   std::string dir = ashiato::testing::MakeTempDir(workdir + "/store-bench");
   SimClock clock;
-  std::unique_ptr<Store> store = bench::OpenBenchStore(dir);
+  std::unique_ptr<Store> store = bench::OpenBenchStore(dir, cache_mib * 1024);
   if (!store) return 1;
   ClusterState state(StateOptions{}, store.get(), nullptr, &clock);
   if (!state.Open().ok()) return 1;
