@@ -401,10 +401,18 @@ Status Store::Commit(const ChangeBatch& batch) {
     }
   }
   if (st.ok() && !batch.pods.empty()) {
+    // An upsert, not INSERT OR REPLACE: REPLACE deletes the row and inserts
+    // it under a new rowid, writing the old leaf, the table's last leaf and
+    // the uid index; an update in place writes the row's leaf only.
     Stmt& s = WriterStatement(
-        "INSERT OR REPLACE INTO pods(uid, namespace, name, node, observed_by, epoch, seq, "
+        "INSERT INTO pods(uid, namespace, name, node, observed_by, epoch, seq, "
         "resource_version, deleted, deleted_by_snapshot, last_change_us, record) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(uid) DO UPDATE SET "
+        "namespace = excluded.namespace, name = excluded.name, node = excluded.node, "
+        "observed_by = excluded.observed_by, epoch = excluded.epoch, seq = excluded.seq, "
+        "resource_version = excluded.resource_version, deleted = excluded.deleted, "
+        "deleted_by_snapshot = excluded.deleted_by_snapshot, "
+        "last_change_us = excluded.last_change_us, record = excluded.record");
     st = s.status("store: prepare pods");
     for (size_t i = 0; st.ok() && i < batch.pods.size(); ++i) {
       const PodRow& p = batch.pods[i];
@@ -426,8 +434,10 @@ Status Store::Commit(const ChangeBatch& batch) {
   }
   if (st.ok() && !batch.nodes.empty()) {
     Stmt& s = WriterStatement(
-        "INSERT OR REPLACE INTO nodes(node, epoch, last_seq, retired_epochs, "
-        "last_snapshot_us, reports) VALUES(?,?,?,?,?,?)");
+        "INSERT INTO nodes(node, epoch, last_seq, retired_epochs, last_snapshot_us, reports) "
+        "VALUES(?,?,?,?,?,?) ON CONFLICT(node) DO UPDATE SET epoch = excluded.epoch, "
+        "last_seq = excluded.last_seq, retired_epochs = excluded.retired_epochs, "
+        "last_snapshot_us = excluded.last_snapshot_us, reports = excluded.reports");
     st = s.status("store: prepare nodes");
     for (size_t i = 0; st.ok() && i < batch.nodes.size(); ++i) {
       const NodeRow& n = batch.nodes[i];

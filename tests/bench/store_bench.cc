@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <vector>
 
 #include "aggregator/state.h"
@@ -156,6 +157,17 @@ int main(int argc, char** argv) {
               bytes / 1e6, size.ok() ? size->file_bytes / 1e6 : 0.0);
   std::printf("  per 1,000 pods per day   %.1f MB\n", bytes / 1e6 / (pods / 1000.0));
   std::printf("  max RSS                  %.1f MB\n", ru.ru_maxrss / 1024.0);
+  // Bytes handed to write(2)/pwrite(2): the WAL's frames and the checkpoints'
+  // copies back, the store's write volume per record.
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  uint64_t value = 0;
+  while (io >> key >> value) {
+    if (key == "wchar:") {
+      std::printf("  bytes written per record %.0f B (WAL frames and checkpoints)\n",
+                  static_cast<double>(value) / static_cast<double>(std::max<size_t>(records, 1)));
+    }
+  }
   ashiato::testing::RemoveTree(dir);
   return 0;
 }
