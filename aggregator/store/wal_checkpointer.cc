@@ -53,8 +53,12 @@ void WalCheckpointer::OnCommit(sqlite3* writer, const char* db_name, int frames)
 }
 
 void WalCheckpointer::Reset() {
-  std::lock_guard<std::mutex> l(mu_);
-  ++generation_;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ++generation_;
+    wanted_ = true;  // Let go of an earlier file now, not at the next threshold.
+  }
+  cv_.notify_one();
 }
 
 void WalCheckpointer::Run() {

@@ -53,8 +53,8 @@ class WalCheckpointer {
   void Attach(sqlite3* writer);
   // After each commit of the writer (its WAL hook): `frames` are in the WAL.
   void OnCommit(sqlite3* writer, const char* db_name, int frames);
-  // The database file was reopened (moved away, replaced): the thread's
-  // connection is reopened before the next checkpoint.
+  // The database file was reopened (moved away, replaced): the thread
+  // closes its connection to the earlier file and checkpoints the new one.
   void Reset();
 
   uint64_t background_checkpoints() const { return background_.load(); }

@@ -137,10 +137,12 @@ class Truth {
   uint64_t changes_ = 0;
 };
 
-// Windows during which a node's agent was not running (kill -9 .. restart).
+// Windows during which a node's agent was not running (kill -9 .. restart),
+// and when the restarted agent had listed its pods (it may be refused at
+// first: the schedule injects 429s and 503s).
 struct Outage {
   std::string node;
-  int64_t from, to;
+  int64_t from, to, synced;
 };
 
 class Soak {
@@ -295,9 +297,21 @@ void Soak::KillAgent(int i) {
   agents_[static_cast<size_t>(i - 1)]->Kill();
   Fault("agent_kill9", node);
   std::this_thread::sleep_for(std::chrono::seconds(2));
+  // The restarted agent has synced when its log says it listed its pods.
+  const std::string err = dir_ + "/agent-" + node + ".err";
+  auto listed = [&] {
+    std::ifstream in(err);
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) n += line.find("\"msg\":\"listed ") != std::string::npos;
+    return n;
+  };
+  int listed_before = listed();
   StartAgent(i);
+  int64_t to = NowUs();
+  testing::WaitFor([&] { return listed() > listed_before; }, std::chrono::seconds(10));
   std::lock_guard<std::mutex> l(mu_);
-  outages_.push_back({node, from, NowUs()});
+  outages_.push_back({node, from, to, NowUs()});
 }
 
 void Soak::OneChange(HttpClient& c) {
@@ -465,8 +479,17 @@ bool Soak::Excused(const PodTruth& p, std::string* why) {
   for (const Outage& o : outages_) {
     if (o.node != p.node) continue;
     // Lived only while its agent was down: nobody could observe it.
-    if (p.created >= o.from - 500000 && end <= o.to + 3000000) {
+    if (p.created >= o.from - 500000 && end <= std::max(o.to + 3000000, o.synced)) {
       *why = "lived only while its agent was down";
+      return true;
+    }
+    // Seen by the agent that was killed, deleted before the restarted one
+    // listed: what the killed agent had not yet delivered (the aggregator
+    // was stopped or unreachable) died with its memory, and the new agent
+    // never saw the pod. 30 s: the schedule's longest unreachable aggregator.
+    if (p.deleted >= 0 && p.created < o.from && p.created >= o.from - 30000000 &&
+        p.deleted <= o.synced) {
+      *why = "not yet delivered when its agent was killed, deleted before the restart listed";
       return true;
     }
     // Deleted before a wipe, and its agent restarted between the deletion
