@@ -13,6 +13,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 extern char** environ;
@@ -96,6 +97,18 @@ inline std::map<std::string, MapMemory> SmapsByFile(pid_t pid) {
     if (key == "Anonymous") m.anonymous += kb;
   }
   return out;
+}
+
+// The value of `"key":"..."` in a flat-enough JSON line ("" if absent):
+// `quoted_key` is "\"uid\":\"". Cheaper than parsing the line, for readers
+// that must keep up with a log; the writers never escape these values.
+inline std::string_view JsonStringField(std::string_view line, std::string_view quoted_key) {
+  auto pos = line.find(quoted_key);
+  if (pos == std::string_view::npos) return {};
+  pos += quoted_key.size();
+  auto end = line.find('"', pos);
+  if (end == std::string_view::npos) return {};
+  return line.substr(pos, end - pos);
 }
 
 inline double Percentile(std::vector<double> v, double p) {

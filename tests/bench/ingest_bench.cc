@@ -43,6 +43,7 @@ using SteadyClock = std::chrono::steady_clock;
 
 using ashiato::bench::Body;
 using ashiato::bench::Generator;
+using ashiato::bench::JsonStringField;
 using ashiato::bench::Print;
 using ashiato::bench::ProcStatusKb;
 using ashiato::bench::SendResult;
@@ -59,16 +60,6 @@ int FreePort() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
   close(fd);
   return ntohs(sin.sin_port);
-}
-
-// The value of `"key":"..."` in a flat-enough JSON line ("" if absent).
-std::string_view JsonStringField(std::string_view line, std::string_view quoted_key) {
-  auto pos = line.find(quoted_key);
-  if (pos == std::string_view::npos) return {};
-  pos += quoted_key.size();
-  auto end = line.find('"', pos);
-  if (end == std::string_view::npos) return {};
-  return line.substr(pos, end - pos);
 }
 
 void Pin(pid_t pid, int cpu) {

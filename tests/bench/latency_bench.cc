@@ -59,15 +59,6 @@ struct PodRef {
   std::string ns, name;
 };
 
-// The string value after `prefix` ("\"uid\":\"") in a JSON line, or "".
-std::string_view Field(std::string_view line, std::string_view prefix) {
-  size_t at = line.find(prefix);
-  if (at == std::string_view::npos) return {};
-  at += prefix.size();
-  size_t end = line.find('"', at);
-  return end == std::string_view::npos ? std::string_view() : line.substr(at, end - at);
-}
-
 // Times unified log lines by "uid@resource_version".
 class LogTimer {
  public:
@@ -80,8 +71,9 @@ class LogTimer {
       // The two string fields, found rather than parsed: the bench shares
       // the cores with what it measures (the writers never escape either).
       std::string_view line(buf);
-      std::string key = std::string(Field(line, "\"uid\":\"")) + "@" +
-                        std::string(Field(line, "\"resource_version\":\""));
+      std::string key =
+          std::string(ashiato::bench::JsonStringField(line, "\"uid\":\"")) + "@" +
+          std::string(ashiato::bench::JsonStringField(line, "\"resource_version\":\""));
       std::lock_guard<std::mutex> lock(mu_);
       logged_.emplace(std::move(key), now);
     }
