@@ -44,6 +44,19 @@ Result<size_t> LimitParam(const HttpRequest& r, const QueryOptions& o) {
   return std::min<size_t>(n, o.max_limit);
 }
 
+// The events a unified line can be (docs/api.md); a filter naming another
+// would match nothing, so it is refused as a typo.
+Status CheckEventName(std::string_view event) {
+  static constexpr std::string_view kEvents[] = {"SYNC",    "CREATED",     "UPDATED",
+                                                 "DELETED", "IMAGE_ADDED", "IMAGE_REMOVED"};
+  for (std::string_view known : kEvents) {
+    if (event == known) return Status();
+  }
+  return InvalidArgument("event: \"" + std::string(event) +
+                         "\" is not one of SYNC, CREATED, UPDATED, DELETED, IMAGE_ADDED, "
+                         "IMAGE_REMOVED");
+}
+
 // A stored line with its id, as the log writer prints it.
 std::string LineWithId(const StoredEvent& e) {
   std::string s = "{\"id\":" + std::to_string(e.id);
@@ -240,7 +253,10 @@ HttpResponse QueryApi::History(const HttpRequest& req, const Access& access) {
   for (std::string_view rest = events; !rest.empty();) {
     size_t comma = rest.find(',');
     std::string_view one = rest.substr(0, comma);
-    if (!one.empty()) f.events.emplace_back(one);
+    if (!one.empty()) {
+      if (Status st = CheckEventName(one); !st.ok()) return Fail(st);
+      f.events.emplace_back(one);
+    }
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
   }
   if (!f.namespace_.empty() && !access.Allows(f.namespace_))

@@ -8,6 +8,21 @@
 #include <nlohmann/json.hpp>
 
 namespace ashiato {
+namespace {
+
+// What Kubernetes accepts as a namespace name (a DNS-1123 label). Checked
+// before the name reaches an authorizer or the store: anything else names no
+// namespace, and may not even be UTF-8 that a SubjectAccessReview can carry.
+bool IsNamespaceName(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  for (char c : s) {
+    if (!alnum(c) && c != '-') return false;
+  }
+  return alnum(s.front()) && alnum(s.back());
+}
+
+}  // namespace
 
 AggregatorService::AggregatorService(ServiceOptions options, ClusterState* state,
                                      Authenticator* auth, AggregatorMetrics* metrics,
@@ -132,6 +147,10 @@ HttpResponse AggregatorService::Answer(const HttpRequest& req) {
   } else {
     // Unknown endpoints are 404 for everyone: nothing to protect.
     return ErrorResponse(404, NotFound("no such endpoint: " + path));
+  }
+  if (!ns.empty() && !IsNamespaceName(ns)) {
+    return ErrorResponse(400, InvalidArgument("namespace: \"" + ns +
+                                              "\" is not a namespace name (a DNS-1123 label)"));
   }
   auto access = ReadAccess(req, endpoint, ns);
   if (!access.ok()) return Deny(access.status());

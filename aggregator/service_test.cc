@@ -180,6 +180,15 @@ TEST_F(ServiceTest, BadInputNeverChangesState) {
   Get("/v1/ips/10.0.0.1?at=yesterday", 400);
   Get("/v1/history?since=x", 400);
   Get("/v1/history?limit=-1", 400);
+  // Names no event or namespace can have, not even UTF-8 (found by the
+  // service fuzzer: the event list reached the store as JSON and threw).
+  Get("/v1/history?event=CREATED,%97", 400);
+  Get("/v1/history?event=DELETE", 400);
+  Get("/v1/history?namespace=%97", 400);
+  Get("/v1/pods?namespace=Team_A", 400);
+  Get("/v1/placements?namespace=%ff%fe", 400);
+  Get("/v1/pods/%97/a", 400);
+  EXPECT_EQ(Get("/v1/history?event=CREATED,SYNC")["events"].size(), 1u);
   EXPECT_EQ(client_->Do("DELETE", "/v1/pods")->status, 405);
   EXPECT_EQ(client_->Do("GET", "/v1/reports")->status, 405);
   // The server is still fine.
@@ -306,6 +315,14 @@ TEST_F(ServiceReadAuthTest, NamespacedReaderSeesOnlyItsNamespace) {
   std::string at = FormatRfc3339Micros(std::chrono::system_clock::now() + std::chrono::hours(1));
   EXPECT_EQ(As("alice", "/v1/images?at=" + UrlEncode(at)).second["count"], 1);
   EXPECT_EQ(As("admin", "/v1/images?at=" + UrlEncode(at)).second["count"], 2);
+}
+
+TEST_F(ServiceReadAuthTest, ANamespaceThatIsNoNameIsRefusedBeforeItIsReviewed) {
+  // Invalid UTF-8 would not survive the SubjectAccessReview's JSON.
+  EXPECT_EQ(As("alice", "/v1/pods?namespace=team-a%97").first, 400);
+  EXPECT_EQ(As("alice", "/v1/history?namespace=%c3%28").first, 400);
+  EXPECT_EQ(As("alice", "/v1/pods/team-a%00/a1").first, 400);
+  EXPECT_EQ(As("alice", "/v1/pods?namespace=team-a").first, 200);
 }
 
 TEST_F(ServiceReadAuthTest, NoRightsIsForbiddenAndAgentsMayNotRead) {

@@ -20,9 +20,10 @@
 namespace ashiato {
 namespace {
 
-// A namespace list as the JSON array json_each() reads.
+// A namespace list as the JSON array json_each() reads. Callers pass names
+// they checked; replacing invalid UTF-8 keeps a query from throwing anyway.
 std::string NamespacesJson(const NamespaceList& namespaces) {
-  return nlohmann::json(namespaces).dump();
+  return nlohmann::json(namespaces).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 UnixMicros NowMicros() {
