@@ -79,8 +79,12 @@ void TruncateWal(const std::string& path) {
   // Read first: a connection learns the file is in WAL mode by reading it.
   EXPECT_EQ(sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr),
             SQLITE_OK);
-  EXPECT_EQ(sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr),
-            SQLITE_OK);
+  // SQLITE_BUSY while the store's checkpoint thread copies the schema's
+  // frames (it holds the checkpoint lock): try again until it is done.
+  EXPECT_TRUE(testutil::WaitUntil([&] {
+    return sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr) ==
+           SQLITE_OK;
+  }));
   sqlite3_close(db);
 }
 
