@@ -84,10 +84,13 @@ int main(int argc, char** argv) {
   std::string dir = ashiato::testing::MakeTempDir(workdir + "/agent-bench");
   std::string kubeconfig = dir + "/kubeconfig";
   // A second node with as many pods, so the field selector has something to filter.
-  auto kubesim =
-      Subprocess::Start({kubesim_bin, "--listen", "127.0.0.1:0", "--nodes", "2", "--pods-per-node",
-                         std::to_string(pods), "--kubeconfig-out", kubeconfig},
-                        dir + "/kubesim.out", dir + "/kubesim.err");
+  std::vector<std::string> kubesim_args = {
+      kubesim_bin,       "--listen",           "127.0.0.1:0",      "--nodes", "2",
+      "--pods-per-node", std::to_string(pods), "--kubeconfig-out", kubeconfig};
+  // HTTPS at https://127.0.0.1 with kubesim's own CA in the kubeconfig: the
+  // agent verifies the server by its IP, as in-cluster at the Service IP.
+  if (tls) kubesim_args.push_back("--tls");
+  auto kubesim = Subprocess::Start(kubesim_args, dir + "/kubesim.out", dir + "/kubesim.err");
   if (!kubesim || !ashiato::testing::WaitFor([&] { return access(kubeconfig.c_str(), R_OK) == 0; },
                                              std::chrono::seconds(30))) {
     std::fprintf(stderr, "kubesim did not start; see %s\n", dir.c_str());
