@@ -21,7 +21,7 @@ ASHIATO_WERROR ?= OFF
 
 DEB_PACKAGES := g++ cmake make pkg-config libcurl4-openssl-dev nlohmann-json3-dev libspdlog-dev \
   libfmt-dev libgtest-dev libgmock-dev libmicrohttpd-dev libyaml-cpp-dev libcli11-dev \
-  prometheus-cpp-dev zlib1g-dev libsqlite3-dev sqlite3 libssl-dev libbenchmark-dev libsimdjson-dev \
+  prometheus-cpp-dev zlib1g-dev libsqlite3-dev sqlite3 libssl-dev libmbedtls-dev libbenchmark-dev libsimdjson-dev \
   openssl curl jq
 
 # clang's libFuzzer and sanitizer runtimes, for `make fuzz` only.
@@ -35,7 +35,7 @@ SANITIZER_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_a
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:history_size=4
 
 .PHONY: deps configure build test demo bench chaos clean format fuzz fuzz-deps test-sanitize tsan \
-  images test-images images-deps monitoring-deps agent-static agent-static-deps
+  images test-images images-deps monitoring-deps agent-static agent-static-deps test-agent-static
 
 # $(call apt_install,PACKAGES): installs those of PACKAGES that are missing.
 define apt_install
@@ -143,6 +143,14 @@ agent-static: agent-static-deps
 	  -DASHIATO_STATIC_AGENT=ON -DASHIATO_STATIC_DEPS=$(abspath $(STATIC_BUILD_DIR))/deps
 	cmake --build $(STATIC_BUILD_DIR) -j $(JOBS) --target ashiato-agent http_server_plain_test
 	cd $(STATIC_BUILD_DIR) && ctest --output-on-failure -R PlainHttpServer
+	bash tests/images/static_agent_tls_check.sh $(STATIC_BUILD_DIR)/bin/ashiato-agent
+
+# Every end-to-end test (kubesim, aggregator and agents as processes) with the
+# static agent in place of this tree's (ASHIATO_AGENT_BIN): the binary the image
+# ships, its libcurl on mbedTLS, against the real flows. Run by .ci/run.
+test-agent-static: build agent-static
+	cd $(BUILD_DIR) && ASHIATO_AGENT_BIN=$(abspath $(STATIC_BUILD_DIR))/bin/ashiato-agent \
+	  ctest --output-on-failure -j $(JOBS) --timeout 300 -R 'E2E\.'
 
 # Container images (docs/install.md#images): Dockerfile.agent and
 # Dockerfile.aggregator built with podman (chroot isolation, vfs storage); without a

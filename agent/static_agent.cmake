@@ -7,7 +7,9 @@
 #     built from Debian's sources by tests/images/static_agent_deps.sh;
 #   simdjson: the same prefix, from the same script (the agent does not link
 #     it; the aggregator's decoder target, configured here too, names it);
-#   OpenSSL, zlib, yaml-cpp: the .a files of Debian's -dev packages;
+#   mbedTLS (libcurl's TLS and common/sha256.h), zlib, yaml-cpp: the .a files
+#     of Debian's -dev packages (OpenSSL is found only for the excluded
+#     targets' names: the agent does not link it);
 #   spdlog and fmt: header-only (Debian ships them as shared libraries only).
 if(NOT ASHIATO_STATIC_DEPS OR NOT EXISTS ${ASHIATO_STATIC_DEPS}/lib/libcurl.a)
   message(FATAL_ERROR "ASHIATO_STATIC_AGENT needs ASHIATO_STATIC_DEPS, the prefix that "
@@ -21,6 +23,11 @@ set(OPENSSL_USE_STATIC_LIBS TRUE)
 set(ZLIB_USE_STATIC_LIBS TRUE)
 find_package(OpenSSL REQUIRED)
 find_package(ZLIB REQUIRED)
+find_library(ASHIATO_MBEDTLS_STATIC libmbedtls.a REQUIRED)
+find_library(ASHIATO_MBEDX509_STATIC libmbedx509.a REQUIRED)
+find_library(ASHIATO_MBEDCRYPTO_STATIC libmbedcrypto.a REQUIRED)
+add_library(MbedTLS::crypto INTERFACE IMPORTED)
+target_link_libraries(MbedTLS::crypto INTERFACE ${ASHIATO_MBEDCRYPTO_STATIC})
 find_package(fmt REQUIRED)
 find_package(prometheus-cpp CONFIG REQUIRED PATHS ${ASHIATO_STATIC_DEPS} NO_DEFAULT_PATH)
 find_package(simdjson CONFIG REQUIRED PATHS ${ASHIATO_STATIC_DEPS} NO_DEFAULT_PATH)
@@ -38,7 +45,8 @@ target_link_libraries(yaml-cpp INTERFACE ${ASHIATO_YAML_CPP_STATIC})
 add_library(PkgConfig::CURL INTERFACE IMPORTED)
 target_include_directories(PkgConfig::CURL INTERFACE ${ASHIATO_STATIC_DEPS}/include)
 target_link_libraries(PkgConfig::CURL INTERFACE ${ASHIATO_STATIC_DEPS}/lib/libcurl.a
-  OpenSSL::SSL OpenSSL::Crypto ZLIB::ZLIB Threads::Threads)
+  ${ASHIATO_MBEDTLS_STATIC} ${ASHIATO_MBEDX509_STATIC} MbedTLS::crypto ZLIB::ZLIB
+  Threads::Threads)
 
 add_library(PkgConfig::MHD INTERFACE IMPORTED)
 target_include_directories(PkgConfig::MHD INTERFACE ${ASHIATO_STATIC_DEPS}/include)

@@ -1,24 +1,8 @@
 #include "aggregator/auth.h"
 
-#include <openssl/evp.h>
-
-#include <cstdio>
+#include "common/sha256.h"
 
 namespace ashiato {
-
-std::string Sha256Hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  std::string hex;
-  hex.reserve(len * 2);
-  char buf[3];
-  for (unsigned i = 0; i < len; ++i) {
-    std::snprintf(buf, sizeof(buf), "%02x", md[i]);
-    hex += buf;
-  }
-  return hex;
-}
 
 std::string ServiceAccountNamespace(const std::string& username) {
   static const std::string kPrefix = "system:serviceaccount:";

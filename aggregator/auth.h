@@ -136,9 +136,6 @@ class Authenticator {
   std::unordered_map<std::string, PodEntry> pod_cache_;  // By pod uid.
 };
 
-// SHA-256 of `data` as lowercase hex.
-std::string Sha256Hex(const std::string& data);
-
 // The namespace of a service account username
 // ("system:serviceaccount:NS:NAME" -> "NS"); "" for any other user.
 std::string ServiceAccountNamespace(const std::string& username);

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "aggregator/token_review.h"
+#include "common/sha256.h"
 
 namespace ashiato {
 namespace {

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/sha256.h"
+
 namespace ashiato {
 
 bool NamespaceAccess::Allows(const std::string& ns) const {

@@ -11,7 +11,6 @@ target_link_libraries(ashiato_cm PUBLIC
   ashiato_common
   nlohmann_json::nlohmann_json
   prometheus-cpp::core
-  OpenSSL::Crypto
   spdlog::spdlog
 )
 if(TARGET CLI11::CLI11)

@@ -1,8 +1,8 @@
 #include "aggregator/cm_key.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
+
+#include "common/sha256.h"
 
 namespace ashiato {
 
@@ -18,19 +18,6 @@ bool IsKeyChar(char c) {
 bool IsPlainPart(std::string_view s) {
   if (s.empty()) return false;
   return std::all_of(s.begin(), s.end(), [](char c) { return IsKeyChar(c) && c != '_'; });
-}
-
-std::string HexSha256Prefix(std::string_view s, size_t hex_chars) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), digest);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < SHA256_DIGEST_LENGTH && out.size() < hex_chars; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  out.resize(hex_chars);
-  return out;
 }
 
 std::string SanitizeNode(std::string_view node) {
@@ -84,7 +71,7 @@ PodKey MakePodKey(std::string_view ns, std::string_view name) {
     if (prefix[i] == '_' && prefix[i - 1] == '_') prefix[i] = '-';
   }
   if (!prefix.empty() && prefix.back() == '_') prefix.back() = '-';
-  out.key = prefix + "__" + HexSha256Prefix(out.full_name, kHashHex);
+  out.key = prefix + "__" + Sha256Hex(out.full_name).substr(0, kHashHex);
   return out;
 }
 

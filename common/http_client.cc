@@ -6,6 +6,10 @@
 #include <cctype>
 #include <mutex>
 
+#if ASHIATO_CURL_MBEDTLS
+#include "common/mbedtls_ip_san.h"
+#endif
+
 namespace ashiato {
 
 namespace {
@@ -32,6 +36,9 @@ struct HttpClient::Transfer {
   const std::function<bool(std::string_view)>* on_line = nullptr;
   std::string partial;
   bool stopped_by_caller = false;
+#if ASHIATO_CURL_MBEDTLS
+  IpLiteral ip;  // The server's address, when the URL names it by IP.
+#endif
 
   static size_t OnHeader(char* data, size_t size, size_t n, void* cls) {
     auto* t = static_cast<Transfer*>(cls);
@@ -145,6 +152,9 @@ Result<ClientResponse> HttpClient::Perform(
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
   }
+#if ASHIATO_CURL_MBEDTLS
+  MatchIpSanForIpHosts(c, url, &transfer->ip);
+#endif
   curl_blob ca_blob{};
   if (!options_.ca_pem.empty()) {
     ca_blob.data = const_cast<char*>(options_.ca_pem.data());
@@ -169,8 +179,10 @@ Result<ClientResponse> HttpClient::Perform(
     curl_easy_setopt(c, CURLOPT_SSLCERT, options_.client_cert_file.c_str());
   }
   if (!options_.client_key_pem.empty()) {
-    key_blob = {const_cast<char*>(options_.client_key_pem.data()), options_.client_key_pem.size(),
-                CURL_BLOB_NOCOPY};
+    // With its terminating NUL: mbedTLS parses a PEM key only if the buffer
+    // ends in one, and curl copies the blob as it is (OpenSSL ignores it).
+    key_blob = {const_cast<char*>(options_.client_key_pem.data()),
+                options_.client_key_pem.size() + 1, CURL_BLOB_NOCOPY};
     curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &key_blob);
     curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
   } else if (!options_.client_key_file.empty()) {

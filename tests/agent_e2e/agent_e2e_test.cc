@@ -28,6 +28,10 @@ using testing::Subprocess;
 
 constexpr auto kWait = std::chrono::seconds(20);
 
+// The agent under test: ASHIATO_AGENT_BIN (the static agent, `make
+// test-agent-static`) or this tree's.
+std::string AgentBin() { return testing::BinFromEnv("ASHIATO_AGENT_BIN", AGENT_BIN); }
+
 std::unique_ptr<KubesimProcess> StartSim(KubesimProcessOptions o) {
   auto sim = KubesimProcess::Start(o);
   EXPECT_TRUE(sim.ok()) << sim.status().ToString();
@@ -129,7 +133,7 @@ class AgentProcess {
  public:
   AgentProcess(KubesimProcess& sim, const std::string& node, std::vector<std::string> extra = {}) {
     dir_ = testing::MakeTempDir("agent-e2e");
-    std::vector<std::string> argv = {AGENT_BIN,
+    std::vector<std::string> argv = {AgentBin(),
                                      "--kubeconfig",
                                      sim.kubeconfig_path(),
                                      "--node",
@@ -212,7 +216,7 @@ void RunOneshot(bool tls) {
   ASSERT_NE(sim, nullptr);
   std::string out;
   int rc = testing::RunCommand(
-      {AGENT_BIN, "--kubeconfig", sim->kubeconfig_path(), "--node", "node-2", "--oneshot"}, &out);
+      {AgentBin(), "--kubeconfig", sim->kubeconfig_path(), "--node", "node-2", "--oneshot"}, &out);
   ASSERT_EQ(rc, 0) << out;
   std::vector<json> events;
   std::stringstream ss(out);
@@ -238,7 +242,7 @@ void RunOneshot(bool tls) {
   auto before = sim->Requests();
   ASSERT_TRUE(before.ok());
   std::string paged;
-  rc = testing::RunCommand({AGENT_BIN, "--kubeconfig", sim->kubeconfig_path(), "--node", "node-2",
+  rc = testing::RunCommand({AgentBin(), "--kubeconfig", sim->kubeconfig_path(), "--node", "node-2",
                             "--oneshot", "--quorum-list", "--list-page-size", "3"},
                            &paged);
   ASSERT_EQ(rc, 0);
@@ -265,7 +269,7 @@ TEST(AgentE2E, OneshotFailsClearlyWhenApiUnreachable) {
   std::ofstream(kubeconfig) << "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
                                "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
                                "contexts: [{name: c, context: {cluster: c}}]\n";
-  auto p = Subprocess::Start({AGENT_BIN, "--kubeconfig", kubeconfig, "--node", "n", "--oneshot"},
+  auto p = Subprocess::Start({AgentBin(), "--kubeconfig", kubeconfig, "--node", "n", "--oneshot"},
                              dir + "/out", dir + "/err");
   int status = p->Wait(std::chrono::seconds(30));
   ASSERT_TRUE(WIFEXITED(status));
@@ -366,7 +370,7 @@ TEST(AgentE2E, OneshotWithExecCredentialPlugin) {
       << "'}]}}}]\n";
   std::string out;
   int rc = testing::RunCommand(
-      {AGENT_BIN, "--kubeconfig", dir + "/kubeconfig", "--node", "node-1", "--oneshot"}, &out);
+      {AgentBin(), "--kubeconfig", dir + "/kubeconfig", "--node", "node-1", "--oneshot"}, &out);
   EXPECT_EQ(rc, 0);
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;
   std::ifstream info(dir + "/info");

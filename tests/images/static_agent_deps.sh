@@ -2,7 +2,7 @@
 # `make agent-static` (first half): static libraries for a self-contained
 # ashiato-agent (docs/benchmarks.md, "Agent memory"), built from Debian's own
 # sources (`apt-get source`, with Debian's patches and security fixes):
-#   libcurl        HTTP and HTTPS only, OpenSSL and zlib; no gnutls, krb5/gssapi,
+#   libcurl        HTTP and HTTPS only, mbedTLS and zlib; no OpenSSL, gnutls, krb5/gssapi,
 #                  ldap, rtmp, ssh2, idn2, psl, nghttp2, brotli or zstd: the agent
 #                  speaks HTTP/1.1 to the API server and to the aggregator.
 #   libmicrohttpd  without HTTPS: the agent's health endpoint is plain HTTP, so
@@ -11,7 +11,8 @@
 #   simdjson       not linked into the agent, but the build tree configures the
 #                  aggregator's report decoder too (Debian ships simdjson as a
 #                  shared library only).
-# OpenSSL, zlib and yaml-cpp come from the -dev packages' own .a files, spdlog
+# mbedTLS (TLS 1.2: its 2.28 in bookworm has no TLS 1.3; docs/benchmarks.md),
+# zlib and yaml-cpp come from the -dev packages' own .a files, spdlog
 # and fmt are used header-only (see ASHIATO_STATIC_AGENT in CMakeLists.txt).
 #
 #   bash tests/images/static_agent_deps.sh PREFIX [JOBS]
@@ -72,16 +73,17 @@ fetch() {
   echo "$dir"
 }
 
-if [ ! -f "$PREFIX/lib/libcurl.a" ]; then
+# (Rebuilt when an earlier libcurl.a is on another TLS library.)
+if ! grep -qa Curl_ssl_mbedtls "$PREFIX/lib/libcurl.a" 2>/dev/null; then
   dir="$(fetch curl)"
   log "libcurl from $dir"
   cmake -S "$dir" -B "$dir/build-static" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib \
     -DBUILD_SHARED_LIBS=OFF -DBUILD_CURL_EXE=OFF -DBUILD_TESTING=OFF -DENABLE_MANUAL=OFF \
-    -DHTTP_ONLY=ON -DCURL_USE_OPENSSL=ON -DCURL_ZLIB=ON -DCURL_BROTLI=OFF -DCURL_ZSTD=OFF \
+    -DHTTP_ONLY=ON -DCURL_USE_OPENSSL=OFF -DCURL_USE_MBEDTLS=ON -DCURL_ZLIB=ON -DCURL_BROTLI=OFF -DCURL_ZSTD=OFF \
     -DUSE_NGHTTP2=OFF -DUSE_LIBIDN2=OFF -DCURL_USE_LIBPSL=OFF -DCURL_USE_LIBSSH2=OFF \
     -DCURL_USE_LIBSSH=OFF -DCURL_USE_GSSAPI=OFF -DCURL_DISABLE_LDAP=ON -DCURL_DISABLE_LDAPS=ON \
-    -DENABLE_THREADED_RESOLVER=ON -DOPENSSL_USE_STATIC_LIBS=ON \
+    -DENABLE_THREADED_RESOLVER=ON \
     -DCURL_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt -DCURL_CA_PATH=/etc/ssl/certs >&2
   cmake --build "$dir/build-static" -j "$JOBS" >&2
   cmake --install "$dir/build-static" >&2
