@@ -156,13 +156,19 @@ Result<ClientResponse> HttpClient::Perform(
   MatchIpSanForIpHosts(c, url, &transfer->ip);
 #endif
   curl_blob ca_blob{};
+  // A CA given (kubeconfig, ServiceAccount, --aggregator-ca-file) is the only
+  // one trusted, as in client-go: no CA directory (libcurl's build-time default
+  // /etc/ssl/certs) beside it. mbedTLS would also parse all of that directory
+  // on every handshake (1.5 MiB of heap).
   if (!options_.ca_pem.empty()) {
     ca_blob.data = const_cast<char*>(options_.ca_pem.data());
     ca_blob.len = options_.ca_pem.size();
     ca_blob.flags = CURL_BLOB_NOCOPY;
     curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca_blob);
+    curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
   } else if (!options_.ca_file.empty()) {
     curl_easy_setopt(c, CURLOPT_CAINFO, options_.ca_file.c_str());
+    curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
 #if LIBCURL_VERSION_NUM >= 0x075700
     // curl keeps a loaded CA store for a day by default: re-read the file
     // every 5 minutes, so a rotated CA (a Secret volume) is picked up.

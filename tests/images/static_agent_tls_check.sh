@@ -5,6 +5,7 @@
 #   - a server addressed by IP is verified by its iPAddress SAN (mbedTLS 2.28
 #     alone matches DNS names only; common/mbedtls_ip_san.h), IPv4 and IPv6;
 #   - one addressed by name by its DNS SAN;
+#   - RSA and EC (P-256, as k3s uses) server keys;
 #   - a certificate for another IP, or from another CA, is refused;
 #   - kubeconfig client-certificate-data/client-key-data with RSA and EC keys
 #     reach the server, which verifies them.
@@ -38,6 +39,7 @@ leaf() {
 ca ca
 ca other-ca
 leaf server ca rsa "/CN=kube-apiserver" "DNS:localhost,IP:127.0.0.1,IP:::1"
+leaf server-ec ca ec "/CN=kube-apiserver" "DNS:localhost,IP:127.0.0.1"
 leaf server-other-ip ca rsa "/CN=127.0.0.1" "DNS:kubernetes.default.svc,IP:127.0.0.2"
 leaf server-other-ca other-ca rsa "/CN=kube-apiserver" "DNS:localhost,IP:127.0.0.1"
 leaf client-rsa ca rsa "/O=system:nodes/CN=system:node:node-1"
@@ -94,6 +96,7 @@ KC
 check ipv4-san-rsa-client server 127.0.0.1 client-rsa ok
 check ipv4-san-ec-client server 127.0.0.1 client-ec ok
 check dns-san server localhost client-rsa ok
+check ec-server-key server-ec 127.0.0.1 client-rsa ok
 if ip -6 addr show lo 2>/dev/null | grep -q "::1"; then
   check ipv6-san server "[::1]" client-ec ok
 fi
