@@ -8,13 +8,15 @@
 #   - OCI labels, USER 65532:65532, an exec-form ENTRYPOINT;
 #   - the image's loader finds every shared library of the binary (no "not found");
 #   - the root filesystem is read-only for the process;
-#   - agent: `--oneshot` against kubesim (on the host, 127.0.0.1) prints every pod of
-#     the node, as kubectl lists them;
+#   - agent: `--oneshot` against kubesim (on the host, https://127.0.0.1, its own CA:
+#     the image's TLS client verifies the IP) prints every pod of the node, as
+#     kubectl lists them;
 #   - aggregator: serves /healthz and /readyz, its store on a tmpfs volume owned by 65532;
 #   - prints each image's size and layer count.
 #
 #   bash tests/images/test_images.sh BIN_DIR      (BIN_DIR holds a host-built kubesim)
-# Needs root (mount namespaces, chroot). Environment: PODMAN, VERSION as build_images.sh.
+# Needs root (mount namespaces, chroot). Environment: PODMAN, VERSION as build_images.sh;
+# IMAGES (default "agent aggregator") to check only some.
 set -euo pipefail
 
 BIN="${1:-build/bin}"
@@ -43,7 +45,7 @@ bad() {
 
 # kubesim on the host; its kubeconfig goes into the images at /mnt (read-only).
 mkdir -p "$WORK/cfg"
-"$BIN/kubesim" --listen 127.0.0.1:0 --nodes 2 --pods-per-node 3 \
+"$BIN/kubesim" --listen 127.0.0.1:0 --tls --nodes 2 --pods-per-node 3 \
   --kubeconfig-out "$WORK/cfg/kubeconfig" >/dev/null 2>"$WORK/kubesim.err" &
 PIDS+=($!)
 for _ in $(seq 150); do [[ -s "$WORK/cfg/kubeconfig" ]] && break; sleep 0.2; done
@@ -75,7 +77,7 @@ in_image() {
   ' in_image "$root" "$WORK/root" "${DATA_DIR:-}" "$WORK/cfg" "$@"
 }
 
-for name in agent aggregator; do
+for name in ${IMAGES:-agent aggregator}; do
   ref="ghcr.io/ashiato/ashiato-$name:$VERSION"
   bin="/usr/local/bin/ashiato-$name"
   echo "== $ref"
