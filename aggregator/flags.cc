@@ -24,6 +24,22 @@ CLI::Option* AddDuration(CLI::App& app, const std::string& name, std::chrono::mi
       ->type_name("DURATION");
 }
 
+// A CLI11 option that fills a byte count of at least `min` (ParseByteSize's
+// forms); `expected` is the error's description of a valid value.
+CLI::Option* AddByteSize(CLI::App& app, const std::string& name, uint64_t& out, uint64_t min,
+                         const std::string& expected, const std::string& help) {
+  return app
+      .add_option_function<std::string>(
+          name,
+          [&out, name, min, expected](const std::string& v) {
+            auto b = ParseByteSize(v);
+            if (!b || *b < min) throw CLI::ValidationError(name, expected);
+            out = *b;
+          },
+          help)
+      ->type_name("BYTES");
+}
+
 }  // namespace
 
 std::string DefaultDataDir() {
@@ -83,30 +99,15 @@ void AddAggregatorFlags(CLI::App& app, AggregatorOptions& o) {
                  "./ashiato-data elsewhere)");
   AddDuration(app, "--retention", o.retention,
               "Delete history older than this, 0 keeps all (default 30d)");
-  app.add_option_function<std::string>(
-         "--retention-bytes",
-         [&o](const std::string& v) {
-           auto b = ParseByteSize(v);
-           if (!b)
-             throw CLI::ValidationError("--retention-bytes", "expected bytes like 5Gi, 500MB");
-           o.retention_bytes = *b;
-         },
-         "Delete the oldest history while the store is larger, 0 = no limit (default 0)")
-      ->type_name("BYTES");
+  AddByteSize(app, "--retention-bytes", o.retention_bytes, 0, "expected bytes like 5Gi, 500MB",
+              "Delete the oldest history while the store is larger, 0 = no limit (default 0)");
   app.add_option("--store-sync", o.store_sync,
                  "normal: a commit survives a process crash; full: also a power loss")
       ->check(CLI::IsMember({"normal", "full"}))
       ->capture_default_str();
-  app.add_option_function<std::string>(
-         "--store-cache",
-         [&o](const std::string& v) {
-           auto b = ParseByteSize(v);
-           if (!b || *b < (1u << 20))
-             throw CLI::ValidationError("--store-cache", "expected bytes >= 1Mi, like 64Mi");
-           o.store_cache_bytes = *b;
-         },
-         "The history store's SQLite page cache (default 16Mi)")
-      ->type_name("BYTES");
+  AddByteSize(app, "--store-cache", o.store_cache_bytes, 1u << 20,
+              "expected bytes >= 1Mi, like 64Mi",
+              "The history store's SQLite page cache (default 16Mi)");
   app.add_option("--store-max-pages", o.store_max_pages,
                  "Testing only: cap the store at this many pages to simulate a full disk")
       ->group("");
