@@ -108,6 +108,10 @@ void AddAggregatorFlags(CLI::App& app, AggregatorOptions& o) {
   AddByteSize(app, "--store-cache", o.store_cache_bytes, 1u << 20,
               "expected bytes >= 1Mi, like 64Mi",
               "The history store's SQLite page cache (default 16Mi)");
+  app.add_option("--store-downgrade-to", o.store_downgrade_to,
+                 "Take the stopped store in --data-dir back to this schema version and exit "
+                 "(before rolling back to an older release; docs/storage.md)")
+      ->check(CLI::Range(0, 1000));
   app.add_option("--store-max-pages", o.store_max_pages,
                  "Testing only: cap the store at this many pages to simulate a full disk")
       ->group("");

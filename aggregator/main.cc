@@ -10,6 +10,7 @@
 #include "aggregator/cm_writer.h"
 #include "aggregator/cm_writer_flags.h"
 #include "aggregator/flags.h"
+#include "aggregator/store/downgrade.h"
 #include "aggregator/token_review.h"
 #include "common/cluster_name.h"
 #include "common/kube_client.h"
@@ -44,6 +45,12 @@ int main(int argc, char** argv) {
   AddConfigMapFlags(app, cm_options);
   CLI11_PARSE(app, argc, argv);
   SetupJsonLogging("aggregator", options.log_level);
+  if (options.store_downgrade_to >= 0) {
+    Status st = DowngradeStore(options.data_dir.empty() ? DefaultDataDir() : options.data_dir,
+                               options.store_downgrade_to);
+    if (!st.ok()) spdlog::error("{}", st.ToString());
+    return st.ok() ? 0 : st.code() == StatusCode::kFailedPrecondition ? 3 : 2;
+  }
   // One name for the cluster: deployment records default to it too.
   cm_options.cluster = ClusterLabel(options.cluster_name);
   if (options.deploy_flags.cluster.empty()) options.deploy_flags.cluster = options.cluster_name;

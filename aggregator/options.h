@@ -67,6 +67,9 @@ struct AggregatorOptions {
   uint64_t store_cache_bytes = 16ull << 20;
   // How often retention runs.
   std::chrono::milliseconds retention_interval{std::chrono::minutes(1)};
+  // --store-downgrade-to: take the store back to this schema version and
+  // exit (rolling back to an older release); -1 = serve as usual.
+  int store_downgrade_to = -1;
   // Test hook (--store-max-pages): a maximum store size in pages, to simulate a full disk.
   int64_t store_max_pages = 0;
   // --image-log: where IMAGE_ADDED / IMAGE_REMOVED go: "json" (the unified

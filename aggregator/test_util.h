@@ -87,6 +87,19 @@ class TempDir {
 };
 
 // A store in a fresh temporary directory, removed at the end.
+// Opens a placement of pod `name` (uid "uid-<name>") on n1; `to` > 0 closes it too.
+inline IntervalOp Placement(const std::string& name, UnixMicros from, UnixMicros to = 0) {
+  IntervalOp op;
+  op.kind = IntervalOp::Kind::kPlacement;
+  op.uid = "uid-" + name;
+  op.namespace_ = "default";
+  op.name = name;
+  op.node = "n1";
+  op.from = from;
+  op.to = to;
+  return op;
+}
+
 class TempStore {
  public:
   explicit TempStore(StoreOptions options = {}) : options_(std::move(options)) {
@@ -100,6 +113,8 @@ class TempStore {
     auto s = Store::Open(options_);
     if (s.ok()) store_ = std::move(s.value());
   }
+  // Closes the store (a stopped aggregator) until Reopen().
+  void Close() { store_.reset(); }
   Store* get() { return store_.get(); }
   Store* operator->() { return store_.get(); }
   const std::string& dir() const { return dir_.dir(); }

@@ -10,4 +10,19 @@ namespace ashiato {
 // kStoreMigrations[i] takes schema version i to version i + 1.
 extern const std::vector<const char*> kStoreMigrations;
 
+// kStoreDowngrades[i] takes schema version i + 1 back to version i without
+// losing data, or is nullptr where that is not possible.
+extern const std::vector<const char*> kStoreDowngrades;
+
+// Retention's chunked deletes (Store::EnforceRetention), beside the indexes
+// that serve them: ?1 the cutoff, ?2 the log cursor (events not yet printed
+// stay), ?3 the chunk size. Each is a search of an index, never a scan
+// (StoreTest.RetentionDeletesSearchAnIndex).
+struct RetentionSql {
+  const char* events;
+  const char* intervals[3];  // placements, ip_leases, image_usage.
+  const char* pods;          // Tombstones.
+};
+extern const RetentionSql kRetentionSql;
+
 }  // namespace ashiato

@@ -1027,19 +1027,6 @@ Result<RetentionResult> Store::EnforceRetention(UnixMicros now) {
   if (!cursor.ok()) return cursor.status();
   // Deletes everything that ended before `cutoff`, one chunk at a time.
   auto delete_before = [&](int64_t cutoff, prometheus::Counter* counter) -> Status {
-    static const char* kEvents =
-        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts_us < ?1 AND id <= ?2 "
-        "ORDER BY ts_us LIMIT ?3)";
-    static const char* kIntervals[] = {
-        "DELETE FROM placements WHERE id IN (SELECT id FROM placements WHERE to_us < ?1 "
-        "AND ?2 = ?2 LIMIT ?3)",
-        "DELETE FROM ip_leases WHERE id IN (SELECT id FROM ip_leases WHERE to_us < ?1 "
-        "AND ?2 = ?2 LIMIT ?3)",
-        "DELETE FROM image_usage WHERE id IN (SELECT id FROM image_usage WHERE to_us < ?1 "
-        "AND ?2 = ?2 LIMIT ?3)"};
-    static const char* kPods =
-        "DELETE FROM pods WHERE uid IN (SELECT uid FROM pods WHERE deleted = 1 AND "
-        "last_change_us < ?1 AND ?2 = ?2 LIMIT ?3)";
     auto drain = [&](const char* sql, uint64_t* counted) -> Status {
       while (true) {
         auto n = DeleteChunk(sql, cutoff, *cursor);
@@ -1049,11 +1036,11 @@ Result<RetentionResult> Store::EnforceRetention(UnixMicros now) {
         if (*n < static_cast<uint64_t>(options_.retention_chunk)) return Status::Ok();
       }
     };
-    if (Status st = drain(kEvents, &out.events_deleted); !st.ok()) return st;
-    for (const char* sql : kIntervals) {
+    if (Status st = drain(kRetentionSql.events, &out.events_deleted); !st.ok()) return st;
+    for (const char* sql : kRetentionSql.intervals) {
       if (Status st = drain(sql, &out.intervals_deleted); !st.ok()) return st;
     }
-    return drain(kPods, &out.pods_deleted);
+    return drain(kRetentionSql.pods, &out.pods_deleted);
   };
   if (options_.retention.count() > 0) {
     int64_t cutoff =

@@ -38,7 +38,7 @@ class Registry;
 namespace ashiato {
 
 // The schema version this build writes (docs/storage.md, "Schema").
-inline constexpr int kStoreSchemaVersion = 4;
+inline constexpr int kStoreSchemaVersion = 5;
 
 struct StoreOptions {
   // Directory of the store; created if missing. The file is <dir>/ashiato.db.

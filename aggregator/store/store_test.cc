@@ -7,11 +7,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include "aggregator/store/schema.h"
 #include "aggregator/test_util.h"
 
 namespace ashiato {
 namespace {
 
+using testutil::Placement;
 using testutil::TempDir;
 using testutil::TempStore;
 
@@ -27,18 +29,6 @@ EventRow Event(const std::string& name, UnixMicros ts) {
   e.observed_by = "n1";
   e.line = "{\"pod_name\":\"" + name + "\"}";
   return e;
-}
-
-IntervalOp Placement(const std::string& name, UnixMicros from, UnixMicros to = 0) {
-  IntervalOp op;
-  op.kind = IntervalOp::Kind::kPlacement;
-  op.uid = "uid-" + name;
-  op.namespace_ = "default";
-  op.name = name;
-  op.node = "n1";
-  op.from = from;
-  op.to = to;
-  return op;
 }
 
 int SqliteExec(const std::string& path, const std::string& sql) {
@@ -287,6 +277,33 @@ TEST(StoreTest, RetentionBySizeDeletesOldestFirst) {
   auto page = s->Events({.name = "p1999"}, "", 10);
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->items.size(), 1u);
+}
+
+// Retention runs every minute over a store of millions of rows: each of its
+// deletes must find its rows through an index (a partial one since schema
+// version 5), never by scanning a table.
+TEST(StoreTest, RetentionDeletesSearchAnIndex) {
+  TempStore s;
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(s->path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  std::vector<const char*> deletes = {kRetentionSql.events, kRetentionSql.pods};
+  for (const char* sql : kRetentionSql.intervals) deletes.push_back(sql);
+  for (const char* sql : deletes) {
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, (std::string("EXPLAIN QUERY PLAN ") + sql).c_str(), -1, &st,
+                                 nullptr),
+              SQLITE_OK)
+        << sql;
+    std::string plan;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      plan += reinterpret_cast<const char*>(sqlite3_column_text(st, 3));
+      plan += "; ";
+    }
+    sqlite3_finalize(st);
+    EXPECT_EQ(plan.find("SCAN"), std::string::npos) << sql << "\n  plan: " << plan;
+    EXPECT_NE(plan.find(" INDEX "), std::string::npos) << sql << "\n  plan: " << plan;
+  }
+  sqlite3_close(db);
 }
 
 TEST(StoreTest, SchemaIsReadableWithPlainSqlite) {
