@@ -109,7 +109,7 @@ void AddAggregatorFlags(CLI::App& app, AggregatorOptions& o) {
               "expected bytes >= 1Mi, like 64Mi",
               "The history store's SQLite page cache (default 16Mi)");
   app.add_option("--store-downgrade-to", o.store_downgrade_to,
-                 "Take the stopped store in --data-dir back to this schema version and exit "
+                 "Take the store in --data-dir back to this schema version and exit "
                  "(before rolling back to an older release; docs/storage.md)")
       ->check(CLI::Range(0, 1000));
   app.add_option("--store-max-pages", o.store_max_pages,

@@ -1,4 +1,4 @@
-// Takes a stopped aggregator's store back to an older schema version, for
+// Takes the aggregator's store back to an older schema version, for
 // rolling back to a release that refuses the newer file (docs/storage.md).
 // Only steps that lose nothing are offered (kStoreDowngrades).
 //
