@@ -36,7 +36,8 @@ Status DowngradeOpenFile(sqlite3* db, const std::string& path, int to_version) {
                               ": downgrade it with the aggregator that wrote it");
   }
   for (int v = version; v > to_version; --v) {
-    if (kStoreDowngrades[static_cast<size_t>(v - 1)] == nullptr) {
+    size_t step = static_cast<size_t>(v - 1);
+    if (step >= kStoreDowngrades.size() || kStoreDowngrades[step] == nullptr) {
       return FailedPrecondition("store " + path + ": schema version " + std::to_string(v) +
                                 " cannot be taken back to " + std::to_string(v - 1) +
                                 " without losing data");

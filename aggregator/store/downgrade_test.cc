@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregator/store/schema.h"
 #include "aggregator/store/store.h"
 #include "aggregator/test_util.h"
 
@@ -101,6 +102,12 @@ TEST(DowngradeStoreTest, ToVersion4AndBackKeepsEveryRow) {
   EXPECT_EQ(r->intervals_deleted, 2u);  // The ended placements; the running one stays.
   EXPECT_EQ(r->pods_deleted, 1u);
   EXPECT_EQ(Column(file, "SELECT uid FROM placements"), std::vector<std::string>{"uid-running"});
+}
+
+// Every version says whether it can be taken back (nullptr: it cannot).
+TEST(DowngradeStoreTest, EveryMigrationHasADowngradeEntry) {
+  EXPECT_EQ(kStoreDowngrades.size(), kStoreMigrations.size());
+  EXPECT_EQ(kStoreMigrations.size(), static_cast<size_t>(kStoreSchemaVersion));
 }
 
 TEST(DowngradeStoreTest, RefusesWhatItCannotDoAndChangesNothing) {
