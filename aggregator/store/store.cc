@@ -256,8 +256,9 @@ Status Store::Migrate(sqlite3* db) {
     return FailedPrecondition("store " + path_ + " was written with schema version " +
                               std::to_string(version) + ", newer than this aggregator's " +
                               std::to_string(kStoreSchemaVersion) +
-                              ": refusing to use it (run the newer aggregator, or move the file "
-                              "away to start a new store)");
+                              ": refusing to use it (run the newer aggregator, take the file "
+                              "back with its --store-downgrade-to, or move the file away to "
+                              "start a new store)");
   }
   if (version == kStoreSchemaVersion) return Exec(db, "PRAGMA journal_mode=WAL");
   // auto_vacuum must be chosen before the first table exists.
