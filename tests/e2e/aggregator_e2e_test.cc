@@ -382,6 +382,50 @@ std::set<std::string> HourlyKeys(KubesimProcess& sim) {
   return keys;
 }
 
+// A rollback to a release that refuses schema 5 (docs/storage.md): the
+// store is taken back beside the serving aggregator, which keeps working;
+// the next start migrates it up again, and the history from before is all
+// there.
+TEST_F(AggregatorE2E, StoreTakenBackForARollbackKeepsServingAndHistory) {
+  ExpectConverged();
+  CreatePod("rb-gone", "node-1");
+  ExpectConverged();
+  DeletePod("rb-gone");
+  ExpectConverged();
+  auto downgrade = [&](const std::string& version, const std::string& log) {
+    auto p = Subprocess::Start({Bin("ASHIATO_AGGREGATOR_BIN", AGGREGATOR_BIN), "--data-dir",
+                                dir_ + "/data", "--store-downgrade-to", version},
+                               dir_ + "/" + log + ".out", dir_ + "/" + log + ".err");
+    int st = p ? p->Wait(30000ms) : -1;
+    std::string err;
+    for (const auto& l : testing::ReadLines(dir_ + "/" + log + ".err")) err += l + "\n";
+    return std::make_pair(WIFEXITED(st) ? WEXITSTATUS(st) : -1, err);
+  };
+  auto [code, err] = downgrade("4", "downgrade-4");
+  EXPECT_EQ(code, 0) << err;
+  EXPECT_NE(err.find("schema downgraded from version 5 to 4"), std::string::npos) << err;
+  auto [refused, why] = downgrade("3", "downgrade-3");
+  EXPECT_EQ(refused, 3) << why;
+  EXPECT_NE(why.find("version 4 cannot be taken back to 3 without losing data"), std::string::npos)
+      << why;
+
+  CreatePod("rb-during", "node-2");  // The serving aggregator still commits.
+  ExpectConverged();
+  ASSERT_EQ(StopAggregator(), 0);
+  const uint64_t from = testing::FileSize(dir_ + "/aggregator.err");
+  StartAggregator();
+  ExpectConverged();
+  std::string restarted;
+  for (const auto& l : testing::ReadLines(dir_ + "/aggregator.err")) restarted += l + "\n";
+  EXPECT_NE(restarted.find("schema migrated from version 4 to 5", from), std::string::npos)
+      << restarted.substr(from);
+  json history = Get("/v1/history?namespace=default&name=rb-gone&event=CREATED,DELETED");
+  std::vector<std::string> events;
+  for (const auto& e : history["events"]) events.push_back(e["event"].get<std::string>());
+  EXPECT_EQ(events, (std::vector<std::string>{"CREATED", "DELETED"}));
+  ExpectNoDuplicates();
+}
+
 TEST_F(AggregatorE2E, WipedAggregatorRecoversEverythingWithin15s) {
   ExpectConverged();
   CreatePod("w-gone", "node-1");
