@@ -76,7 +76,7 @@ test: build
 SANITIZE_UNIT_TESTS := common_test common_kube_test agent_test pusher_test aggregator_test \
   cm_test kubesim_unit_test
 FUZZ_CONFIGURE := cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_COMPILER=clang++ -DASHIATO_FUZZ=ON -DASHIATO_WERROR=OFF
+  -DCMAKE_CXX_COMPILER=clang++ -DASHIATO_FUZZ=ON -DASHIATO_WERROR=OFF -DASHIATO_BENCH=OFF
 test-sanitize: fuzz-deps
 	$(FUZZ_CONFIGURE)
 	cmake --build build-fuzz -j $(JOBS) --target $(SANITIZE_UNIT_TESTS) fuzz_targets
