@@ -86,7 +86,6 @@ class TempDir {
   std::string dir_;
 };
 
-// A store in a fresh temporary directory, removed at the end.
 // Opens a placement of pod `name` (uid "uid-<name>") on n1; `to` > 0 closes it too.
 inline IntervalOp Placement(const std::string& name, UnixMicros from, UnixMicros to = 0) {
   IntervalOp op;
@@ -100,6 +99,7 @@ inline IntervalOp Placement(const std::string& name, UnixMicros from, UnixMicros
   return op;
 }
 
+// A store in a fresh temporary directory, removed at the end.
 class TempStore {
  public:
   explicit TempStore(StoreOptions options = {}) : options_(std::move(options)) {

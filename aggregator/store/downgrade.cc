@@ -13,13 +13,9 @@ namespace ashiato {
 namespace {
 
 Status DowngradeOpenFile(sqlite3* db, const std::string& path, int to_version) {
-  int version = 0;
-  {
-    Stmt q(db, "PRAGMA user_version");
-    int rc = q.Step();
-    if (rc != SQLITE_ROW) return SqliteStatus(db, rc, "store: read schema version of " + path);
-    version = static_cast<int>(q.Int(0));
-  }
+  auto read = SchemaVersion(db, path);
+  if (!read.ok()) return read.status();
+  const int version = *read;
   if (version == to_version) {
     spdlog::info("store {}: already at schema version {}", path, version);
     return Status::Ok();

@@ -103,4 +103,12 @@ inline Status Exec(sqlite3* db, const char* sql) {
   return SqliteStatus(db, rc, sql);
 }
 
+// The schema version the file at `path` (open as `db`) was written with.
+inline Result<int> SchemaVersion(sqlite3* db, const std::string& path) {
+  Stmt q(db, "PRAGMA user_version");
+  int rc = q.Step();
+  if (rc != SQLITE_ROW) return SqliteStatus(db, rc, "store: read schema version of " + path);
+  return static_cast<int>(q.Int(0));
+}
+
 }  // namespace ashiato

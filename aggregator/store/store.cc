@@ -245,13 +245,9 @@ Status Store::OpenLocked() {
 }
 
 Status Store::Migrate(sqlite3* db) {
-  int version = 0;
-  {
-    Stmt q(db, "PRAGMA user_version");
-    int rc = q.Step();
-    if (rc != SQLITE_ROW) return SqliteStatus(db, rc, "store: read schema version of " + path_);
-    version = static_cast<int>(q.Int(0));
-  }
+  auto read = SchemaVersion(db, path_);
+  if (!read.ok()) return read.status();
+  const int version = *read;
   if (version > kStoreSchemaVersion) {
     return FailedPrecondition("store " + path_ + " was written with schema version " +
                               std::to_string(version) + ", newer than this aggregator's " +

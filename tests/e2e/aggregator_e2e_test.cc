@@ -392,14 +392,17 @@ TEST_F(AggregatorE2E, StoreTakenBackForARollbackKeepsServingAndHistory) {
   ExpectConverged();
   DeletePod("rb-gone");
   ExpectConverged();
+  auto text = [](const std::string& path) {
+    std::string all;
+    for (const auto& l : testing::ReadLines(path)) all += l + "\n";
+    return all;
+  };
   auto downgrade = [&](const std::string& version, const std::string& log) {
     auto p = Subprocess::Start({Bin("ASHIATO_AGGREGATOR_BIN", AGGREGATOR_BIN), "--data-dir",
                                 dir_ + "/data", "--store-downgrade-to", version},
                                dir_ + "/" + log + ".out", dir_ + "/" + log + ".err");
     int st = p ? p->Wait(30000ms) : -1;
-    std::string err;
-    for (const auto& l : testing::ReadLines(dir_ + "/" + log + ".err")) err += l + "\n";
-    return std::make_pair(WIFEXITED(st) ? WEXITSTATUS(st) : -1, err);
+    return std::make_pair(WIFEXITED(st) ? WEXITSTATUS(st) : -1, text(dir_ + "/" + log + ".err"));
   };
   auto [code, err] = downgrade("4", "downgrade-4");
   EXPECT_EQ(code, 0) << err;
@@ -415,8 +418,7 @@ TEST_F(AggregatorE2E, StoreTakenBackForARollbackKeepsServingAndHistory) {
   const uint64_t from = testing::FileSize(dir_ + "/aggregator.err");
   StartAggregator();
   ExpectConverged();
-  std::string restarted;
-  for (const auto& l : testing::ReadLines(dir_ + "/aggregator.err")) restarted += l + "\n";
+  std::string restarted = text(dir_ + "/aggregator.err");
   EXPECT_NE(restarted.find("schema migrated from version 4 to 5", from), std::string::npos)
       << restarted.substr(from);
   json history = Get("/v1/history?namespace=default&name=rb-gone&event=CREATED,DELETED");
